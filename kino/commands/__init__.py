@@ -1,0 +1,5 @@
+"""Command groups of the `kino` CLI; each module has `register(app)`. Heavy imports stay inside commands."""
+
+from kino.commands import world
+
+COMMAND_MODULES = [world]
