@@ -150,7 +150,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             else:
                 duration = 0.0
             n = int(s.frames) if s.frames else round(duration * fps)
-            return VideoInfo(s.codec_context.width, s.codec_context.height, fps, n, duration, s.codec_context.name)
+            return VideoInfo(
+                s.codec_context.width, s.codec_context.height, fps, n, duration, s.codec_context.name
+            )
     except MediaError:
         raise
     except Exception as e:  # PyAV raises many types (InvalidDataError, OSError, ...)
@@ -243,7 +245,7 @@ def _frames_meta(p: Path) -> float:
         try:
             return _check_fps(json.loads(meta.read_text())["fps"])
         except (ValueError, KeyError, TypeError):
-            raise MediaError(f"{meta}: broken meta.json (expected {{\"fps\": N}})") from None
+            raise MediaError(f'{meta}: broken meta.json (expected {{"fps": N}})') from None
     return 8.0
 
 
@@ -325,7 +327,9 @@ class VideoWriter:
             self._size = (h, w)
             self._open()
         elif self._size != (h, w):
-            raise InputError(f"frame {self.count} is {w}x{h}, but the video is {self._size[1]}x{self._size[0]}")
+            raise InputError(
+                f"frame {self.count} is {w}x{h}, but the video is {self._size[1]}x{self._size[0]}"
+            )
         if self.fmt is Format.PNG and self.count >= 1:
             raise InputError(f"{self.path.name} is a PNG and holds one frame; use .mp4, .gif or a folder")
         self._write(frame)

@@ -1,5 +1,5 @@
 """Command groups of the `kino` CLI; each module has `register(app)`. Heavy imports stay inside commands."""
 
-from kino.commands import world
+from kino.commands import quickstart, world
 
-COMMAND_MODULES = [world]
+COMMAND_MODULES = [quickstart, world]
