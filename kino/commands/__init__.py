@@ -1,5 +1,5 @@
 """Command groups of the `kino` CLI; each module has `register(app)`. Heavy imports stay inside commands."""
 
-from kino.commands import quickstart, world
+from kino.commands import enhance, quickstart, world
 
-COMMAND_MODULES = [quickstart, world]
+COMMAND_MODULES = [enhance, quickstart, world]

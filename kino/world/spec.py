@@ -104,6 +104,32 @@ PALETTE: dict[Color, tuple[int, int, int]] = {
 # Half-extent of an object as a fraction of min(width, height).
 SIZE_FRACTION: dict[Size, float] = {Size.SMALL: 0.08, Size.MEDIUM: 0.13, Size.LARGE: 0.19}
 
+# Background looks: gradient stops (fraction of the canvas height from the top, RGB) in world
+# coordinates. GRASS has a hard step at HORIZON (sky above, ground below). NIGHT is also where
+# day_to_night ends. Every background also carries faint specks anchored in the world (bright
+# stars on NIGHT) so that camera motion is visible even on a flat color; see kino/world/render.py.
+HORIZON = 0.68  # GRASS: the ground line, as a fraction of the height from the top
+BACKGROUND_STOPS: dict[Background, tuple[tuple[float, tuple[int, int, int]], ...]] = {
+    Background.BLACK: ((0.0, (0, 0, 0)),),
+    Background.WHITE: ((0.0, (255, 255, 255)),),
+    Background.GRAY: ((0.0, (128, 128, 128)),),
+    Background.NAVY: ((0.0, (18, 28, 92)),),
+    Background.SKY: ((0.0, (70, 140, 225)), (1.0, (180, 215, 250))),
+    Background.GRASS: (
+        (0.0, (95, 160, 235)),
+        (HORIZON, (175, 210, 245)),
+        (HORIZON, (70, 150, 60)),
+        (1.0, (40, 105, 35)),
+    ),
+    Background.NIGHT: ((0.0, (6, 8, 28)), (1.0, (22, 26, 60))),
+    Background.SUNSET: ((0.0, (60, 40, 110)), (0.6, (200, 95, 95)), (1.0, (250, 170, 80))),
+}
+
+# The contrast rule: an object color is too close to a background when the CIE76 distance (Lab)
+# between the color and any of the background's stop colors is below MIN_CONTRAST. The sampler
+# never puts such a pair in a scene (for day_to_night scenes it checks the NIGHT look as well).
+MIN_CONTRAST = 60.0
+
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 32, 512, 8
 MAX_FRAMES = 100_000
 MAX_OBJECTS = 3
@@ -278,6 +304,33 @@ def check_size(width: int, height: int) -> None:
                 f"{name} {v} is not valid for the world; use a multiple of {SIDE_STEP} "
                 f"from {MIN_SIDE} to {MAX_SIDE}"
             )
+
+
+def _lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    """sRGB (0-255) to CIE Lab (D65), for the contrast rule."""
+    lin = [((c / 255 + 0.055) / 1.055) ** 2.4 if c / 255 > 0.04045 else c / 255 / 12.92 for c in rgb]
+    r, g, b = lin
+    xyz = (
+        (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047,
+        0.2126 * r + 0.7152 * g + 0.0722 * b,
+        (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883,
+    )
+    f = [v ** (1 / 3) if v > 0.008856 else 7.787 * v + 16 / 116 for v in xyz]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def contrast(color: Color, background: Background) -> float:
+    """The smallest Lab distance between an object color and any stop color of a background."""
+    a = _lab(PALETTE[Color(color)])
+    return min(
+        sum((p - q) ** 2 for p, q in zip(a, _lab(rgb), strict=True)) ** 0.5
+        for _, rgb in BACKGROUND_STOPS[Background(background)]
+    )
+
+
+def is_low_contrast(color: Color, background: Background) -> bool:
+    """True when `color` is too close to `background` to be read reliably (see MIN_CONTRAST)."""
+    return contrast(color, background) < MIN_CONTRAST
 
 
 def _enum(cls, value, what: str):

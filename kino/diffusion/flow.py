@@ -1,0 +1,113 @@
+"""Rectified flow (flow matching on straight paths), as in SD3, Open-Sora 1.2+ and Wan.
+
+Convention: t = 0 is data and t = 1 is noise; x_t = (1 - t) x_0 + t e and the network predicts the
+velocity dx_t/dt = e - x_0. Timesteps are per sample (B,) or per latent frame (B, T): a frame with t = 0
+is a clean condition. No network code here, and no diffusion maths in the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+from torch import Tensor
+
+from kino.errors import InputError
+
+
+class TimestepSampling(StrEnum):
+    """How training draws t."""
+
+    UNIFORM = "uniform"
+    LOGIT_NORMAL = "logit-normal"  # SD3 (Esser et al. 2024): more weight on the middle of the path
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Training-time flow settings; the defaults suit the tiny world model."""
+
+    sampling: TimestepSampling = TimestepSampling.LOGIT_NORMAL
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    base_shift: float = 1.0  # shift at reference_tokens; grows as sqrt(tokens / reference_tokens)
+    reference_tokens: int = 256
+    max_shift: float = 8.0
+    caption_dropout: float = 0.1  # probability of training on the empty prompt (for guidance)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sampling", TimestepSampling(self.sampling))
+        if self.logit_std <= 0:
+            raise InputError(f"logit_std must be positive, got {self.logit_std}")
+        if not 0 < self.base_shift <= self.max_shift:
+            raise InputError(f"need 0 < base_shift <= max_shift, got {self.base_shift} and {self.max_shift}")
+        if self.reference_tokens < 1:
+            raise InputError(f"reference_tokens must be positive, got {self.reference_tokens}")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise InputError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+
+
+@dataclass(frozen=True)
+class PathSample:
+    """A point on the flow path and the velocity the network should predict there."""
+
+    x_t: Tensor  # (B, C, T, H, W)
+    target: Tensor  # (B, C, T, H, W): e - x_0
+    t: Tensor  # (B,) or (B, T), float32
+
+
+def token_shift(num_tokens: int, base_shift: float = 1.0, reference_tokens: int = 256,
+                max_shift: float = 8.0) -> float:
+    """Time shift for a sequence length: more tokens keep more noise for longer (SD3's resolution shift,
+    alpha = sqrt(m / n)); clamped to [1, max_shift]."""
+    return float(min(max(base_shift * math.sqrt(num_tokens / reference_tokens), 1.0), max_shift))
+
+
+def shift_time(t: Tensor, shift: float) -> Tensor:
+    """Warp t in [0, 1] towards noise: s t / (1 + (s - 1) t); shift 1 is the identity, 0 and 1 stay fixed."""
+    return shift * t / (1.0 + (shift - 1.0) * t)
+
+
+def sample_t(shape: tuple[int, ...], config: FlowConfig, shift: float = 1.0,
+             generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
+    """Draw training timesteps (float32) of the given shape, then apply the time shift."""
+    if config.sampling == TimestepSampling.UNIFORM:
+        t = torch.rand(shape, generator=generator, device=device)
+    else:
+        n = torch.randn(shape, generator=generator, device=device)
+        t = torch.sigmoid(config.logit_mean + config.logit_std * n)
+    return shift_time(t, shift)
+
+
+def _expand_t(t: Tensor, x: Tensor) -> Tensor:
+    """t (B,) or (B, T) broadcast against x (B, C, T, H, W)."""
+    if t.dim() == 1:
+        return t[:, None, None, None, None]  # (B, 1, 1, 1, 1)
+    if t.dim() == 2 and t.shape == (x.shape[0], x.shape[2]):
+        return t[:, None, :, None, None]  # (B, 1, T, 1, 1)
+    raise InputError(f"t must be (B,) or (B, T) for x {tuple(x.shape)}, got {tuple(t.shape)}")
+
+
+def flow_path(x0: Tensor, noise: Tensor, t: Tensor) -> PathSample:
+    """The straight path: x_t = (1 - t) x_0 + t e, target e - x_0 (computed in float32)."""
+    if x0.shape != noise.shape:
+        raise InputError(f"x0 {tuple(x0.shape)} and noise {tuple(noise.shape)} differ in shape")
+    x0f, ef, tf = x0.float(), noise.float(), t.float()
+    te = _expand_t(tf, x0f)
+    return PathSample(x_t=(1 - te) * x0f + te * ef, target=ef - x0f, t=tf)
+
+
+def flow_loss(pred: Tensor, path: PathSample, frame_weight: Tensor | None = None) -> Tensor:
+    """Mean squared velocity error; frame_weight (B, T) can exclude clean condition frames (weight 0)."""
+    err = (pred.float() - path.target) ** 2  # (B, C, T, H, W)
+    if frame_weight is None:
+        return err.mean()
+    w = frame_weight.float()[:, None, :, None, None].expand_as(err)  # (B, C, T, H, W)
+    return (err * w).sum() / w.sum().clamp_min(1.0)
+
+
+def drop_captions(captions: list[str], p: float, generator: torch.Generator | None = None) -> list[str]:
+    """Replace each caption by the empty prompt with probability p (classifier-free guidance training)."""
+    keep = torch.rand(len(captions), generator=generator) >= p
+    return [c if k else "" for c, k in zip(captions, keep.tolist())]

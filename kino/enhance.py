@@ -1,0 +1,309 @@
+"""Prompt enhancement: turn a short user prompt into the detailed caption the model trained on.
+
+Sora, like DALL-E 3, trains on highly descriptive captions and has a language model expand a
+user's short prompt into one at generation time. kino ships two enhancers:
+
+- `WorldExpander` (default, offline): parses the prompt with the world's parser, keeps every
+  attribute the user asked for, fills what they left open from the world's priors (seeded), and
+  writes the detailed caption in the training captioner's style. Words it does not know are
+  kept, in a closing sentence, never dropped.
+- `ChatEnhancer`: any OpenAI-compatible chat completions endpoint (base URL, model, key and
+  timeout from the config or KINO_ENHANCE_* variables), with a retry and a timeout; on any
+  failure it falls back to the world expander and says so in a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from kino.errors import InputError
+
+
+class EnhanceBackend(StrEnum):
+    WORLD = "world"
+    OPENAI = "openai"
+
+
+@dataclass(frozen=True)
+class EnhancerConfig:
+    """Which enhancer to use and how to reach an LLM. `from_env` reads KINO_ENHANCE_*."""
+
+    backend: EnhanceBackend = EnhanceBackend.WORLD
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "gpt-4o-mini"
+    api_key: str | None = None
+    timeout: float = 20.0  # seconds per request
+    retries: int = 1  # extra attempts after the first
+    temperature: float = 0.2
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "backend", EnhanceBackend(self.backend))
+        except ValueError:
+            valid = ", ".join(b.value for b in EnhanceBackend)
+            raise InputError(f"unknown enhancer backend {self.backend!r}; valid: {valid}") from None
+        if self.timeout <= 0:
+            raise InputError(f"enhancer timeout {self.timeout} must be positive")
+        if self.retries < 0:
+            raise InputError(f"enhancer retries {self.retries} must be 0 or more")
+
+    @classmethod
+    def from_env(cls, **overrides) -> EnhancerConfig:
+        env = os.environ
+        values = {
+            "backend": env.get("KINO_ENHANCE_BACKEND", EnhanceBackend.WORLD.value),
+            "base_url": env.get("KINO_ENHANCE_BASE_URL", cls.base_url),
+            "model": env.get("KINO_ENHANCE_MODEL", cls.model),
+            "api_key": env.get("KINO_ENHANCE_API_KEY") or env.get("OPENAI_API_KEY"),
+            "timeout": float(env.get("KINO_ENHANCE_TIMEOUT", cls.timeout)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Enhanced:
+    """An enhanced prompt and how it was made."""
+
+    prompt: str  # what the user typed
+    text: str  # the detailed caption to generate from
+    backend: EnhanceBackend
+    seed: int
+    fell_back: bool = False  # True when the LLM failed and the world expander answered
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt": self.prompt,
+            "enhanced_prompt": self.text,
+            "backend": self.backend.value,
+            "seed": self.seed,
+            "fell_back": self.fell_back,
+        }
+
+
+class Enhancer(Protocol):
+    def enhance(self, prompt: str, seed: int = 0) -> Enhanced: ...
+
+
+# ----------------------------------------------------------------------------- world expander
+
+_STOPWORDS = frozenset(
+    "a an the and or of in on at to with from into onto over under by for is are be being its it "
+    "that this these those as while then there their his her very some one two three 1 2 3 ,".split()
+)
+
+
+class WorldExpander:
+    """The offline, world-aware expander (deterministic per prompt and seed)."""
+
+    def __init__(self, width: int = 64, height: int = 64, fps: float = 8.0, num_frames: int = 17) -> None:
+        self.canvas = (width, height, fps, num_frames)
+
+    def enhance(self, prompt: str, seed: int = 0) -> Enhanced:
+        from kino.world.caption import CaptionLevel, caption
+        from kino.world.parse import parse_prompt
+
+        prompt = _check_prompt(prompt)
+        asked = parse_prompt(prompt)
+        spec = complete_spec(asked, np.random.default_rng(_seed_of(prompt, seed)), *self.canvas)
+        text = caption(spec, CaptionLevel.DETAILED, seed=seed)
+        unknown = unknown_words(prompt)
+        if unknown:
+            # Keep what the world cannot draw in the user's own words, in one closing sentence.
+            text = f"{text.rstrip()} The scene is described as: {prompt.strip().rstrip('.')}."
+        return Enhanced(prompt, text, EnhanceBackend.WORLD, seed)
+
+
+def complete_spec(asked, rng: np.random.Generator, width: int, height: int, fps: float, num_frames: int):
+    """A full SceneSpec that has everything `asked` (a PromptSpec) and priors for the rest."""
+    from kino.world.sampler import Split, sample_spec
+    from kino.world.spec import ObjectSpec
+
+    n_asked = max(len(asked.objects), asked.count or 0)
+    for _ in range(200):
+        spec = sample_spec(rng, Split.TRAIN, width=width, height=height, fps=fps, num_frames=num_frames)
+        if n_asked and len(spec.objects) < n_asked:
+            continue
+        break
+    objects = list(spec.objects)
+    if n_asked:
+        objects = objects[:n_asked]
+        while len(objects) < n_asked:
+            objects.append(objects[-1])
+    for i, q in enumerate(asked.objects[: len(objects)]):
+        o = objects[i]
+        objects[i] = ObjectSpec(
+            shape=q.shape or o.shape,
+            color=q.color or o.color,
+            size=q.size or o.size,
+            motion=q.motion or o.motion,
+            x=o.x,
+            y=o.y,
+            speed=o.speed,
+            depth=o.depth,
+        )
+    events = tuple(e for e in spec.events if e.subject < len(objects) and (e.other or 0) < len(objects))
+    out = replace(
+        spec,
+        objects=tuple(objects),
+        background=asked.background or spec.background,
+        camera=asked.camera or spec.camera,
+        events=events,
+    )
+    return _with_events(out, asked.events)
+
+
+def _with_events(spec, kinds):
+    from kino.world.spec import Event, EventKind
+
+    have = {e.kind for e in spec.events}
+    events = list(spec.events)
+    for kind in kinds:
+        if kind in have:
+            continue
+        two = len(spec.objects) >= 2
+        if kind in (EventKind.COLLIDE, EventKind.OCCLUDE) and not two:
+            spec = replace(spec, objects=spec.objects + (spec.objects[0],))
+        other = 1 if kind in (EventKind.COLLIDE, EventKind.OCCLUDE) else None
+        events.append(Event(kind, subject=0, other=other))
+    return replace(spec, events=tuple(events))
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """Words of `prompt` that the world's vocabulary does not cover (stopwords aside)."""
+    from kino.world.parse import known_words
+
+    vocab = known_words()
+    words = re.findall(r"[a-zA-Z']+", prompt.lower())
+    return [w for w in words if w not in vocab and w not in _STOPWORDS]
+
+
+# ----------------------------------------------------------------------------- LLM backend
+
+SYSTEM_PROMPT = (
+    "You rewrite short prompts for a text-to-video model into one detailed descriptive paragraph, "
+    "in the style of the examples. Keep every object, color, shape, size, motion, camera move, "
+    "background and event the user asked for; add concrete details for what they left open; never "
+    "contradict them. Answer with the paragraph only."
+)
+
+
+class ChatEnhancer:
+    """An OpenAI-compatible chat completions endpoint, falling back to the world expander."""
+
+    def __init__(self, config: EnhancerConfig, fallback: Enhancer | None = None) -> None:
+        self.config = config
+        self.fallback = fallback or WorldExpander()
+
+    def messages(self, prompt: str) -> list[dict]:
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
+        for short, detailed in style_examples():
+            msgs += [{"role": "user", "content": short}, {"role": "assistant", "content": detailed}]
+        return msgs + [{"role": "user", "content": prompt}]
+
+    def enhance(self, prompt: str, seed: int = 0) -> Enhanced:
+        prompt = _check_prompt(prompt)
+        errors = []
+        for attempt in range(self.config.retries + 1):
+            try:
+                text = self._ask(prompt, seed)
+                return Enhanced(prompt, text, EnhanceBackend.OPENAI, seed)
+            except _ChatFailure as e:
+                errors.append(str(e))
+                if attempt < self.config.retries:
+                    time.sleep(min(2.0, 0.25 * 2**attempt))
+        note = f"prompt enhancer at {self.config.base_url} failed ({errors[-1]}); used the offline expander"
+        warnings.warn(note, stacklevel=2)
+        out = self.fallback.enhance(prompt, seed)
+        return replace(out, fell_back=True, notes=(note,))
+
+    def _ask(self, prompt: str, seed: int) -> str:
+        body = {
+            "model": self.config.model,
+            "messages": self.messages(prompt),
+            "temperature": self.config.temperature,
+            "seed": seed,
+        }
+        req = urllib.request.Request(
+            self.config.base_url.rstrip("/") + "/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}),
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.config.timeout) as resp:
+                payload = json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as e:
+            raise _ChatFailure(f"HTTP {e.code}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            raise _ChatFailure(f"unreachable: {getattr(e, 'reason', e)}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _ChatFailure("the reply is not JSON") from None
+        try:
+            text = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise _ChatFailure("the reply has no choices[0].message.content") from None
+        if not isinstance(text, str) or not text.strip():
+            raise _ChatFailure("the reply is empty")
+        return " ".join(text.split())
+
+
+class _ChatFailure(Exception):
+    pass
+
+
+def style_examples(n: int = 3) -> list[tuple[str, str]]:
+    """(short, detailed) caption pairs from the world captioner: the style the model trained on."""
+    from kino.world.caption import CaptionLevel, caption
+    from kino.world.sampler import Split, sample_spec
+
+    rng = np.random.default_rng(1234)
+    pairs = []
+    for i in range(n):
+        spec = sample_spec(rng, Split.TRAIN)
+        pairs.append(
+            (caption(spec, CaptionLevel.SHORT, seed=i), caption(spec, CaptionLevel.DETAILED, seed=i))
+        )
+    return pairs
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def make_enhancer(config: EnhancerConfig | None = None) -> Enhancer:
+    """The enhancer a config asks for (the offline world expander by default)."""
+    config = config or EnhancerConfig.from_env()
+    if config.backend is EnhanceBackend.OPENAI:
+        return ChatEnhancer(config)
+    return WorldExpander()
+
+
+def enhance(prompt: str, seed: int = 0, config: EnhancerConfig | None = None) -> Enhanced:
+    """Enhance one prompt with the configured enhancer."""
+    return make_enhancer(config).enhance(prompt, seed)
+
+
+def _check_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("the prompt is empty; describe the video, e.g. 'a red ball bouncing'")
+    return prompt
+
+
+def _seed_of(prompt: str, seed: int) -> int:
+    # The same prompt and seed always give the same caption; different prompts draw differently.
+    import zlib
+
+    return (zlib.crc32(prompt.strip().lower().encode()) ^ (seed * 0x9E3779B1)) & 0xFFFFFFFF

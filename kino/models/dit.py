@@ -1,0 +1,506 @@
+"""The diffusion transformer over spacetime patches of the video latent.
+
+Letters: B batch, C latent channels, T/H/W latent frames/height/width, N tokens, D model width,
+L text tokens, G groups of tokens sharing one noise level, nh heads, hd head width.
+
+Reads top to bottom as in DiT (facebookresearch): the patchifier, the embedders, the block, the final
+layer, the model, then the presets. The block follows Wan 2.1 (Alibaba): a shared time MLP whose output
+each block offsets with its own learned table (adaLN, zero-initialised as in DiT), full 3D
+self-attention with QK RMSNorm and 3D rotary positions, cross-attention to the text tokens, a GELU MLP.
+
+Every latent frame carries its own timestep: t is (B,) or (B, T), and the adaLN modulation is applied per
+group of tokens that share a frame, so conditioning frames can be clean (t = 0) while the rest are noised.
+A list of latents of different sizes runs as one packed sequence with block-diagonal attention
+(NaViT's "patch n' pack"); a plain batch runs through SDPA without a mask.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from kino.errors import InputError, ModelError
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Dimensions of the DiT; the defaults are the tiny CPU model (`world-tiny`)."""
+
+    in_channels: int = 16
+    out_channels: int = 16
+    patch_size: tuple[int, int, int] = (1, 2, 2)  # (t, h, w) in latent units
+    dim: int = 192
+    depth: int = 8
+    num_heads: int = 4
+    ffn_dim: int = 768
+    text_dim: int = 384  # width of the text encoder's hidden states (MiniLM: 384)
+    freq_dim: int = 256  # sinusoidal timestep features
+    rope_theta: float = 10000.0
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
+        if len(self.patch_size) != 3 or min(self.patch_size) < 1:
+            raise InputError(f"patch_size must be three positive ints (t, h, w), got {self.patch_size}")
+        for name in ("in_channels", "out_channels", "dim", "depth", "num_heads", "ffn_dim", "text_dim"):
+            if getattr(self, name) < 1:
+                raise InputError(f"DiTConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.dim % self.num_heads:
+            raise InputError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if self.head_dim % 2 or self.head_dim < 6:
+            raise InputError(f"head width {self.head_dim} must be even and >= 6 for 3D rotary positions")
+        if self.freq_dim % 2:
+            raise InputError(f"freq_dim must be even, got {self.freq_dim}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def patch_volume(self) -> int:
+        return self.patch_size[0] * self.patch_size[1] * self.patch_size[2]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiTConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ModelError(f"unknown DiT config fields {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Patchifier: tokens and their (t, h, w) coordinates together (as LTX-Video's patchifier)
+
+
+@dataclass(frozen=True)
+class Patches:
+    """A latent cut into spacetime patches."""
+
+    tokens: Tensor  # (B, N, C*pt*ph*pw)
+    coords: Tensor  # (N, 3) long: the patch's (t, h, w) index on the patch grid
+    grid: tuple[int, int, int]  # (T/pt, H/ph, W/pw)
+
+
+def patchify(x: Tensor, patch: tuple[int, int, int]) -> Patches:
+    """Cut a latent (B, C, T, H, W) into tokens; T, H, W must be multiples of the patch."""
+    pt, ph, pw = patch
+    _, _, t, h, w = x.shape
+    if t % pt or h % ph or w % pw:
+        raise InputError(f"latent {t}x{h}x{w} (T x H x W) is not a multiple of the patch {pt}x{ph}x{pw}")
+    grid = (t // pt, h // ph, w // pw)
+    tokens = rearrange(x, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
+    return Patches(tokens, grid_coords(grid, x.device), grid)
+
+
+def unpatchify(tokens: Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int]) -> Tensor:
+    """Inverse of patchify: tokens (B, N, C*pt*ph*pw) -> latent (B, C, T, H, W)."""
+    pt, ph, pw = patch
+    t, h, w = grid
+    return rearrange(  # (B, C, T, H, W)
+        tokens, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)", t=t, h=h, w=w, pt=pt, ph=ph, pw=pw
+    )
+
+
+def grid_coords(grid: tuple[int, int, int], device: torch.device | str = "cpu") -> Tensor:
+    """The (t, h, w) index of every token of a patch grid, in token order: (N, 3) long."""
+    axes = [torch.arange(n, device=device) for n in grid]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)  # (N, 3)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Embedders
+
+
+class RotaryEmbedding3D(nn.Module):
+    """3D RoPE: the head width is split over (t, h, w) as in Wan (t gets the remainder, h and w 1/3 each).
+
+    Tables are cached per patch grid, device and dtype, so a sampling loop computes them once.
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0) -> None:
+        super().__init__()
+        hw = 2 * (head_dim // 6)
+        self.split = (head_dim - 2 * hw, hw, hw)  # widths for t, h, w; each even
+        self.theta = theta
+        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def _inv_freq(self, width: int, device) -> Tensor:
+        return 1.0 / self.theta ** (torch.arange(0, width, 2, device=device, dtype=torch.float64) / width)
+
+    def from_coords(self, coords: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and sin tables (N, hd/2) for tokens at coords (N, 3)."""
+        angles = torch.cat(  # (N, hd/2)
+            [coords[:, i, None].double() * self._inv_freq(w, coords.device) for i, w in enumerate(self.split)],
+            dim=-1,
+        )
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def for_grid(self, grid: tuple[int, int, int], device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        key = (grid, str(device), dtype)
+        if key not in self._cache:
+            if len(self._cache) >= 64:  # bounded: training over many sizes must not grow it forever
+                self._cache.clear()
+            self._cache[key] = self.from_coords(grid_coords(grid, device), dtype)
+        return self._cache[key]
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (x_i, x_{i+hd/2}) of x (B, nh, N, hd) by the angles of cos/sin (N, hd/2)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def timestep_features(t: Tensor, dim: int, scale: float = 1000.0) -> Tensor:
+    """Sinusoidal features of t in [0, 1] (scaled to [0, 1000] as in DDPM/DiT): (...,) -> (..., dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[..., None] * scale * freqs  # (..., dim/2)
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+class TimeEmbedding(nn.Module):
+    """t -> temb (..., D) and the shared adaLN parameters (..., 6, D) (Wan's shared time MLP)."""
+
+    def __init__(self, freq_dim: int, dim: int) -> None:
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.proj = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        temb = self.mlp(timestep_features(t, self.freq_dim).to(self.mlp[0].weight.dtype))  # (..., D)
+        mod = rearrange(self.proj(temb), "... (six d) -> ... six d", six=6)  # (..., 6, D)
+        return temb, mod
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """x * (1 + scale) + shift per group: x (B, N, D), shift/scale (B, G, D) with N a multiple of G."""
+    g = shift.shape[1]
+    xg = rearrange(x, "b (g n) d -> b g n d", g=g)  # (B, G, N/G, D)
+    out = torch.addcmul(shift[:, :, None], xg, 1 + scale[:, :, None])
+    return rearrange(out, "b g n d -> b (g n) d")  # (B, N, D)
+
+
+def gated(x: Tensor, gate: Tensor, y: Tensor) -> Tensor:
+    """x + gate * y per group: x, y (B, N, D), gate (B, G, D)."""
+    g = gate.shape[1]
+    xg = rearrange(x, "b (g n) d -> b g n d", g=g)  # (B, G, N/G, D)
+    yg = rearrange(y, "b (g n) d -> b g n d", g=g)  # (B, G, N/G, D)
+    return rearrange(torch.addcmul(xg, gate[:, :, None], yg), "b g n d -> b (g n) d")  # (B, N, D)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The block
+
+
+class SelfAttention(nn.Module):
+    """Full 3D self-attention: fused QKV, QK RMSNorm across heads (as Wan), RoPE, SDPA."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.norm_q = nn.RMSNorm(dim, eps=eps)
+        self.norm_k = nn.RMSNorm(dim, eps=eps)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # each (B, N, D)
+        q = rearrange(self.norm_q(q), "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
+        k = rearrange(self.norm_k(k), "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
+        v = rearrange(v, "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
+        q, k = apply_rope(q, *rope).to(v.dtype), apply_rope(k, *rope).to(v.dtype)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, N, hd)
+        return self.out(rearrange(y, "b h n d -> b n (h d)"))  # (B, N, D)
+
+
+class CrossAttention(nn.Module):
+    """Attention from video tokens to text tokens, with QK RMSNorm."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.norm_q = nn.RMSNorm(dim, eps=eps)
+        self.norm_k = nn.RMSNorm(dim, eps=eps)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, ctx: Tensor, mask: Tensor | None) -> Tensor:
+        k, v = self.kv(ctx).chunk(2, dim=-1)  # each (B, L, D)
+        q = rearrange(self.norm_q(self.q(x)), "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
+        k = rearrange(self.norm_k(k), "b l (h d) -> b h l d", h=self.num_heads)  # (B, nh, L, hd)
+        v = rearrange(v, "b l (h d) -> b h l d", h=self.num_heads)  # (B, nh, L, hd)
+        y = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, attn_mask=mask)  # (B, nh, N, hd)
+        return self.out(rearrange(y, "b h n d -> b n (h d)"))  # (B, N, D)
+
+
+class DiTBlock(nn.Module):
+    """adaLN-modulated self-attention, cross-attention, MLP; the modulation is per token group."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        dim, eps = config.dim, config.eps
+        self.norm1 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
+        self.attn = SelfAttention(dim, config.num_heads, eps)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)  # cross-attention is not modulated (as Wan)
+        self.cross = CrossAttention(dim, config.num_heads, eps)
+        self.norm3 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, config.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(config.ffn_dim, dim)
+        )
+        self.mod_table = nn.Parameter(torch.zeros(6, dim))  # this block's offset to the shared modulation
+
+    def forward(self, x: Tensor, mod: Tensor, rope, ctx: Tensor, self_mask, cross_mask) -> Tensor:
+        # x (B, N, D); mod (B, G, 6, D); ctx (B, L, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.mod_table).unbind(2)  # each (B, G, D)
+        x = gated(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, self_mask))
+        x = x + self.cross(self.norm2(x), ctx, cross_mask)
+        return gated(x, gate2, self.mlp(modulate(self.norm3(x), shift2, scale2)))
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated norm and a linear map back to patch values (zero-initialised)."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(config.dim, eps=config.eps, elementwise_affine=False)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(config.dim, 2 * config.dim))
+        self.proj = nn.Linear(config.dim, config.out_channels * config.patch_volume)
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        shift, scale = self.ada(temb).chunk(2, dim=-1)  # each (B, G, D)
+        return self.proj(modulate(self.norm(x), shift, scale))  # (B, N, C*pt*ph*pw)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model
+
+
+class DiT(nn.Module):
+    """forward(x, t, text, text_mask=None) -> velocity, the same shape as x.
+
+    x: latent (B, C, T, H, W), or a list of latents (C, T_i, H_i, W_i) of any sizes, packed into one
+    sequence. t: (B,) or per-frame (B, T) in [0, 1] (a list of () or (T_i,) tensors when x is a list).
+    text: (B, L, text_dim) hidden states; text_mask: (B, L) bool, True for real tokens.
+    """
+
+    def __init__(self, config: DiTConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or DiTConfig()
+        self.patch_embed = nn.Linear(config.in_channels * config.patch_volume, config.dim)
+        self.text_embed = nn.Sequential(
+            nn.Linear(config.text_dim, config.dim), nn.GELU(approximate="tanh"), nn.Linear(config.dim, config.dim)
+        )
+        self.time = TimeEmbedding(config.freq_dim, config.dim)
+        self.rope = RotaryEmbedding3D(config.head_dim, config.rope_theta)
+        self.blocks = nn.ModuleList([DiTBlock(config) for _ in range(config.depth)])
+        self.final = FinalLayer(config)
+        self.gradient_checkpointing = False
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier linears; zero adaLN and output layers so every block starts as the identity (DiT)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.time.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.time.mlp[2].weight, std=0.02)
+        for lin in (self.time.proj[1], self.final.ada[1], self.final.proj):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        for block in self.blocks:
+            nn.init.zeros_(block.mod_table)
+
+    # -- inputs to token sequences ------------------------------------------------------------------
+
+    def _frame_t(self, t: Tensor, batch: int, frames: int) -> Tensor:
+        """Timesteps per patch-frame: (B,) -> (B, 1); (B, T) -> (B, T/pt) (mean over a patch's frames)."""
+        pt = self.config.patch_size[0]
+        if t.dim() == 0:
+            t = t.expand(batch)
+        if t.dim() == 1:
+            if t.shape[0] != batch:
+                raise InputError(f"t has {t.shape[0]} entries for a batch of {batch}")
+            return t[:, None]  # (B, 1)
+        if t.shape != (batch, frames):
+            raise InputError(f"per-frame t must be ({batch}, {frames}), got {tuple(t.shape)}")
+        return t.reshape(batch, frames // pt, pt).mean(-1)  # (B, T/pt)
+
+    def _text(self, text: Tensor, text_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if text.dim() != 3 or text.shape[-1] != self.config.text_dim:
+            raise InputError(f"text must be (B, L, {self.config.text_dim}), got {tuple(text.shape)}")
+        ctx = self.text_embed(text.to(self.patch_embed.weight.dtype))  # (B, L, D)
+        if text_mask is None or bool(text_mask.all()):
+            return ctx, None
+        return ctx, text_mask[:, None, None, :].bool()  # (B, 1, 1, L)
+
+    def forward(self, x: Tensor | list[Tensor], t: Tensor | list[Tensor], text: Tensor,
+                text_mask: Tensor | None = None) -> Tensor | list[Tensor]:
+        if isinstance(x, (list, tuple)):
+            return self._forward_packed(list(x), list(t), text, text_mask)
+        if x.dim() != 5 or x.shape[1] != self.config.in_channels:
+            raise InputError(f"x must be (B, {self.config.in_channels}, T, H, W), got {tuple(x.shape)}")
+        b = x.shape[0]
+        patches = patchify(x, self.config.patch_size)
+        temb, mod = self.time(self._frame_t(torch.as_tensor(t, device=x.device), b, x.shape[2]))  # (B, G, ..)
+        rope = self.rope.for_grid(patches.grid, x.device, torch.float32)
+        ctx, cross_mask = self._text(text, text_mask)
+        h = self.patch_embed(patches.tokens)  # (B, N, D)
+        h = self._blocks(h, mod, rope, ctx, None, cross_mask)
+        out = self.final(h, temb)  # (B, N, C*pt*ph*pw)
+        return unpatchify(out, patches.grid, self.config.patch_size).to(x.dtype)  # (B, C, T, H, W)
+
+    def _forward_packed(self, xs: list[Tensor], ts: list[Tensor], text: Tensor, text_mask: Tensor | None):
+        """Pack clips of any sizes into one sequence; attention is block-diagonal per clip (NaViT)."""
+        if len(xs) != len(ts) or len(xs) != text.shape[0]:
+            raise InputError(f"packing needs one t and one text per clip: {len(xs)} clips, {len(ts)} t, "
+                             f"{text.shape[0]} texts")
+        dev = xs[0].device
+        tokens, cos, sin, tok_t, seq_ids, grids = [], [], [], [], [], []
+        for i, (xi, ti) in enumerate(zip(xs, ts)):
+            p = patchify(xi[None], self.config.patch_size)
+            ft = self._frame_t(torch.as_tensor(ti, device=dev)[None], 1, xi.shape[1])  # (1, Tp) or (1, 1)
+            per_frame = p.grid[1] * p.grid[2]
+            tok_t.append(ft.expand(1, p.grid[0]).repeat_interleave(per_frame, dim=1)[0])  # (N_i,)
+            c, s = self.rope.for_grid(p.grid, dev, torch.float32)
+            tokens.append(p.tokens[0])
+            cos.append(c)
+            sin.append(s)
+            seq_ids.append(torch.full((p.tokens.shape[1],), i, device=dev))
+            grids.append(p.grid)
+        seq = torch.cat(seq_ids)  # (N,)
+        temb, mod = self.time(torch.cat(tok_t)[None])  # (1, N, D), (1, N, 6, D): one group per token
+        ctx_all, _ = self._text(text, None)  # (B, L, D)
+        valid = text_mask.bool() if text_mask is not None else torch.ones(text.shape[:2], dtype=torch.bool,
+                                                                           device=dev)
+        ctx = ctx_all[valid][None]  # (1, Ltot, D): only real text tokens
+        text_ids = torch.arange(text.shape[0], device=dev)[:, None].expand_as(valid)[valid]  # (Ltot,)
+        self_mask = (seq[:, None] == seq[None, :])[None, None]  # (1, 1, N, N)
+        cross_mask = (seq[:, None] == text_ids[None, :])[None, None]  # (1, 1, N, Ltot)
+        h = self.patch_embed(torch.cat(tokens)[None])  # (1, N, D)
+        h = self._blocks(h, mod, (torch.cat(cos), torch.cat(sin)), ctx, self_mask, cross_mask)
+        out = self.final(h, temb)[0]  # (N, C*pt*ph*pw)
+        sizes = [g[0] * g[1] * g[2] for g in grids]
+        return [
+            unpatchify(o[None], g, self.config.patch_size)[0].to(xi.dtype)  # (C, T, H, W)
+            for o, g, xi in zip(out.split(sizes), grids, xs)
+        ]
+
+    def _blocks(self, h: Tensor, mod: Tensor, rope, ctx: Tensor, self_mask, cross_mask) -> Tensor:
+        for block in self.blocks:
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                from torch.utils.checkpoint import checkpoint
+
+                h = checkpoint(block, h, mod, rope, ctx, self_mask, cross_mask, use_reentrant=False)
+            else:
+                h = block(h, mod, rope, ctx, self_mask, cross_mask)
+        return h
+
+    # -- switches and files -------------------------------------------------------------------------
+
+    def compile_blocks(self, **kwargs) -> DiT:
+        """Compile each block with torch.compile in place (state-dict keys are unchanged)."""
+        for block in self.blocks:
+            block.compile(**kwargs)
+        return self
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write directory/config.json and directory/model.safetensors, each atomically."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        os.close(fd)
+        save_file(state, tmp)
+        os.replace(tmp, d / "model.safetensors")
+        _write_json(d / "config.json", {"_class_name": "DiT", **self.config.to_dict()})
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> DiT:
+        """Load a DiT saved by save_pretrained; ModelError with one line when the directory is not one."""
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        cfg_path, weights = d / "config.json", d / "model.safetensors"
+        if not cfg_path.is_file() or not weights.is_file():
+            raise ModelError(f"{d} is not a DiT directory: it needs config.json and model.safetensors")
+        try:
+            raw = json.loads(cfg_path.read_text())
+            raw.pop("_class_name", None)
+            model = cls(DiTConfig.from_dict(raw))
+            model.load_state_dict(load_file(weights))
+        except ModelError:
+            raise
+        except Exception as e:  # broken JSON, truncated safetensors, mismatched shapes
+            raise ModelError(f"cannot load the DiT in {d}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return model.to(device=device, dtype=dtype)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def flops_per_token(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
+    """Forward FLOPs per video token (2 per multiply-add): linears plus attention score/value products."""
+    d, f = config.dim, config.ffn_dim
+    linear = 2 * (4 * d * d + 2 * d * d + 2 * d * f)  # self QKV+out, cross Q+out, MLP
+    cross_kv = 2 * 2 * d * d * text_tokens / max(num_tokens, 1)  # text K/V, shared by the clip's tokens
+    attn = 2 * 2 * d * (num_tokens + text_tokens)  # QK^T and AV for self and cross
+    return int(config.depth * (linear + cross_kv + attn) + 2 * d * config.in_channels * config.patch_volume * 2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Presets (DiT repo style). Parameter counts and FLOPs are in docs/dit.md.
+
+
+def dit_world_tiny(**kw) -> DiTConfig:
+    return DiTConfig(**{"dim": 192, "depth": 8, "num_heads": 4, "ffn_dim": 768, **kw})
+
+
+def dit_small(**kw) -> DiTConfig:
+    return DiTConfig(**{"dim": 512, "depth": 12, "num_heads": 8, "ffn_dim": 2048, **kw})
+
+
+def dit_base(**kw) -> DiTConfig:
+    return DiTConfig(**{"dim": 1024, "depth": 24, "num_heads": 16, "ffn_dim": 4096, **kw})
+
+
+def dit_1b(**kw) -> DiTConfig:
+    """Wan-2.1-1.3B-class dimensions."""
+    return DiTConfig(**{"dim": 1536, "depth": 30, "num_heads": 12, "ffn_dim": 8960, **kw})
+
+
+DIT_PRESETS = {"world-tiny": dit_world_tiny, "small": dit_small, "base": dit_base, "1b": dit_1b}
+
+
+def autocast_for(device: torch.device | str):
+    """bf16 autocast on CUDA, nothing (float32) elsewhere."""
+    import contextlib
+
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

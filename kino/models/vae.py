@@ -1,0 +1,306 @@
+"""The video compression network: a causal 3D convolutional VAE (KL-regularized).
+
+Letters: B batch, C pixel channels, Z latent channels, T frames, H height, W width.
+
+A clip (B, 3, 1 + 4k, H, W) in [-1, 1] becomes a latent (B, Z, 1 + k, H/8, W/8) and back (the
+factors are per preset). The network is causal in time (see vae_blocks), so an image is a
+1-frame video and frame 0 is coded on its own: this lets one model train on images and videos
+together, and condition on a still image later. Pixels are first folded 2x2 into channels
+(LTX-Video's patchified VAE input), so the full-resolution work is cheap.
+
+`encode` returns NORMALIZED latents, `(mu - latent_mean) / latent_std`, with per-channel
+statistics measured on the training data and stored as buffers beside the weights; `decode`
+takes them. Long and large clips go through `encode_stream`/`decode_stream` in temporal chunks
+that carry the causal state and in spatial tiles blended over their overlap, so memory does not
+grow with a clip's length, and grows with its size only through one frame's worth of state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from kino.errors import InputError, ModelError
+from kino.models.vae_blocks import Decoder, Encoder, _levels
+
+
+def _pow2(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Shape of the causal VAE. Defaults give the tiny CPU model (`world-tiny`)."""
+
+    in_channels: int = 3
+    latent_channels: int = 16
+    temporal_factor: int = 4
+    spatial_factor: int = 8
+    patch_size: int = 2  # pixels folded into channels before the first conv
+    widths: tuple[int, ...] = (32, 64, 128)  # one per level: patched input, then after each down step
+    encoder_blocks: int = 1  # residual blocks per level
+    decoder_blocks: int = 1
+    first_time_kernel: int = 3  # temporal kernel at the finest level (1: spatial-only there)
+    chunk_frames: int = 16  # pixel frames per streaming chunk (a multiple of temporal_factor)
+    tile_size: int = 256  # spatial tile side in pixels for large frames (a multiple of spatial_factor)
+    tile_overlap: int = 64  # pixels shared by neighbouring tiles, blended linearly
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        for name in ("temporal_factor", "spatial_factor", "patch_size"):
+            if not _pow2(getattr(self, name)):
+                raise InputError(f"VAEConfig.{name}={getattr(self, name)} must be a power of two")
+        if self.spatial_factor % self.patch_size:
+            raise InputError(f"patch_size {self.patch_size} must divide spatial_factor {self.spatial_factor}")
+        if len(self.widths) != self.num_levels + 1 or min(self.widths) < 1:
+            raise InputError(f"widths needs {self.num_levels + 1} positive entries for these factors, "
+                             f"got {self.widths}")
+        if min(self.in_channels, self.latent_channels, self.encoder_blocks + 1, self.decoder_blocks + 1) < 1:
+            raise InputError("in_channels, latent_channels must be >= 1 and block counts >= 0")
+        if self.first_time_kernel not in (1, 3):
+            raise InputError(f"first_time_kernel must be 1 or 3, got {self.first_time_kernel}")
+        if self.chunk_frames < self.temporal_factor or self.chunk_frames % self.temporal_factor:
+            raise InputError(f"chunk_frames {self.chunk_frames} must be a positive multiple of "
+                             f"temporal_factor {self.temporal_factor}")
+        f = self.spatial_factor
+        if self.tile_size % f or self.tile_overlap % f or not 0 <= self.tile_overlap < self.tile_size:
+            raise InputError(f"tile_size {self.tile_size} and tile_overlap {self.tile_overlap} must be "
+                             f"multiples of {f} with overlap < size")
+
+    @property
+    def spatial_downs(self) -> int:
+        return int(math.log2(self.spatial_factor // self.patch_size))
+
+    @property
+    def temporal_downs(self) -> int:
+        return int(math.log2(self.temporal_factor))
+
+    @property
+    def num_levels(self) -> int:
+        return max(self.spatial_downs, self.temporal_downs)
+
+    def latent_frames(self, num_frames: int) -> int:
+        """Latent frames of a clip of `num_frames` = 1 + temporal_factor * k pixel frames."""
+        return 1 + (num_frames - 1) // self.temporal_factor
+
+    def pixel_frames(self, latent_frames: int) -> int:
+        """Pixel frames decoded from `latent_frames` latent frames."""
+        return 1 + (latent_frames - 1) * self.temporal_factor
+
+    @property
+    def compression(self) -> float:
+        """Pixel values per latent value (for a long clip): 3 * t * s * s / Z."""
+        return self.in_channels * self.temporal_factor * self.spatial_factor**2 / self.latent_channels
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def vae_world_tiny(**kw) -> VAEConfig:
+    """The CPU model for kino's world: 4x8x8, 16 channels, ~1M parameters."""
+    return VAEConfig(**{"widths": (32, 64, 128), "encoder_blocks": 1, "decoder_blocks": 1, **kw})
+
+
+def vae_world_small(**kw) -> VAEConfig:
+    """A wider world model for a GPU: 4x8x8, 16 channels."""
+    return VAEConfig(**{"widths": (64, 128, 256), "encoder_blocks": 2, "decoder_blocks": 2, **kw})
+
+
+def vae_real_base(**kw) -> VAEConfig:
+    """Real-footage size, comparable to the open 4x8x8 causal VAEs (Wan 2.1, CogVideoX, Open-Sora)."""
+    return VAEConfig(**{"patch_size": 1, "widths": (128, 256, 512, 512), "encoder_blocks": 2,
+                        "decoder_blocks": 3, **kw})
+
+
+VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-small": vae_world_small, "real-base": vae_real_base}
+
+
+def vae_preset(name: str, **kw) -> VAEConfig:
+    """The config of a preset by name (for the command line)."""
+    if name not in VAE_PRESETS:
+        raise InputError(f"unknown VAE preset {name!r}; choose one of {', '.join(VAE_PRESETS)}")
+    return VAE_PRESETS[name](**kw)
+
+
+def latent_frames(num_frames: int, config: VAEConfig | None = None) -> int:
+    """Latent frames of a `num_frames` clip (default factors: 4x)."""
+    return (config or VAEConfig()).latent_frames(num_frames)
+
+
+def pixel_frames(num_latent: int, config: VAEConfig | None = None) -> int:
+    """Pixel frames decoded from `num_latent` latent frames (default factors: 4x)."""
+    return (config or VAEConfig()).pixel_frames(num_latent)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@dataclass
+class VAEOutput:
+    """What `CausalVAE.forward` returns for training: reconstruction and raw posterior moments."""
+
+    recon: torch.Tensor  # (B, C, T, H, W)
+    mean: torch.Tensor  # (B, Z, T', H', W'), not normalized
+    logvar: torch.Tensor  # (B, Z, T', H', W')
+
+
+class CausalVAE(nn.Module):
+    """Causal 3D convolutional VAE; see the module docstring."""
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or VAEConfig()
+        levels = _levels(c.spatial_downs, c.temporal_downs)
+        pc = c.in_channels * c.patch_size**2
+        self.encoder = Encoder(pc, c.widths, c.encoder_blocks, c.latent_channels, levels, c.first_time_kernel)
+        self.decoder = Decoder(pc, c.widths, c.decoder_blocks, c.latent_channels, levels, c.first_time_kernel)
+        self.register_buffer("latent_mean", torch.zeros(c.latent_channels))
+        self.register_buffer("latent_std", torch.ones(c.latent_channels))
+
+    # -- shapes
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise InputError unless x is (B, C, 1 + t*k, H, W) with H, W multiples of the spatial factor."""
+        c = self.config
+        if x.ndim != 5 or x.shape[1] != c.in_channels:
+            raise InputError(f"a video batch must be (B, {c.in_channels}, T, H, W), got {tuple(x.shape)}")
+        t, h, w = x.shape[2:]
+        if t < 1 or (t - 1) % c.temporal_factor:
+            lo = 1 + max(t - 1, 0) // c.temporal_factor * c.temporal_factor
+            k = c.temporal_factor
+            raise InputError(f"{t} frames is not 1 + {k}k; try {lo} or {lo + k}")
+        f = c.spatial_factor
+        if h % f or w % f or h == 0 or w == 0:
+            sw, sh = max(f, w // f * f), max(f, h // f * f)
+            raise InputError(f"size {w}x{h} is not a multiple of {f}; try {sw}x{sh} or {sw + f}x{sh + f}")
+
+    def _patch(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.patch_size
+        return rearrange(x, "b c t (h ph) (w pw) -> b (c ph pw) t h w", ph=p, pw=p)  # (B, C*p*p, T, H/p, W/p)
+
+    def _unpatch(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.patch_size
+        return rearrange(x, "b (c ph pw) t h w -> b c t (h ph) (w pw)", ph=p, pw=p)  # (B, C, T, H, W)
+
+    def moments(self, x: torch.Tensor, cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw posterior mean and log-variance (B, Z, T', H', W') of pixels x (B, C, T, H, W)."""
+        mean, logvar = self.encoder(self._patch(x), cache).chunk(2, dim=1)  # 2 x (B, Z, T', H', W')
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def decode_raw(self, z: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        """Pixels (B, C, T, H, W) of a raw (not normalized) latent."""
+        return self._unpatch(self.decoder(z, cache))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """Training pass: sample the posterior and decode it."""
+        mean, logvar = self.moments(x)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + (0.5 * logvar).exp() * eps
+        return VAEOutput(self.decode_raw(z), mean, logvar)
+
+    # -- normalized latents
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.latent_mean.view(1, -1, 1, 1, 1)) / self.latent_std.view(1, -1, 1, 1, 1)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.latent_std.view(1, -1, 1, 1, 1) + self.latent_mean.view(1, -1, 1, 1, 1)
+
+    @torch.no_grad()
+    def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store per-channel statistics (Z,) of raw latents measured on the training data."""
+        self.latent_mean.copy_(mean.to(self.latent_mean))
+        self.latent_std.copy_(std.clamp_min(1e-4).to(self.latent_std))
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None,
+               chunked: bool = True) -> torch.Tensor:
+        """Pixels (B, C, 1 + t*k, H, W) in [-1, 1] -> normalized latent (B, Z, 1 + k, H/s, W/s).
+
+        The posterior mean, or a sample of it when `sample`. With `chunked`, runs through the
+        streaming path (temporal chunks, spatial tiles); the result is the same to float error.
+        """
+        self.check_input(x)
+        if chunked:
+            from kino.models.vae_stream import encode_stream
+
+            mean, logvar = (torch.cat(parts, dim=2) for parts in zip(*encode_stream(self, x), strict=True))
+        else:
+            mean, logvar = self.moments(x)
+        if sample:
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            mean = mean + (0.5 * logvar).exp() * eps
+        return self.normalize(mean)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, chunked: bool = True) -> torch.Tensor:
+        """Normalized latent (B, Z, 1 + k, h, w) -> pixels (B, C, 1 + t*k, h*s, w*s), about [-1, 1]."""
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels or z.shape[2] < 1:
+            raise InputError(f"a latent must be (B, {self.config.latent_channels}, T, H, W) with T >= 1, "
+                             f"got {tuple(z.shape)}")
+        if chunked:
+            from kino.models.vae_stream import decode_stream
+
+            return torch.cat(list(decode_stream(self, [z])), dim=2)
+        return self.decode_raw(self.denormalize(z))
+
+    # -- files
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write `directory/config.json` and `directory/model.safetensors` (latent stats included), atomically."""
+        from safetensors.torch import save_file
+
+        from kino.train.checkpoint import state_dict_tensors
+
+        out = Path(directory)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            (tmp / "config.json").write_text(json.dumps({"kind": "vae", **asdict(self.config)}, indent=2))
+            save_file(state_dict_tensors(self), str(tmp / "model.safetensors"))
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> CausalVAE:
+        """Load a VAE written by `save_pretrained` (or a training checkpoint folder)."""
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
+            raise ModelError(f"{d} is not a VAE model folder: it needs config.json and model.safetensors")
+        try:
+            raw = json.loads((d / "config.json").read_text())
+            known = {f.name for f in fields(VAEConfig)}
+            config = VAEConfig(**{k: v for k, v in raw.items() if k in known})
+            model = cls(config)
+            model.load_state_dict(load_file(str(d / "model.safetensors")))
+        except (OSError, ValueError, RuntimeError, TypeError, InputError) as e:
+            why = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            raise ModelError(f"{d}: cannot load the VAE ({why})") from None
+        return model.to(device=device, dtype=dtype).eval()
+
+
+def iter_chunks(x: torch.Tensor, first: int, size: int) -> Iterable[torch.Tensor]:
+    """Cut (B, C, T, ...) along T into the first `first` frames, then pieces of `size`."""
+    if x.shape[2] > 0:
+        yield x[:, :, :first]
+    for s in range(first, x.shape[2], size):
+        yield x[:, :, s:s + size]
+
+
+__all__ = ["CausalVAE", "VAEConfig", "VAEOutput", "VAE_PRESETS", "vae_preset", "latent_frames",
+           "pixel_frames", "vae_world_tiny", "vae_world_small", "vae_real_base", "iter_chunks"]

@@ -1,0 +1,152 @@
+"""Training checkpoints: save, find the latest, load, and resume exactly.
+
+A checkpoint is a folder `run_dir/step-00001000/` holding
+- `model.safetensors`: the model's state dict (buffers included), loadable without torch.load;
+- `config.json`: the model's config (what `from_pretrained`-style loaders rebuild it from);
+- `state.pt`: optimizer, EMA, step, data position, the RNG states of python, numpy and torch,
+  and any extra plain values, so that a resumed run continues exactly where it stopped.
+It is written into a temporary folder beside the target and renamed into place, so a crash
+never leaves a half-written checkpoint that looks finished; only the newest `keep` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kino.errors import ModelError
+
+_STEP_DIR = re.compile(r"^step-(\d{8,})$")
+MODEL_FILE, CONFIG_FILE, STATE_FILE = "model.safetensors", "config.json", "state.pt"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What `load_checkpoint` read back (the model/optimizer/EMA are restored in place)."""
+
+    path: Path
+    step: int
+    data_position: int
+    config: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def state_dict_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict safetensors accepts: CPU, contiguous and without shared storage."""
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()}
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config (or a dict) as a JSON-ready dict; enums become their values."""
+    d = asdict(config) if is_dataclass(config) else dict(config)
+    return json.loads(json.dumps(d, default=str))
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of python's, numpy's and torch's global generators."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    config: Any,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: torch.nn.Module | None = None,
+    data_position: int = 0,
+    extra: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Write `run_dir/step-XXXXXXXX/` atomically, drop all but the newest `keep`; returns its path."""
+    from safetensors.torch import save_file
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    final = run / f"step-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=run))
+    try:
+        save_file(state_dict_tensors(model), str(tmp / MODEL_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config_dict(config), indent=2, sort_keys=True))
+        state = {
+            "step": int(step),
+            "data_position": int(data_position),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "ema": state_dict_tensors(ema) if ema is not None else None,
+            "rng": rng_state(),
+            "extra": dict(extra or {}),
+        }
+        torch.save(state, tmp / STATE_FILE)
+        if final.exists():  # re-saving the same step (e.g. at the end of a run) replaces it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints in `run_dir`, oldest first."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        return []
+    found = [p for p in run.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / STATE_FILE).exists()]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint in `run_dir`, or None."""
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: torch.nn.Module | None = None,
+    restore_rng: bool = True,
+) -> Checkpoint:
+    """Read a checkpoint folder, restoring the given model/optimizer/EMA in place and the RNGs."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    missing = [f for f in (MODEL_FILE, CONFIG_FILE, STATE_FILE) if not (p / f).exists()]
+    if missing:
+        raise ModelError(f"{p} is not a complete checkpoint: missing {', '.join(missing)}")
+    try:
+        config = json.loads((p / CONFIG_FILE).read_text())
+        state = torch.load(p / STATE_FILE, map_location="cpu", weights_only=False)
+        if model is not None:
+            model.load_state_dict(load_file(str(p / MODEL_FILE)))
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        raise ModelError(f"{p}: cannot load the checkpoint ({why})") from None
+    if optimizer is not None and state.get("optimizer") is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if ema is not None and state.get("ema") is not None:
+        ema.load_state_dict(state["ema"])
+    if restore_rng:
+        set_rng_state(state["rng"])
+    extra = dict(state.get("extra", {}))
+    return Checkpoint(p, int(state["step"]), int(state["data_position"]), config, extra)
