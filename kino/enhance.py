@@ -23,6 +23,7 @@ import urllib.request
 import warnings
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -182,12 +183,35 @@ def _with_events(spec, kinds):
 
 
 def unknown_words(prompt: str) -> list[str]:
-    """Words of `prompt` that the world's vocabulary does not cover (stopwords aside)."""
-    from kino.world.parse import known_words
+    """Words of `prompt` that the world does not know (stopwords aside).
 
-    vocab = known_words()
-    words = re.findall(r"[a-zA-Z']+", prompt.lower())
-    return [w for w in words if w not in vocab and w not in _STOPWORDS]
+    A word is known when the captioner uses it or the parser reads something from it alone.
+    """
+    from kino.world.parse import parse_prompt
+    from kino.world.spec import PromptSpec
+
+    vocab = _caption_vocabulary()
+    words = re.findall(r"[a-z']+", prompt.lower())
+    return [
+        w
+        for w in words
+        if w not in vocab and w not in _STOPWORDS and parse_prompt(w) == PromptSpec()
+    ]
+
+
+@lru_cache(maxsize=1)
+def _caption_vocabulary() -> frozenset[str]:
+    """Every word the world captioner writes, over a fixed sample of scenes and all three levels."""
+    from kino.world.caption import captions
+    from kino.world.sampler import Split, sample_spec
+
+    rng = np.random.default_rng(0)
+    vocab: set[str] = set()
+    for i in range(300):
+        spec = sample_spec(rng, Split.TRAIN if i % 2 else Split.HELDOUT)
+        for text in captions(spec, seed=i).values():
+            vocab.update(re.findall(r"[a-z']+", text.lower()))
+    return frozenset(vocab)
 
 
 # ----------------------------------------------------------------------------- LLM backend

@@ -85,7 +85,6 @@ class WorldClips(IterableDataset):
         max_objects: int = 3,
     ) -> None:
         super().__init__()
-        from kino.world.caption import CaptionLevel
         from kino.world.sampler import Split
 
         self.seed = int(seed)
@@ -94,9 +93,11 @@ class WorldClips(IterableDataset):
         self.num_frames = tuple(int(t) for t in num_frames)
         _check_clip_shape(self.sizes, self.num_frames)
         self.fps = float(fps)
-        self.caption_levels = tuple(CaptionLevel(c) for c in caption_levels)
-        if not self.caption_levels:
-            raise InputError("WorldClips needs at least one caption level")
+        if caption_levels:  # () means no captions (the VAE needs none): "caption" is ""
+            from kino.world.caption import CaptionLevel
+
+            caption_levels = tuple(CaptionLevel(c) for c in caption_levels)
+        self.caption_levels = tuple(caption_levels)
         if not 0.0 <= image_prob <= 1.0:
             raise InputError(f"image_prob {image_prob} is out of range; use a value in [0, 1]")
         self.image_prob = float(image_prob)
@@ -112,12 +113,11 @@ class WorldClips(IterableDataset):
         w, h = self.sizes[int(g.integers(len(self.sizes)))]
         t = 1 if g.random() < self.image_prob else self.num_frames[int(g.integers(len(self.num_frames)))]
         r = np.random.default_rng([self.seed, 2, i])
-        level = self.caption_levels[int(r.integers(len(self.caption_levels)))]
+        level = self.caption_levels[int(r.integers(len(self.caption_levels)))] if self.caption_levels else ""
         return WorldSample(i, w, h, t, str(level))
 
     def sample(self, i: int) -> dict[str, Any]:
         """Sample `i` of the stream; a pure function of (seed, i)."""
-        from kino.world.caption import caption
         from kino.world.render import render
         from kino.world.sampler import sample_spec
 
@@ -131,10 +131,18 @@ class WorldClips(IterableDataset):
         frames = render(spec, seed=render_seed)  # (T, H, W, 3) uint8
         return {
             "video": frames_to_tensor(frames),  # (3, T, H, W)
-            "caption": caption(spec, level=rec.caption_level, seed=caption_seed),
+            "caption": self._caption(spec, rec.caption_level, caption_seed),
             "spec": spec.to_json(),
             "index": i,
         }
+
+    @staticmethod
+    def _caption(spec: Any, level: str, seed: int) -> str:
+        if not level:
+            return ""
+        from kino.world.caption import caption
+
+        return caption(spec, level=level, seed=seed)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()

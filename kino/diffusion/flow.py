@@ -110,4 +110,4 @@ def flow_loss(pred: Tensor, path: PathSample, frame_weight: Tensor | None = None
 def drop_captions(captions: list[str], p: float, generator: torch.Generator | None = None) -> list[str]:
     """Replace each caption by the empty prompt with probability p (classifier-free guidance training)."""
     keep = torch.rand(len(captions), generator=generator) >= p
-    return [c if k else "" for c, k in zip(captions, keep.tolist())]
+    return [c if k else "" for c, k in zip(captions, keep.tolist(), strict=True)]

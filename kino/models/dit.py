@@ -21,6 +21,7 @@ import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -372,7 +373,7 @@ class DiT(nn.Module):
                              f"{text.shape[0]} texts")
         dev = xs[0].device
         tokens, cos, sin, tok_t, seq_ids, grids = [], [], [], [], [], []
-        for i, (xi, ti) in enumerate(zip(xs, ts)):
+        for i, (xi, ti) in enumerate(zip(xs, ts, strict=True)):
             p = patchify(xi[None], self.config.patch_size)
             ft = self._frame_t(torch.as_tensor(ti, device=dev)[None], 1, xi.shape[1])  # (1, Tp) or (1, 1)
             per_frame = p.grid[1] * p.grid[2]
@@ -398,7 +399,7 @@ class DiT(nn.Module):
         sizes = [g[0] * g[1] * g[2] for g in grids]
         return [
             unpatchify(o[None], g, self.config.patch_size)[0].to(xi.dtype)  # (C, T, H, W)
-            for o, g, xi in zip(out.split(sizes), grids, xs)
+            for o, g, xi in zip(out.split(sizes), grids, xs, strict=True)
         ]
 
     def _blocks(self, h: Tensor, mod: Tensor, rope, ctx: Tensor, self_mask, cross_mask) -> Tensor:
@@ -454,7 +455,7 @@ class DiT(nn.Module):
         except ModelError:
             raise
         except Exception as e:  # broken JSON, truncated safetensors, mismatched shapes
-            raise ModelError(f"cannot load the DiT in {d}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            raise ModelError(f"cannot load the DiT in {d}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
         return model.to(device=device, dtype=dtype)
 
 
@@ -494,7 +495,17 @@ def dit_1b(**kw) -> DiTConfig:
     return DiTConfig(**{"dim": 1536, "depth": 30, "num_heads": 12, "ffn_dim": 8960, **kw})
 
 
-DIT_PRESETS = {"world-tiny": dit_world_tiny, "small": dit_small, "base": dit_base, "1b": dit_1b}
+class DiTPreset(StrEnum):
+    """Names of the presets (CLI choices)."""
+
+    WORLD_TINY = "world-tiny"
+    SMALL = "small"
+    BASE = "base"
+    B1 = "1b"
+
+
+DIT_PRESETS = {DiTPreset.WORLD_TINY: dit_world_tiny, DiTPreset.SMALL: dit_small, DiTPreset.BASE: dit_base,
+               DiTPreset.B1: dit_1b}
 
 
 def autocast_for(device: torch.device | str):

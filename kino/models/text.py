@@ -122,7 +122,7 @@ def _load_hf(directory: Path):
             else:
                 model = AutoModel.from_pretrained(directory, local_files_only=True)
         except OSError as e:
-            raise ModelError(f"cannot load the text encoder in {directory}: {str(e).splitlines()[0][:200]}")
+            raise ModelError(f"cannot load the text encoder in {directory}: {str(e).splitlines()[0][:200]}") from None
     return tok, model.eval()
 
 
@@ -250,7 +250,7 @@ class TextEncoder:
         try:
             cfg = json.loads((d / "config.json").read_text())
         except (OSError, ValueError) as e:
-            raise ModelError(f"{d} has no readable config.json for a text encoder ({type(e).__name__})")
+            raise ModelError(f"{d} has no readable config.json for a text encoder ({type(e).__name__})") from None
         if "kino_text_encoder" in cfg:
             config = TextEncoderConfig(kind=cfg["kino_text_encoder"], max_length=cfg.get("max_length", 128),
                                        cache_dir=cache_dir)

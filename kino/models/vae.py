@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -46,10 +47,10 @@ class VAEConfig:
     latent_channels: int = 16
     temporal_factor: int = 4
     spatial_factor: int = 8
-    patch_size: int = 2  # pixels folded into channels before the first conv
-    widths: tuple[int, ...] = (32, 64, 128)  # one per level: patched input, then after each down step
+    patch_size: int = 4  # pixels folded into channels before the first conv
+    widths: tuple[int, ...] = (48, 96, 128)  # one per level: patched input, then after each down step
     encoder_blocks: int = 1  # residual blocks per level
-    decoder_blocks: int = 1
+    decoder_blocks: int = 2
     first_time_kernel: int = 3  # temporal kernel at the finest level (1: spatial-only there)
     chunk_frames: int = 16  # pixel frames per streaming chunk (a multiple of temporal_factor)
     tile_size: int = 256  # spatial tile side in pixels for large frames (a multiple of spatial_factor)
@@ -107,13 +108,14 @@ class VAEConfig:
 
 
 def vae_world_tiny(**kw) -> VAEConfig:
-    """The CPU model for kino's world: 4x8x8, 16 channels, ~1M parameters."""
-    return VAEConfig(**{"widths": (32, 64, 128), "encoder_blocks": 1, "decoder_blocks": 1, **kw})
+    """The CPU model for kino's world: 4x8x8, 16 channels, 6M parameters, 4x4 pixel patches."""
+    return VAEConfig(**kw)
 
 
 def vae_world_small(**kw) -> VAEConfig:
     """A wider world model for a GPU: 4x8x8, 16 channels."""
-    return VAEConfig(**{"widths": (64, 128, 256), "encoder_blocks": 2, "decoder_blocks": 2, **kw})
+    return VAEConfig(**{"patch_size": 2, "widths": (64, 128, 256), "encoder_blocks": 2,
+                        "decoder_blocks": 3, **kw})
 
 
 def vae_real_base(**kw) -> VAEConfig:
@@ -123,6 +125,7 @@ def vae_real_base(**kw) -> VAEConfig:
 
 
 VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-small": vae_world_small, "real-base": vae_real_base}
+VAEPreset = StrEnum("VAEPreset", {name.upper().replace("-", "_"): name for name in VAE_PRESETS})  # CLI choices
 
 
 def vae_preset(name: str, **kw) -> VAEConfig:
@@ -302,5 +305,5 @@ def iter_chunks(x: torch.Tensor, first: int, size: int) -> Iterable[torch.Tensor
         yield x[:, :, s:s + size]
 
 
-__all__ = ["CausalVAE", "VAEConfig", "VAEOutput", "VAE_PRESETS", "vae_preset", "latent_frames",
+__all__ = ["CausalVAE", "VAEConfig", "VAEOutput", "VAE_PRESETS", "VAEPreset", "vae_preset", "latent_frames",
            "pixel_frames", "vae_world_tiny", "vae_world_small", "vae_real_base", "iter_chunks"]

@@ -13,7 +13,7 @@ Each set of options is one StrEnum here; command-line choices and error messages
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 

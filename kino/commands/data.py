@@ -1,0 +1,199 @@
+"""`kino data ...`: prepare a folder of videos into a manifest, recaption it, cache latents, inspect it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kino.data.buckets import BatchMode
+from kino.data.captioner import CaptionBackend
+
+data_app = typer.Typer(help="Training data: ingest videos, recaption, cache latents.", no_args_is_help=True)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+
+@data_app.command("prepare")
+def prepare(
+    folder: Annotated[Path, typer.Argument(help="Folder of videos and images (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Manifest to write (JSONL).")],
+    captions: Annotated[Path | None, typer.Option(help="Captions by file name (.jsonl or .csv).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Target frame rate (default 8; 0 keeps each file's).")] = 8.0,
+    min_seconds: Annotated[float, typer.Option(help="Drop clips shorter than this.")] = 1.0,
+    max_seconds: Annotated[float | None, typer.Option(help="Split longer scenes into pieces of this.")] = 10.0,
+    min_motion: Annotated[float, typer.Option(help="Drop clips whose motion score (0..255) is below.")] = 0.5,
+    cut_floor: Annotated[float, typer.Option(help="Least histogram distance (0..2) for a scene cut.")] = 0.3,
+    cut_ratio: Annotated[float, typer.Option(help="A cut's distance over its neighbours' mean.")] = 3.0,
+    workers: Annotated[int, typer.Option(help="Processes decoding files in parallel.")] = 1,
+) -> None:
+    """Probe, cut at scene changes, resample and filter every file; write the manifest and skipped list."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kino.data.manifest import sidecar_path
+    from kino.data.prepare import PrepareConfig, prepare_folder, scan_folder
+
+    config = PrepareConfig(fps=fps or None, min_seconds=min_seconds, max_seconds=max_seconds,
+                           min_motion=min_motion, cut_floor=cut_floor, cut_ratio=cut_ratio, workers=workers)
+    console = Console(stderr=True)
+    total = len(scan_folder(folder))
+    with _progress() as bar:
+        task = bar.add_task("prepare", total=total)
+        result = prepare_folder(folder, out, config, captions,
+                                on_file=lambda r: bar.update(task, advance=1, description=Path(r.path).name[:30]))
+    if result.skipped:
+        table = Table(title=f"skipped {len(result.skipped)} file(s)")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for s in result.skipped:
+            table.add_row(_relative(s.path, folder), s.reason)
+        console.print(table)
+    print(f"wrote {out}: {len(result.records)} clips; {len(result.skipped)} files skipped, "
+          f"{result.dropped_short} pieces too short, {result.dropped_static} near-static "
+          f"(details in {sidecar_path(out)})")
+
+
+def _relative(path: str, folder: Path) -> str:
+    try:
+        return Path(path).relative_to(folder).as_posix()
+    except ValueError:
+        return path
+
+
+@data_app.command("caption")
+def caption(
+    manifest: Annotated[Path, typer.Argument(help="Manifest to fill with captions (rewritten in place).")],
+    backend: Annotated[CaptionBackend, typer.Option(help="Who writes the captions.")] = CaptionBackend.OPENAI,
+    base_url: Annotated[str | None, typer.Option(help="Chat-completions base URL [env KINO_CAPTION_BASE_URL].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name on that server [env KINO_CAPTION_MODEL].")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="Local image-to-text model folder (backend local).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Extra tries on timeouts, 429 and 5xx.")] = 3,
+    frames: Annotated[int, typer.Option(help="Frames shown to the captioner per clip.")] = 3,
+    overwrite: Annotated[bool, typer.Option(help="Recaption clips that already have every level.")] = False,
+    device: Annotated[str, typer.Option(help="Torch device of the local model.")] = "cpu",
+) -> None:
+    """Fill captions at the short, medium and detailed levels; a failed clip is recorded, not fatal."""
+    from kino.data.captioner import (
+        LocalCaptioner,
+        OpenAICaptioner,
+        OpenAIConfig,
+        WorldCaptioner,
+        caption_manifest,
+    )
+    from kino.data.manifest import read_manifest
+    from kino.errors import InputError
+
+    if backend is CaptionBackend.WORLD:
+        captioner = WorldCaptioner.for_manifest(read_manifest(manifest), manifest.parent)
+    elif backend is CaptionBackend.LOCAL:
+        if model_dir is None:
+            raise InputError("the local backend needs --model-dir DIR (a transformers image-to-text model)")
+        captioner = LocalCaptioner(model_dir, device=device)
+    else:
+        captioner = OpenAICaptioner(OpenAIConfig.from_env(base_url=base_url, model=model, timeout=timeout,
+                                                          retries=retries, num_frames=frames))
+    total = len(read_manifest(manifest))
+    with _progress() as bar:
+        task = bar.add_task("caption", total=total)
+        report = caption_manifest(manifest, captioner, num_frames=frames, overwrite=overwrite,
+                                  on_clip=lambda rec, err: bar.update(task, advance=1))
+    for clip_id, reason in report.failed[:20]:
+        print(f"failed {clip_id}: {reason}")
+    print(f"captioned {report.captioned} clips, kept {report.kept}, failed {len(report.failed)}; wrote {manifest}")
+
+
+@data_app.command("cache")
+def cache(
+    manifest: Annotated[Path, typer.Argument(help="Manifest of the clips to encode.")],
+    vae: Annotated[Path, typer.Option(help="VAE model folder (config.json + model.safetensors).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (resumable).")],
+    text_encoder: Annotated[str, typer.Option(help="'minilm' (packaged) or a text encoder folder.")] = "minilm",
+    area: Annotated[int, typer.Option(help="Pixels per frame of the aspect-ratio buckets.")] = 64 * 64,
+    max_frames: Annotated[int, typer.Option(help="At most this many frames per clip (snapped to 1+4k).")] = 17,
+    shard_size: Annotated[int, typer.Option(help="Clips per shard file.")] = 256,
+    dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
+    device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+) -> None:
+    """Precompute VAE latents and text embeddings into sharded safetensors with an index."""
+    from kino.data.buckets import TokenFactors
+    from kino.data.cache import CacheConfig, build_cache
+    from kino.data.clips import ClipShaping
+    from kino.models.text import TextEncoder
+    from kino.models.vae import CausalVAE
+
+    model = CausalVAE.from_pretrained(vae, device=device)
+    factors = TokenFactors(temporal=model.config.temporal_factor, spatial=model.config.spatial_factor)
+    config = CacheConfig(shard_size=shard_size, dtype=dtype,
+                         shaping=ClipShaping(area=area, max_frames=max_frames, factors=factors))
+    if text_encoder.lower() in ("minilm", "packaged-minilm", "default"):
+        encoder = TextEncoder(device=device)
+    else:
+        encoder = TextEncoder.from_pretrained(text_encoder, device=device)
+    identity = {"vae": str(vae.resolve()), "text_encoder": encoder.encoder_id}
+    with _progress() as bar:
+        task = bar.add_task("cache", total=None)
+        report = build_cache(manifest, model, encoder, out, config, identity=identity, device=device,
+                             on_clip=lambda done, n: bar.update(task, completed=done, total=n))
+    print(f"wrote {out}: {report.clips} clips; shards built {len(report.built)}, already complete "
+          f"{len(report.skipped)}; {len(report.failed)} clips failed")
+
+
+@data_app.command("inspect")
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A manifest (.jsonl) or a cache folder.")],
+    token_budget: Annotated[int, typer.Option(help="Tokens per batch, to count batches.")] = 4096,
+    mode: Annotated[BatchMode, typer.Option(help="Batching mode to count batches for.")] = BatchMode.BUCKET,
+    area: Annotated[int, typer.Option(help="Bucket area (manifests only).")] = 64 * 64,
+    max_frames: Annotated[int, typer.Option(help="Frame cap (manifests only).")] = 17,
+) -> None:
+    """Counts, durations, caption coverage, buckets and batches of a manifest or a cache."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from kino.data.buckets import BucketBatchSampler, TokenFactors
+    from kino.data.clips import CachedClips, ClipShaping, ManifestClips
+    from kino.data.manifest import read_sidecar
+
+    console = Console()
+    if path.is_dir():
+        ds = CachedClips(path)
+        shapes = ds.shapes
+        console.print(f"cache {path}: {len(ds)} clips, {len(ds.index['failed'])} failed, "
+                      f"text width {ds.index['text_dim']}")
+    else:
+        ds = ManifestClips(path, ClipShaping(area=area, max_frames=max_frames))
+        shapes = ds.shapes
+        recs = ds.records
+        kinds = Counter(r.kind.value for r in recs)
+        seconds = sum(r.seconds for r in recs)
+        levels = Counter(lv for r in recs for lv, text in r.captions.items() if text)
+        side = read_sidecar(path)
+        console.print(f"manifest {path}: {len(recs)} clips ({dict(kinds)}), {seconds:.1f} s of video, "
+                      f"{len(side.get('skipped', []))} files skipped")
+        console.print("captions: " + (", ".join(f"{k} {v}/{len(recs)}" for k, v in sorted(levels.items()))
+                                      or "none; run `kino data caption`"))
+    if not shapes:
+        return
+    table = Table(title="buckets (latent t x h x w)")
+    for col in ("latent shape", "clips", "tokens each"):
+        table.add_column(col)
+    factors = TokenFactors()
+    for shape, count in sorted(Counter(shapes).items()):
+        table.add_row("x".join(map(str, shape)), str(count), str(factors.latent_tokens(shape)))
+    console.print(table)
+    sampler = BucketBatchSampler(shapes, max(token_budget, max(factors.latent_tokens(s) for s in shapes)),
+                                 mode=mode)
+    console.print(f"{len(sampler)} batches per epoch at {sampler.budget} tokens ({mode.value})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,94 @@
+"""`kino generate "PROMPT" -o out.mp4` and `kino model init DIR`: thin wrappers over KinoPipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kino.errors import InputError, ModelError
+from kino.models.dit import DiTPreset  # the CLI's preset choices come from this Enum
+
+model_app = typer.Typer(help="Pipeline directories: create a freshly initialised one.", no_args_is_help=True)
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """'WxH' -> (width, height); InputError for anything else."""
+    parts = size.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise InputError(f"size {size!r} is not WIDTHxHEIGHT, e.g. 64x64")
+    return int(parts[0]), int(parts[1])
+
+
+def resolve_model_dir(model: Path | None) -> Path:
+    """The --model directory, or the built-in one; ModelError saying how to make one when it is absent."""
+    from kino.pipeline import builtin_model_dir
+
+    if model is not None:
+        return model
+    d = builtin_model_dir()
+    if not (d / "model_index.json").is_file():
+        raise ModelError(f"the built-in model {d} does not exist yet; pass --model DIR, made by "
+                         "`kino model init DIR` (untrained) or `kino train dit`")
+    return d
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.mp4, .gif, ...).")] = Path("out.mp4"),
+    seconds: Annotated[float | None, typer.Option(help="Duration in seconds (default: the model's).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frames per second (default: the model's).")] = None,
+    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, e.g. 64x64 (default: the model's).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampling steps (default: the model's).")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    negative: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the same video.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Pipeline directory (default: the built-in model).")] = None,
+    device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+) -> None:
+    """Generate a video from a text prompt."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kino.io import write_video
+    from kino.pipeline import KinoPipeline
+
+    if not prompt.strip():
+        raise InputError("the prompt is empty; describe the video, e.g. \"a red circle moves left\"")
+    width, height = parse_size(size) if size else (None, None)
+    pipe = KinoPipeline.from_pretrained(resolve_model_dir(model), device=device)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("denoising", total=None)
+        out = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, width=width, height=height,
+                   num_inference_steps=steps, guidance_scale=guidance, seed=seed,
+                   callback=lambda step, total: bar.update(task, completed=step, total=total))
+    path = write_video(output, out.frames, fps=out.settings.fps)
+    s = out.settings
+    typer.echo(f"wrote {path} ({s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, seed {s.seed}, "
+               f"{out.timings['total_s']:.1f} s)")
+
+
+@model_app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write the pipeline directory.")],
+    preset: Annotated[DiTPreset, typer.Option(help="DiT preset.")] = DiTPreset.WORLD_TINY,
+    vae: Annotated[Path | None, typer.Option(help="A trained VAE folder (default: a fresh one).")] = None,
+    vae_preset: Annotated[str, typer.Option(help="VAE preset when --vae is not given.")] = "world-tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
+    force: Annotated[bool, typer.Option(help="Replace an existing directory.")] = False,
+) -> None:
+    """Write a freshly initialised (untrained) pipeline directory from presets."""
+    from kino.pipeline import KinoPipeline
+
+    if directory.exists() and not force:
+        raise InputError(f"{directory} already exists; pass --force to replace it")
+    pipe = KinoPipeline.from_presets(str(preset), vae_preset=vae_preset, vae_dir=vae, seed=seed)
+    pipe.save_pretrained(directory)
+    typer.echo(f"wrote {directory} (DiT {preset}, {pipe.transformer.num_params() / 1e6:.1f}M parameters, "
+               "untrained)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+    app.add_typer(model_app, name="model")

@@ -1,0 +1,210 @@
+"""The latent + text-embedding cache: training reads tensors, not videos.
+
+`build_cache` runs every clip of a manifest through the VAE (normalized latents, C x t x h x w)
+and every caption level through the text encoder (hidden states of the real tokens, L x D), and
+writes them to sharded safetensors files:
+
+    CACHE/cache.json           settings (manifest hash, VAE, text encoder, shaping, shard size)
+    CACHE/shard_00000.safetensors   "c0000000.latent", "c0000000.text.detailed", ... per clip
+    CACHE/shard_00000.json     the shard's clips (id, key, latent shape, levels) and its failures
+    CACHE/index.json           all clips, in manifest order, assembled from the shard files
+
+Resumable: a shard whose .safetensors and .json both exist is complete and skipped; each file is
+written to a temporary name and renamed, the .json last, so a crash mid-shard only redoes that
+shard. Running against a cache built with other settings is refused rather than mixed.
+A clip that cannot be decoded is recorded as failed, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from kino.data.clips import ClipShaping, ManifestClips
+from kino.data.manifest import atomic_write_text
+from kino.errors import InputError, MediaError
+
+CACHE_VERSION = 1
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class VideoEncoder(Protocol):
+    """What the cache needs of a VAE: `encode` (B, 3, T, H, W) -> normalized (B, C, t, h, w)."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class PromptEncoder(Protocol):
+    """What the cache needs of a text encoder: `encode(list[str])` -> object with .hidden (B, L, D), .mask (B, L)."""
+
+    def encode(self, prompts: list[str]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """How the cache is cut and stored."""
+
+    shard_size: int = 256  # clips per shard file
+    dtype: str = "float16"  # storage dtype of latents and text states
+    shaping: ClipShaping = field(default_factory=ClipShaping)
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise InputError(f"shard_size {self.shard_size} must be at least 1")
+        if self.dtype not in DTYPES:
+            raise InputError(f"cache dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+
+
+@dataclass
+class CacheReport:
+    built: list[int]  # shard numbers written in this run
+    skipped: list[int]  # shard numbers already complete
+    clips: int
+    failed: list[dict[str, str]]
+
+
+def shard_name(i: int) -> str:
+    return f"shard_{i:05d}"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_cache(
+    manifest: str | os.PathLike,
+    vae: VideoEncoder,
+    text_encoder: PromptEncoder,
+    out: str | os.PathLike,
+    config: CacheConfig | None = None,
+    identity: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    on_clip: Callable[[int, int], None] | None = None,
+) -> CacheReport:
+    """Encode a manifest's clips and captions into `out` (resumable); returns what was built and skipped.
+
+    identity: names of the VAE and text encoder, stored in cache.json so a resume with others is refused.
+    on_clip(done, total) is called after each clip (for a progress bar).
+    """
+    config = config or CacheConfig()
+    out = Path(out)
+    data = ManifestClips(manifest, config.shaping)
+    settings = {
+        "version": CACHE_VERSION,
+        "manifest_sha256": file_sha256(manifest),
+        "shard_size": config.shard_size,
+        "dtype": config.dtype,
+        "shaping": asdict(config.shaping),
+        **(identity or {}),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    settings_path = out / "cache.json"
+    settings = json.loads(json.dumps(settings))  # as it reads back from JSON (tuples become lists)
+    if settings_path.is_file():
+        old = json.loads(settings_path.read_text())
+        if old != settings:
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise InputError(f"{out} holds a cache built with other settings ({', '.join(diff)}); "
+                             "use a new --out folder or delete this one")
+    else:
+        atomic_write_text(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+    n = len(data)
+    shards = (n + config.shard_size - 1) // config.shard_size
+    built, skipped = [], []
+    done = [0]
+
+    def tick(k: int = 1) -> None:
+        done[0] += k
+        if on_clip:
+            on_clip(done[0], n)
+
+    for s in range(shards):
+        lo, hi = s * config.shard_size, min(n, (s + 1) * config.shard_size)
+        if (out / f"{shard_name(s)}.json").is_file() and (out / f"{shard_name(s)}.safetensors").is_file():
+            skipped.append(s)
+            tick(hi - lo)
+            continue
+        _build_shard(data, range(lo, hi), s, vae, text_encoder, out, DTYPES[config.dtype], device, tick)
+        built.append(s)
+    index = assemble_index(out, shards)
+    return CacheReport(built, skipped, len(index["clips"]), index["failed"])
+
+
+def _build_shard(data: ManifestClips, span: range, s: int, vae: VideoEncoder, text_encoder: PromptEncoder,
+                 out: Path, dtype: torch.dtype, device, tick: Callable[[], None]) -> None:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    clips, failed = [], []
+    text_dim = None
+    for j in span:
+        rec = data.records[j]
+        key = f"c{j:07d}"
+        try:
+            item = data[j]
+        except MediaError as e:
+            failed.append({"id": rec.id, "reason": str(e).splitlines()[0]})
+            tick()
+            continue
+        with torch.no_grad():
+            x = item["video"][None].to(device)  # (1, 3, T, H, W)
+            latent = vae.encode(x)[0]  # (C, t, h, w)
+        tensors[f"{key}.latent"] = latent.detach().to("cpu", dtype).contiguous()
+        levels = sorted(k for k, v in rec.captions.items() if v)
+        for level in levels:
+            emb = text_encoder.encode([rec.captions[level]])
+            hidden = emb.hidden[0][emb.mask[0].bool()]  # (L, D): real tokens only, padded again at collate
+            text_dim = int(hidden.shape[-1])
+            tensors[f"{key}.text.{level}"] = hidden.detach().to("cpu", dtype).contiguous()
+        clips.append({"id": rec.id, "key": key, "latent_shape": list(latent.shape), "levels": levels})
+        tick()
+    name = shard_name(s)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".safetensors", dir=out)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"shard": str(s)})
+        os.replace(tmp, out / f"{name}.safetensors")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    body = {"shard": f"{name}.safetensors", "clips": clips, "failed": failed, "text_dim": text_dim}
+    atomic_write_text(out / f"{name}.json", json.dumps(body, indent=1) + "\n")  # last: marks it complete
+
+
+def assemble_index(out: Path, shards: int) -> dict[str, Any]:
+    """Join the shard files into index.json (atomically) and return it."""
+    clips, failed, text_dim = [], [], None
+    for s in range(shards):
+        body = json.loads((out / f"{shard_name(s)}.json").read_text())
+        for c in body["clips"]:
+            clips.append({**c, "shard": body["shard"]})
+        failed.extend(body["failed"])
+        text_dim = text_dim or body.get("text_dim")
+    settings = json.loads((out / "cache.json").read_text())
+    index = {"settings": settings, "text_dim": text_dim or 0, "clips": clips, "failed": failed}
+    atomic_write_text(out / "index.json", json.dumps(index, indent=1) + "\n")
+    return index
+
+
+def read_index(cache_dir: str | os.PathLike) -> dict[str, Any]:
+    """The cache's index.json; InputError when the folder is not a finished cache."""
+    p = Path(cache_dir) / "index.json"
+    if not p.is_file():
+        raise InputError(f"{cache_dir} is not a finished cache (no index.json); run `kino data cache`")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{p}: not valid JSON ({e.msg})") from None

@@ -1,0 +1,127 @@
+"""The one way kino writes an output: review frames, watermark them, write the file, sign it.
+
+    report = publish(frames, "out.mp4", fps=8, info=GenerationInfo(model="kino-tiny", mode="text-to-video"))
+
+In order: (1) the configured frame classifier reviews sampled frames and a flagged frame raises
+PolicyError (nothing is written); (2) every frame gets the invisible watermark; (3) kino.io writes
+the MP4 or PNG (atomically); (4) a C2PA manifest is signed into it (temp file, then rename). The
+file appears under its name only when all of that succeeded. With no frame classifier configured
+the manifest says "frame_review": "not configured": kino never claims a review it did not do.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kino.errors import InputError
+from kino.io import Format
+from kino.safety.policy import SafetyConfig, load_policy_file
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    """How an output was made: recorded in its C2PA manifest (the prompts only on opt-in)."""
+
+    model: str = "kino"
+    mode: str = "text-to-video"
+    settings: dict[str, Any] = field(default_factory=dict)  # size, seconds, fps, steps, guidance, seed...
+    prompt: str | None = None
+    enhanced_prompt: str | None = None
+    version: str = field(default_factory=lambda: __import__("kino").__version__)
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """What publish did for one output."""
+
+    path: Path
+    frame_review: str  # "passed", "not configured"
+    frames_reviewed: int
+    watermark_id: str | None  # None when the watermark is off
+    c2pa_signed: bool
+    manifest_label: str | None
+    signer: str | None  # "config", "env" or "local"
+
+
+def _generation_assertion(info: GenerationInfo, config: SafetyConfig, review: dict | str, wid: str | None) -> dict:
+    data: dict[str, Any] = {
+        "model": info.model,
+        "kino_version": info.version,
+        "mode": info.mode,
+        "settings": info.settings,
+        "frame_review": review,
+        "watermark": {"scheme": "kino-dct-ss-v1", "id": wid} if wid else "none",
+    }
+    if config.include_prompt:  # the user opted in; otherwise the prompt stays private
+        data["prompt"] = info.prompt
+        if info.enhanced_prompt is not None:
+            data["enhanced_prompt"] = info.enhanced_prompt
+    return data
+
+
+def publish(
+    frames: np.ndarray,
+    path: str | os.PathLike,
+    fps: float,
+    info: GenerationInfo,
+    config: SafetyConfig | None = None,
+) -> PublishReport:
+    """Review, watermark, write (MP4 or PNG by suffix) and sign one output; see the module docstring."""
+    from kino.io import write_video
+    from kino.safety.frames import build_classifier, enforce_frames
+    from kino.safety.watermark import embed, new_watermark_id
+
+    config = config or load_policy_file()
+    path = Path(path)
+    fmt = Format.of(path)
+    if config.c2pa and fmt not in (Format.MP4, Format.PNG):
+        raise InputError(f"cannot sign {path.name}: content credentials need .mp4 or .png (or turn C2PA off)")
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]  # (1, H, W, 3)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise InputError(f"frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {tuple(frames.shape)}")
+    if fmt is Format.PNG and len(frames) != 1:
+        raise InputError(f"{path.name} is a PNG and holds one frame, but {len(frames)} were given; use .mp4")
+    if not path.parent.exists():
+        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+
+    # 1. frame review, before anything is written
+    classifier = build_classifier(config.frames)
+    if classifier is None:
+        review_record: dict | str = "not configured"
+        review_state, n_reviewed = "not configured", 0
+    else:
+        review = enforce_frames(frames, classifier)
+        review_record = {"classifier": classifier.name, **review.summary()}
+        review_state, n_reviewed = "passed", len(review.indices)
+
+    # 2. watermark
+    wid = new_watermark_id() if config.watermark else None
+    if wid is not None:
+        frames = embed(frames, wid)
+
+    # 3. write; 4. sign. Unsigned output is written straight to its place (kino.io is atomic).
+    if not config.c2pa:
+        write_video(path, frames, fps=fps)
+        return PublishReport(path, review_state, n_reviewed, wid, False, None, None)
+
+    from kino.safety.provenance import build_manifest, load_credentials, sign_file
+
+    creds = load_credentials(config.cert, config.key, config.config_dir)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.unsigned.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write_video(tmp, frames, fps=fps)
+        generator = {"name": "kino", "version": info.version, "model": info.model}
+        manifest = build_manifest(path.name, generator, _generation_assertion(info, config, review_record, wid))
+        label = sign_file(Path(tmp), path, manifest, creds)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return PublishReport(path, review_state, n_reviewed, wid, True, label, creds.source)

@@ -1,0 +1,188 @@
+"""Training the causal VAE: L1 + SSIM + KL (+ an optional adversarial loss) on mixed clips.
+
+Each step takes one batch of one shape: images (1 frame) and videos (1 + 4k frames) at several
+sizes, chosen per batch by the data stream (see kino.data.world). Checkpoints hold the model
+(with the latent statistics measured on training clips), the optimizer, RNG states and the data
+position, so `resume` continues exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kino.errors import InputError
+from kino.models.vae import CausalVAE, vae_preset
+from kino.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from kino.train.losses import (
+    PatchDiscriminator,
+    generator_adv_loss,
+    hinge_d_loss,
+    kl_divergence,
+    psnr,
+    ssim,
+)
+
+WORLD = "world"
+
+
+@dataclass(frozen=True)
+class VAETrainConfig:
+    """A VAE training recipe. The defaults are the world-tiny recipe for a CPU core."""
+
+    preset: str = "world-tiny"
+    steps: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.05  # cosine decay to lr * this at the last step
+    sizes: tuple[tuple[int, int], ...] = ((64, 64), (96, 64), (64, 96))  # (width, height)
+    num_frames: tuple[int, ...] = (9, 17)
+    image_prob: float = 0.3  # share of batches that are images
+    fps: float = 8.0
+    ssim_weight: float = 0.5
+    kl_weight: float = 1e-6
+    adversarial: bool = False
+    adv_weight: float = 0.05
+    adv_start: int = 1000
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    keep: int = 3
+    log_every: int = 25
+    stats_clips: int = 16  # training clips used to measure the latent mean and std
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        vae_preset(self.preset)  # raises for an unknown name
+        object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
+        object.__setattr__(self, "num_frames", tuple(int(t) for t in self.num_frames))
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise InputError("steps, batch_size, checkpoint_every and log_every must be >= 1")
+        if not self.lr > 0:
+            raise InputError(f"lr {self.lr} must be > 0")
+
+
+def lr_at(step: int, cfg: VAETrainConfig) -> float:
+    """Linear warmup, then cosine decay to lr * min_lr_ratio at `steps`."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def make_dataset(data: str, cfg: VAETrainConfig, seed: int, start: int = 0, group: int | None = None):
+    """The training stream: the world (`data == "world"`) or random crops of a folder of videos."""
+    group = cfg.batch_size if group is None else group
+    if data == WORLD:
+        from kino.data.world import WorldClips
+
+        return WorldClips(seed=seed, sizes=cfg.sizes, num_frames=cfg.num_frames, fps=cfg.fps,
+                          caption_levels=(), image_prob=cfg.image_prob, group=group, start=start)
+    from kino.data.folder import FolderClips
+
+    return FolderClips(data, seed=seed, sizes=cfg.sizes, num_frames=cfg.num_frames,
+                       image_prob=cfg.image_prob, group=group, start=start)
+
+
+@torch.no_grad()
+def measure_latent_stats(model: CausalVAE, clips, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (Z,) of the raw posterior means of `count` clips."""
+    was = model.training
+    model.eval()
+    total = total_sq = None
+    n = 0
+    for i, item in zip(range(count), clips, strict=False):
+        del i
+        mean, _ = model.moments(item["video"][None])  # (1, Z, T', H', W')
+        flat = mean.transpose(0, 1).reshape(mean.shape[1], -1).double()  # (Z, N)
+        total = flat.sum(1) if total is None else total + flat.sum(1)
+        total_sq = flat.pow(2).sum(1) if total_sq is None else total_sq + flat.pow(2).sum(1)
+        n += flat.shape[1]
+    model.train(was)
+    mu = total / n
+    return mu.float(), (total_sq / n - mu**2).clamp_min(0).sqrt().float()
+
+
+def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resume: bool = False,
+              device: str | torch.device = "cpu", progress: bool = True) -> Path:
+    """Train (or resume) a VAE into `out_dir`; returns the last checkpoint's folder."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    out = Path(out_dir)
+    torch.manual_seed(cfg.seed)
+    model = CausalVAE(vae_preset(cfg.preset)).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    disc = d_opt = None
+    if cfg.adversarial:
+        disc = PatchDiscriminator().to(device)
+        d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr * 0.5, betas=(0.5, 0.9))
+    start = 0
+    last = latest_checkpoint(out) if resume else None
+    if last is not None:
+        ck = load_checkpoint(last, model, opt)
+        start = ck.step
+        if disc is not None and "disc" in ck.extra:
+            disc.load_state_dict(ck.extra["disc"])
+            d_opt.load_state_dict(ck.extra["d_opt"])
+    elif resume:
+        Console(stderr=True).print(f"no checkpoint in {out}; starting from step 0")
+    stream = iter(make_dataset(data, cfg, cfg.seed, start=start * cfg.batch_size))
+    stats_clips = make_dataset(data, cfg, cfg.seed + 1_000_003, group=1)
+
+    def batch() -> torch.Tensor:
+        items = [next(stream) for _ in range(cfg.batch_size)]
+        return torch.stack([it["video"] for it in items]).to(device)  # (B, 3, T, H, W)
+
+    def checkpoint(step: int) -> Path:
+        model.set_latent_stats(*measure_latent_stats(model, iter(stats_clips), cfg.stats_clips))
+        extra: dict[str, Any] = {"train": asdict(cfg), "data": data}
+        if disc is not None:
+            extra |= {"disc": disc.state_dict(), "d_opt": d_opt.state_dict()}
+        return save_checkpoint(out, step, model, model.config, opt, data_position=step * cfg.batch_size,
+                               extra=extra, keep=cfg.keep)
+
+    console = Console()
+    path = last
+    frames_seen, t0 = 0, time.perf_counter()
+    cols = (TextColumn("train vae"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn())
+    with Progress(*cols, console=console, disable=not progress, transient=False) as bar:
+        task = bar.add_task("train", total=cfg.steps, completed=start, info="")
+        for step in range(start, cfg.steps):
+            x = batch()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            outp = model(x)
+            l1 = (outp.recon - x).abs().mean()
+            s = ssim(outp.recon, x)
+            kl = kl_divergence(outp.mean, outp.logvar)
+            loss = l1 + cfg.ssim_weight * (1 - s) + cfg.kl_weight * kl
+            use_adv = disc is not None and step >= cfg.adv_start
+            if use_adv:
+                loss = loss + cfg.adv_weight * generator_adv_loss(disc(outp.recon))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            if use_adv:
+                d_loss = hinge_d_loss(disc(x), disc(outp.recon.detach()))
+                d_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_opt.step()
+            frames_seen += x.shape[0] * x.shape[2]
+            fps = frames_seen / (time.perf_counter() - t0)
+            info = f"loss {loss.item():.4f} psnr {psnr(outp.recon, x).item():.1f} {fps:.0f} frames/s"
+            bar.update(task, advance=1, info=info)
+            if (step + 1) % cfg.log_every == 0 or step == start:
+                console.log(f"step {step + 1} {info} l1 {l1.item():.4f} ssim {s.item():.4f} kl {kl.item():.2f} "
+                            f"lr {lr_at(step, cfg):.2e} shape {tuple(x.shape)}")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                path = checkpoint(step + 1)
+                console.log(f"checkpoint {path}")
+    return path if path is not None else checkpoint(cfg.steps)

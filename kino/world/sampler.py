@@ -1,0 +1,187 @@
+"""Random scene specs, with a compositional split: some combinations only ever appear in HELDOUT.
+
+The held-out combinations (docs/world.md lists them for users):
+- color with shape: green star, pink square, blue triangle, yellow diamond, orange circle;
+- shape with motion: circling square, falling star, spinning diamond.
+A TRAIN spec has none of these pairs on any object (nor after a collision recolors an object);
+every HELDOUT spec has at least one, on an object that no scripted event moves, so the pair is
+really drawn. So a model trained on TRAIN meets each held-out pair's parts, never the pair.
+
+Other rules, in both splits: no spinning circle (a turning circle looks still); no object whose
+color is too close to the background (`spec.is_low_contrast`; for day_to_night also the night
+look); events only when the scene has the objects they need.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+
+from kino.world.spec import (
+    Background,
+    Camera,
+    Color,
+    Event,
+    EventKind,
+    Motion,
+    ObjectSpec,
+    SceneSpec,
+    Shape,
+    Size,
+    is_low_contrast,
+)
+
+
+class Split(StrEnum):
+    TRAIN = "train"
+    HELDOUT = "heldout"
+
+
+HELDOUT_COLOR_SHAPE: frozenset[tuple[Color, Shape]] = frozenset({
+    (Color.GREEN, Shape.STAR),
+    (Color.PINK, Shape.SQUARE),
+    (Color.BLUE, Shape.TRIANGLE),
+    (Color.YELLOW, Shape.DIAMOND),
+    (Color.ORANGE, Shape.CIRCLE),
+})  # fmt: skip
+HELDOUT_SHAPE_MOTION: frozenset[tuple[Shape, Motion]] = frozenset({
+    (Shape.SQUARE, Motion.CIRCLING),
+    (Shape.STAR, Motion.FALLING),
+    (Shape.DIAMOND, Motion.SPINNING),
+})  # fmt: skip
+NEVER_SHAPE_MOTION: frozenset[tuple[Shape, Motion]] = frozenset({(Shape.CIRCLE, Motion.SPINNING)})
+
+# How often things happen (weights need not sum to 1 where they are relative).
+OBJECT_COUNT_WEIGHTS = {1: 0.5, 2: 0.3, 3: 0.2}
+STATIC_CAMERA = 0.6  # the rest is shared evenly by the four camera moves
+OBJECT_EVENT = 0.25  # chance of one of collide / leave_return / occlude, when the scene allows it
+DAY_TO_NIGHT = 0.1  # chance of day_to_night, on a DAY_BACKGROUNDS scene
+DAY_BACKGROUNDS = (Background.WHITE, Background.GRAY, Background.SKY, Background.GRASS, Background.SUNSET)
+HORIZONTAL = (Motion.LEFT, Motion.RIGHT)
+
+
+def heldout_pairs(obj: ObjectSpec) -> list[tuple]:
+    """The held-out pairs one object shows: (color, shape) and/or (shape, motion)."""
+    out: list[tuple] = []
+    if (obj.color, obj.shape) in HELDOUT_COLOR_SHAPE:
+        out.append((obj.color, obj.shape))
+    if (obj.shape, obj.motion) in HELDOUT_SHAPE_MOTION:
+        out.append((obj.shape, obj.motion))
+    return out
+
+
+def is_heldout(spec: SceneSpec) -> bool:
+    """True when any object shows a held-out pair, counting the color a collision gives it."""
+    from kino.world.render import collide_color
+
+    if any(heldout_pairs(o) for o in spec.objects):
+        return True
+    for e in spec.events:
+        if e.kind == EventKind.COLLIDE:
+            subject = spec.objects[e.subject]
+            if (collide_color(subject.color, e.color), subject.shape) in HELDOUT_COLOR_SHAPE:
+                return True
+    return False
+
+
+def sample_spec(
+    rng: np.random.Generator,
+    split: Split = Split.TRAIN,
+    width: int = 64,
+    height: int = 64,
+    fps: float = 8.0,
+    num_frames: int = 16,
+    max_objects: int = 3,
+) -> SceneSpec:
+    """A random scene of `split` on the given canvas; positions and speeds are left to the render seed."""
+    split = Split(split)
+    max_objects = max(1, min(int(max_objects), 3))
+    carrier_pair = None
+    if split == Split.HELDOUT:  # one object will carry a held-out pair chosen first
+        pairs = sorted(HELDOUT_COLOR_SHAPE | HELDOUT_SHAPE_MOTION, key=str)
+        carrier_pair = pairs[int(rng.integers(len(pairs)))]
+    backgrounds = list(Background)
+    if carrier_pair is not None and isinstance(carrier_pair[0], Color):
+        backgrounds = [b for b in backgrounds if not is_low_contrast(carrier_pair[0], b)]
+    background = backgrounds[int(rng.integers(len(backgrounds)))]
+    counts = [n for n in OBJECT_COUNT_WEIGHTS if n <= max_objects]
+    w = np.array([OBJECT_COUNT_WEIGHTS[n] for n in counts])
+    n = int(rng.choice(counts, p=w / w.sum()))
+    cameras = [c for c in Camera if c != Camera.STATIC]
+    camera = Camera.STATIC if rng.random() < STATIC_CAMERA else cameras[int(rng.integers(len(cameras)))]
+    night = background in DAY_BACKGROUNDS and rng.random() < DAY_TO_NIGHT
+    looks = (background, Background.NIGHT) if night else (background,)
+    colors = [c for c in Color if not any(is_low_contrast(c, b) for b in looks)]
+
+    # an object event, and the roles it gives (index -> required motion choices)
+    kinds = [EventKind.LEAVE_RETURN] + ([EventKind.COLLIDE, EventKind.OCCLUDE] if n >= 2 else [])
+    free = list(range(1, n)) if carrier_pair is not None else list(range(n))  # object 0 carries
+    kind = kinds[int(rng.integers(len(kinds)))] if rng.random() < OBJECT_EVENT else None
+    need = 1 if kind == EventKind.LEAVE_RETURN else 2
+    if kind is not None and len(free) < need:
+        kind = None
+    roles: dict[int, tuple[Motion, ...]] = {}
+    event = None
+    if kind is not None:
+        picked = [free[i] for i in rng.permutation(len(free))[:need]]
+        subject = picked[0]
+        if kind == EventKind.LEAVE_RETURN:
+            roles[subject] = (Motion.LEFT, Motion.RIGHT, Motion.UP, Motion.DOWN)
+            event = Event(kind, subject)
+        else:
+            other = picked[1]
+            roles[subject] = HORIZONTAL
+            roles[other] = (Motion.STILL,)  # collide: filled in below once the subject's direction is known
+            event = Event(kind, subject, other)
+
+    objects: list[ObjectSpec] = []
+    for k in range(n):
+        fixed: dict = {}
+        if k == 0 and carrier_pair is not None:
+            a, b = carrier_pair
+            fixed = {"color": a, "shape": b} if isinstance(a, Color) else {"shape": a, "motion": b}
+        objects.append(_sample_object(rng, split, colors, roles.get(k), fixed))
+    if event is not None and event.kind == EventKind.COLLIDE:
+        s, o = event.subject, event.other
+        toward = Motion.LEFT if objects[s].motion == Motion.RIGHT else Motion.RIGHT
+        other_motion = (Motion.STILL, toward)[int(rng.integers(2))]
+        objects[o] = ObjectSpec(objects[o].shape, objects[o].color, objects[o].size, other_motion)
+        after = [c for c in colors if c != objects[s].color]
+        if split == Split.TRAIN:
+            after = [c for c in after if (c, objects[s].shape) not in HELDOUT_COLOR_SHAPE]
+        event = Event(EventKind.COLLIDE, s, o, after[int(rng.integers(len(after)))])
+    if event is not None and event.kind == EventKind.OCCLUDE:
+        s, o = event.subject, event.other
+        # the other stands in front: make it at least as big as the subject so it hides it
+        big = max(objects[s].size, objects[o].size, key=list(Size).index)
+        objects[o] = ObjectSpec(objects[o].shape, objects[o].color, big, Motion.STILL, depth=1)
+        objects[s] = ObjectSpec(objects[s].shape, objects[s].color, objects[s].size, objects[s].motion, depth=0)
+    events = tuple(e for e in (event, Event(EventKind.DAY_TO_NIGHT) if night else None) if e is not None)
+    return SceneSpec(
+        objects=tuple(objects), background=background, camera=camera, events=events,
+        width=width, height=height, fps=fps, num_frames=num_frames,
+    )  # fmt: skip
+
+
+def _sample_object(
+    rng: np.random.Generator,
+    split: Split,
+    colors: list[Color],
+    motions: tuple[Motion, ...] | None,
+    fixed: dict,
+) -> ObjectSpec:
+    """One object with allowed attributes; in TRAIN never a held-out pair, never a spinning circle."""
+    shapes, sizes, all_motions = list(Shape), list(Size), list(motions or Motion)
+    for _ in range(1000):
+        shape = fixed.get("shape") or shapes[int(rng.integers(len(shapes)))]
+        color = fixed.get("color") or colors[int(rng.integers(len(colors)))]
+        motion = fixed.get("motion") or all_motions[int(rng.integers(len(all_motions)))]
+        size = sizes[int(rng.integers(len(sizes)))]
+        obj = ObjectSpec(shape, color, size, motion)
+        if (shape, motion) in NEVER_SHAPE_MOTION:
+            continue
+        if split == Split.TRAIN and heldout_pairs(obj):
+            continue
+        return obj
+    raise AssertionError("no allowed object for these constraints")  # unreachable with the tables above

@@ -1,0 +1,150 @@
+"""The DiT: shapes, zero init, packing equals one-by-one, per-frame timesteps, presets, files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kino.errors import InputError, ModelError
+from kino.models.dit import (
+    DIT_PRESETS,
+    DiT,
+    DiTConfig,
+    dit_1b,
+    dit_world_tiny,
+    flops_per_token,
+    grid_coords,
+    patchify,
+    unpatchify,
+)
+
+
+def tiny(**kw) -> DiTConfig:
+    return DiTConfig(**{"in_channels": 4, "out_channels": 4, "dim": 48, "depth": 2, "num_heads": 4,
+                        "ffn_dim": 96, "text_dim": 16, "freq_dim": 32, **kw})
+
+
+def randomised(config: DiTConfig, seed: int = 0) -> DiT:
+    """A DiT with random weights everywhere, so zero-initialised layers cannot hide a bug."""
+    torch.manual_seed(seed)
+    m = DiT(config).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.1)
+    return m
+
+
+def test_patchify_roundtrip_and_coords():
+    x = torch.randn(2, 4, 3, 6, 8)
+    p = patchify(x, (1, 2, 2))
+    assert p.tokens.shape == (2, 3 * 3 * 4, 16) and p.grid == (3, 3, 4)
+    assert p.coords.shape == (36, 3)
+    assert p.coords[5].tolist() == [0, 1, 1]  # token order is (t, h, w), w fastest
+    assert torch.equal(unpatchify(p.tokens, p.grid, (1, 2, 2)), x)
+    assert torch.equal(grid_coords((2, 1, 1)), torch.tensor([[0, 0, 0], [1, 0, 0]]))
+    with pytest.raises(InputError, match="not a multiple of the patch"):
+        patchify(torch.randn(1, 4, 2, 5, 4), (1, 2, 2))
+
+
+def test_forward_shape_and_zero_init_output():
+    m = DiT(tiny()).eval()
+    x = torch.randn(2, 4, 3, 4, 6)
+    out = m(x, torch.rand(2), text=torch.randn(2, 5, 16))
+    assert out.shape == x.shape
+    assert torch.count_nonzero(out) == 0  # the final layer starts at zero (DiT's initialize_weights)
+
+
+def test_packed_matches_one_by_one():
+    m = randomised(tiny())
+    xs = [torch.randn(4, 3, 4, 6), torch.randn(4, 1, 6, 2), torch.randn(4, 2, 2, 2)]
+    ts = [torch.tensor(0.3), torch.tensor([0.5]), torch.tensor([0.0, 0.8])]
+    text = torch.randn(3, 6, 16)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 3:] = False
+    mask[2, 1:] = False
+    with torch.no_grad():
+        packed = m(xs, ts, text, mask)
+        for i, (x, t) in enumerate(zip(xs, ts, strict=True)):
+            one = m(x[None], t[None], text[i : i + 1], mask[i : i + 1])[0]
+            assert one.abs().mean() > 1e-2  # not trivially zero
+            assert (one - packed[i]).abs().max() < 1e-5
+
+
+def test_padding_text_is_ignored():
+    m = randomised(tiny())
+    x, text = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 3, 16)
+    padded = torch.cat([text, torch.randn(1, 4, 16)], dim=1)
+    mask = torch.tensor([[True] * 3 + [False] * 4])
+    with torch.no_grad():
+        a = m(x, torch.tensor([0.4]), text)
+        b = m(x, torch.tensor([0.4]), padded, mask)
+    assert (a - b).abs().max() < 1e-5
+
+
+def test_per_frame_timesteps():
+    m = randomised(tiny())
+    x, text = torch.randn(1, 4, 3, 4, 4), torch.randn(1, 3, 16)
+    with torch.no_grad():
+        scalar = m(x, torch.tensor([0.7]), text)
+        same = m(x, torch.full((1, 3), 0.7), text)
+        mixed = m(x, torch.tensor([[0.0, 0.7, 0.7]]), text)
+    assert (scalar - same).abs().max() < 1e-5  # per-frame t equal everywhere == one t
+    assert (mixed - scalar).abs().max() > 1e-3  # a clean first frame changes the output
+    with pytest.raises(InputError, match="per-frame t"):
+        m(x, torch.rand(1, 2), text)
+
+
+def test_rope_makes_positions_matter_and_is_cached():
+    m = randomised(tiny())
+    x, text = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 3, 16)
+    with torch.no_grad():
+        out = m(x, torch.tensor([0.5]), text)
+        rolled = m(x.roll(1, dims=3), torch.tensor([0.5]), text)
+    assert (out.roll(1, dims=3) - rolled).abs().max() > 1e-3  # not translation-equivariant: RoPE at work
+    assert len(m.rope._cache) == 1
+
+
+def test_gradients_and_checkpointing_agree():
+    m = randomised(tiny()).train()
+    x, text = torch.randn(2, 4, 1, 4, 4), torch.randn(2, 3, 16)
+    loss = m(x, torch.rand(2, generator=torch.Generator().manual_seed(0)), text).square().mean()
+    loss.backward()
+    g1 = m.blocks[0].attn.qkv.weight.grad.clone()
+    m.zero_grad()
+    m.gradient_checkpointing = True
+    loss2 = m(x, torch.rand(2, generator=torch.Generator().manual_seed(0)), text).square().mean()
+    loss2.backward()
+    assert torch.allclose(loss, loss2) and torch.allclose(g1, m.blocks[0].attn.qkv.weight.grad, atol=1e-6)
+
+
+def test_config_validation():
+    with pytest.raises(InputError, match="divisible"):
+        DiTConfig(dim=50, num_heads=4)
+    with pytest.raises(InputError, match="patch_size"):
+        DiTConfig(patch_size=(1, 2))
+
+
+def test_presets_build_and_count():
+    small = {k: f for k, f in DIT_PRESETS.items() if k in ("world-tiny", "small")}
+    for name, factory in small.items():
+        assert DiT(factory()).num_params() > 0, name
+    tiny_params = DiT(dit_world_tiny()).num_params()
+    assert tiny_params * 4 < 32 * 2**20  # fp32 weights far below the 64 MiB budget
+    with torch.device("meta"):  # the 1B preset is built without memory
+        big = DiT(dit_1b()).num_params()
+    assert 1.0e9 < big < 1.6e9
+    assert flops_per_token(dit_1b(), 32760, 512) > flops_per_token(dit_world_tiny(), 80, 20)
+
+
+def test_save_load_roundtrip(tmp_path):
+    m = randomised(tiny())
+    m.save_pretrained(tmp_path / "dit")
+    back = DiT.from_pretrained(tmp_path / "dit")
+    assert back.config == m.config
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+    with pytest.raises(ModelError, match="not a DiT directory"):
+        DiT.from_pretrained(tmp_path / "missing")
+    (tmp_path / "dit" / "model.safetensors").write_bytes(b"broken")
+    with pytest.raises(ModelError, match="cannot load"):
+        DiT.from_pretrained(tmp_path / "dit")

@@ -1,0 +1,101 @@
+"""KinoPipeline: the directory layout, the call's steps, determinism, limits and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from kino.errors import InputError, ModelError
+from kino.models.dit import DiT, DiTConfig
+from kino.models.text import TextEncoder, TextEncoderConfig
+from kino.models.vae import CausalVAE, VAEConfig
+from kino.pipeline import KinoPipeline, SchedulerConfig
+
+
+def tiny_pipeline(seed: int = 0, random_dit: bool = True) -> KinoPipeline:
+    torch.manual_seed(seed)
+    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
+    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384,
+                        freq_dim=32))
+    if random_dit:  # so the velocity is not the zero-initialised output
+        with torch.no_grad():
+            for p in dit.parameters():
+                p.normal_(0, 0.05)
+    sched = SchedulerConfig(num_inference_steps=3, max_latent_frames=4)
+    return KinoPipeline(dit, vae, TextEncoder(TextEncoderConfig(max_length=32)), sched)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> KinoPipeline:
+    return tiny_pipeline()
+
+
+def test_call_returns_frames_settings_and_timings(pipe):
+    steps = []
+    out = pipe("a red circle moves left", seconds=1.5, fps=8, width=32, height=16, seed=3,
+               callback=lambda s, n: steps.append((s, n)))
+    assert out.frames.dtype == np.uint8 and out.frames.shape == (12, 16, 32, 3)  # round(1.5 * 8) frames
+    assert out.settings.num_frames == 12 and out.settings.latent_shape == (1, 4, 4, 2, 4)  # 13 frames decoded
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert {"encode_s", "denoise_s", "decode_s", "total_s"} <= set(out.timings)
+
+
+def test_same_seed_same_video_and_guidance_matters(pipe):
+    a = pipe("a blue square", num_frames=5, width=16, height=16, seed=7).frames
+    b = pipe("a blue square", num_frames=5, width=16, height=16, generator=torch.Generator().manual_seed(7)).frames
+    c = pipe("a blue square", num_frames=5, width=16, height=16, seed=8).frames
+    d = pipe("a blue square", num_frames=5, width=16, height=16, seed=7, guidance_scale=1.0).frames
+    e = pipe("a blue square", num_frames=5, width=16, height=16, seed=7, negative_prompt="green").frames
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, d) and not np.array_equal(a, e)
+
+
+def test_image_is_one_frame(pipe):
+    out = pipe("a star", num_frames=1, width=16, height=32, seed=0)
+    assert out.frames.shape == (1, 32, 16, 3)
+
+
+def test_input_errors(pipe):
+    with pytest.raises(InputError, match="prompt is empty"):
+        pipe("  ")
+    with pytest.raises(InputError, match=r"size 40x16 is not a multiple of 16; try 32x16 or 48x16"):
+        pipe("x", width=40, height=16)
+    with pytest.raises(InputError, match=r"use --seconds <= 1\.6, or the long-video mode \(coming\)"):
+        pipe("x", seconds=3, fps=8, width=16, height=16)  # one pass holds 1 + 4 * 3 = 13 frames
+
+
+def test_save_load_roundtrip(tmp_path, pipe):
+    d = pipe.save_pretrained(tmp_path / "pipe")
+    index = json.loads((d / "model_index.json").read_text())
+    assert index["_class_name"] == "KinoPipeline"
+    assert {"transformer", "vae", "text_encoder", "scheduler"} <= set(index)
+    assert [p.name for p in (d / "text_encoder").iterdir()] == ["config.json"]  # weights ship in the package
+    back = KinoPipeline.from_pretrained(d)
+    assert back.scheduler == pipe.scheduler
+    a = pipe("a green star", num_frames=5, width=16, height=16, seed=1).frames
+    b = back("a green star", num_frames=5, width=16, height=16, seed=1).frames
+    assert np.array_equal(a, b)
+    pipe.save_pretrained(d)  # replacing an existing directory works and leaves no temp folders behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_missing_and_broken_dirs(tmp_path, pipe):
+    with pytest.raises(ModelError, match="does not exist"):
+        KinoPipeline.from_pretrained(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="model_index.json is missing"):
+        KinoPipeline.from_pretrained(tmp_path / "empty")
+    d = pipe.save_pretrained(tmp_path / "p")
+    (d / "transformer" / "model.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(ModelError, match="cannot load the DiT"):
+        KinoPipeline.from_pretrained(d)
+
+
+def test_mismatched_components_are_refused():
+    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
+    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=99))
+    with pytest.raises(ModelError, match="text width 99"):
+        KinoPipeline(dit, vae, TextEncoder())

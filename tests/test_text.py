@@ -1,0 +1,81 @@
+"""Text encoders: the packaged MiniLM offline, masks, truncation, caches, folders."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from kino.errors import InputError, ModelError
+from kino.models.text import TextEncoder, TextEncoderConfig, TextEncoderKind, packaged_minilm_dir
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return TextEncoder(TextEncoderConfig(max_length=16))
+
+
+def test_packaged_model_folder_found():
+    d = packaged_minilm_dir()
+    assert (d / "config.json").is_file() and (d / "tokenizer.json").is_file()
+
+
+def test_token_states_and_mask(encoder):
+    emb = encoder.encode(["a red circle moves left on a blue background", "a cat"])
+    assert emb.hidden.shape[0] == 2 and emb.hidden.shape[2] == encoder.dim == 384
+    lengths = emb.mask.sum(1).tolist()
+    assert lengths[0] > lengths[1] >= 3  # [CLS] a cat [SEP]
+    assert emb.hidden[1, lengths[1]:].abs().sum() == 0  # padding is zero
+    # different prompts, different states; the same prompt alone or in a batch, the same states
+    alone = encoder.encode("a cat")
+    assert torch.allclose(alone.hidden[0], emb.hidden[1, : lengths[1]], atol=1e-5)
+    assert not torch.allclose(emb.hidden[0, :3], emb.hidden[1, :3])
+
+
+def test_offline_flag_is_scoped(encoder):
+    before = os.environ.get("HF_HUB_OFFLINE")
+    TextEncoder(TextEncoderConfig()).encode("x")
+    assert os.environ.get("HF_HUB_OFFLINE") == before
+
+
+def test_truncation_warns(encoder):
+    with pytest.warns(UserWarning, match="keeps the first 16"):
+        emb = encoder.encode(" ".join(["red"] * 40))
+    assert emb.mask.sum() == 16
+
+
+def test_lru_and_disk_cache(tmp_path, encoder):
+    enc = TextEncoder(TextEncoderConfig(max_length=16, cache_size=1, cache_dir=str(tmp_path)))
+    a = enc.encode("a green square").hidden
+    files = list(tmp_path.glob("*.safetensors"))
+    assert len(files) == 1
+    enc.encode("a yellow star")
+    assert list(enc._lru) == ["a yellow star"]  # LRU of size 1
+    fresh = TextEncoder(TextEncoderConfig(max_length=16, cache_dir=str(tmp_path)))
+    b = fresh.encode("a green square").hidden  # read from disk: the model is never loaded
+    assert fresh._model is None and torch.equal(a, b)
+
+
+def test_folder_roundtrip_and_errors(tmp_path, encoder):
+    encoder.save_pretrained(tmp_path / "te")
+    cfg = json.loads((tmp_path / "te" / "config.json").read_text())
+    assert cfg["kino_text_encoder"] == TextEncoderKind.PACKAGED_MINILM and cfg["max_length"] == 16
+    assert sorted(p.name for p in (tmp_path / "te").iterdir()) == ["config.json"]
+    back = TextEncoder.from_pretrained(tmp_path / "te")
+    assert back.config.kind == TextEncoderKind.PACKAGED_MINILM and back.config.max_length == 16
+    with pytest.raises(ModelError):
+        TextEncoder.from_pretrained(tmp_path / "nothing")
+    with pytest.raises(InputError):
+        TextEncoderConfig(kind=TextEncoderKind.HF_DIR)
+
+
+def test_any_hf_directory(tmp_path):
+    # a local HF directory (here a copy of the MiniLM folder) loads through the generic path
+    import shutil
+
+    d = tmp_path / "hf"
+    shutil.copytree(packaged_minilm_dir(), d)
+    enc = TextEncoder(TextEncoderConfig(kind=TextEncoderKind.HF_DIR, path=str(d)))
+    assert enc.encode("a cat").hidden.shape[-1] == 384

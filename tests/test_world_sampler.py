@@ -1,0 +1,119 @@
+"""The spec sampler: the compositional split holds exactly, and the scenes it draws are readable."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from kino.world.render import collide_color, render, trajectory
+from kino.world.sampler import (
+    HELDOUT_COLOR_SHAPE,
+    HELDOUT_SHAPE_MOTION,
+    Split,
+    heldout_pairs,
+    is_heldout,
+    sample_spec,
+)
+from kino.world.spec import (
+    Background,
+    Camera,
+    Color,
+    Event,
+    EventKind,
+    Motion,
+    ObjectSpec,
+    SceneSpec,
+    Shape,
+    is_low_contrast,
+)
+
+
+@pytest.fixture(scope="module")
+def draws():
+    rng = np.random.default_rng(123)
+    return {split: [sample_spec(rng, split) for _ in range(3000)] for split in Split}
+
+
+def test_train_never_and_heldout_always_shows_a_heldout_pair(draws):
+    assert not any(is_heldout(s) for s in draws[Split.TRAIN])
+    assert all(is_heldout(s) for s in draws[Split.HELDOUT])
+    for s in draws[Split.TRAIN]:
+        for o in s.objects:
+            assert (o.color, o.shape) not in HELDOUT_COLOR_SHAPE
+            assert (o.shape, o.motion) not in HELDOUT_SHAPE_MOTION
+        for e in s.events:  # a collision never paints a held-out pair either
+            if e.kind == EventKind.COLLIDE:
+                o = s.objects[e.subject]
+                assert (collide_color(o.color, e.color), o.shape) not in HELDOUT_COLOR_SHAPE
+    shown = collections.Counter(p for s in draws[Split.HELDOUT] for o in s.objects for p in heldout_pairs(o))
+    assert set(shown) == HELDOUT_COLOR_SHAPE | HELDOUT_SHAPE_MOTION  # every pair is tested
+
+
+def test_train_covers_every_allowed_pair(draws):
+    seen_cs = {(o.color, o.shape) for s in draws[Split.TRAIN] for o in s.objects}
+    seen_sm = {(o.shape, o.motion) for s in draws[Split.TRAIN] for o in s.objects}
+    assert seen_cs == {(c, sh) for c in Color for sh in Shape} - HELDOUT_COLOR_SHAPE
+    assert seen_sm == ({(sh, m) for sh in Shape for m in Motion} - HELDOUT_SHAPE_MOTION
+                       - {(Shape.CIRCLE, Motion.SPINNING)})  # fmt: skip
+
+
+def test_is_heldout_counts_collision_colors():
+    spec = SceneSpec(objects=(ObjectSpec("star", "red", motion="right"), ObjectSpec("circle", "blue")),
+                     events=(Event("collide", 0, 1, "green"),))  # fmt: skip
+    assert is_heldout(spec)  # the red star becomes a green star
+    assert not is_heldout(SceneSpec(objects=(ObjectSpec("star", "red"),)))
+    assert is_heldout(SceneSpec(objects=(ObjectSpec("circle", "red"), ObjectSpec("diamond", "red", motion="spinning"))))
+
+
+def test_rules_hold_in_both_splits(draws):
+    for split in Split:
+        for s in draws[split]:
+            night = any(e.kind == EventKind.DAY_TO_NIGHT for e in s.events)
+            for o in s.objects:
+                assert not (o.shape == Shape.CIRCLE and o.motion == Motion.SPINNING)
+                assert not is_low_contrast(o.color, s.background)
+                assert not (night and is_low_contrast(o.color, Background.NIGHT))
+            for e in s.events:
+                if e.kind == EventKind.COLLIDE:
+                    assert s.objects[e.subject].motion in (Motion.LEFT, Motion.RIGHT)
+                    assert e.color is not None and e.color != s.objects[e.subject].color
+                if e.kind == EventKind.OCCLUDE:
+                    assert s.objects[e.other].depth > s.objects[e.subject].depth
+                if e.kind == EventKind.LEAVE_RETURN:
+                    assert s.objects[e.subject].motion in (Motion.LEFT, Motion.RIGHT, Motion.UP, Motion.DOWN)
+                if e.kind == EventKind.DAY_TO_NIGHT:
+                    assert s.background != Background.NIGHT
+
+
+def test_frequencies(draws):
+    train = draws[Split.TRAIN]
+    counts = collections.Counter(len(s.objects) for s in train)
+    assert abs(counts[1] / len(train) - 0.5) < 0.05 and abs(counts[3] / len(train) - 0.2) < 0.05
+    static = sum(s.camera == Camera.STATIC for s in train) / len(train)
+    assert abs(static - 0.6) < 0.05
+    kinds = collections.Counter(e.kind for s in train for e in s.events)
+    assert all(kinds[k] > 30 for k in EventKind)
+    assert len({s.background for s in train}) == len(Background)
+
+
+def test_deterministic_and_canvas():
+    a = sample_spec(np.random.default_rng(5), Split.HELDOUT, width=96, height=48, fps=12.0, num_frames=30)
+    b = sample_spec(np.random.default_rng(5), Split.HELDOUT, width=96, height=48, fps=12.0, num_frames=30)
+    assert a == b and (a.width, a.height, a.fps, a.num_frames) == (96, 48, 12.0, 30)
+    one = [sample_spec(np.random.default_rng(i), max_objects=1) for i in range(50)]
+    assert all(len(s.objects) == 1 for s in one)
+
+
+def test_sampled_scenes_are_on_screen_and_distinct():
+    rng = np.random.default_rng(9)
+    for i in range(40):
+        spec = sample_spec(rng, Split.TRAIN if i % 2 else Split.HELDOUT)
+        tr = trajectory(spec, i)
+        leaving = {e.subject for e in spec.events if e.kind == EventKind.LEAVE_RETURN}
+        for k in range(len(spec.objects)):
+            if k not in leaving:
+                assert tr.visible[:, k].mean() > 0.7, (spec, k)
+        f = render(spec, i)
+        assert f.shape == (16, 64, 64, 3) and f.std() > 1
