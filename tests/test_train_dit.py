@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from kino.models.dit import DiTConfig
 from kino.models.text import TextEncoder
 from kino.models.vae import CausalVAE, VAEConfig
 from kino.pipeline import KinoPipeline
@@ -27,19 +28,22 @@ def tiny_vae() -> CausalVAE:
     return CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
 
 
+DIT = DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384)
+
+
 def cfg(**kw) -> DiTTrainConfig:
     return DiTTrainConfig(**{"steps": 4, "batch_size": 2, "lr": 1e-3, "warmup": 1, "checkpoint_every": 2,
                              "ema_decay": 0.5, **kw})
 
 
 def test_steps_reduce_loss_on_a_fixed_batch():
-    trainer = DiTTrainer(cfg(), tiny_vae(), TextEncoder())
+    trainer = DiTTrainer(cfg(), tiny_vae(), TextEncoder(), model_config=DIT)
     batch = [next(iter(fake_stream(cfg(), 0))) for _ in range(2)]
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     videos, caps = [b["video"] for b in batch], [b["caption"] for b in batch]
     with torch.no_grad():
         before = float(trainer.loss(videos, caps, gen()))
-    for _ in range(8):
+    for _ in range(5):
         trainer.step(batch)
     with torch.no_grad():
         after = float(trainer.loss(videos, caps, gen()))
@@ -48,7 +52,7 @@ def test_steps_reduce_loss_on_a_fixed_batch():
 
 def test_packed_batch_of_mixed_sizes():
     c = cfg(packed=True, batch_size=3)
-    trainer = DiTTrainer(c, tiny_vae(), TextEncoder())
+    trainer = DiTTrainer(c, tiny_vae(), TextEncoder(), model_config=DIT)
     stream = fake_stream(c, 0)
     batch = [next(stream) for _ in range(3)]
     assert len({b["video"].shape for b in batch}) == 2  # really mixed
@@ -64,9 +68,9 @@ def test_ema_update():
 
 
 def test_exact_resume_and_pipeline_dir(tmp_path):
-    full = train_dit(cfg(), tiny_vae(), tmp_path / "full", data=fake_stream)
-    train_dit(cfg(steps=2), tiny_vae(), tmp_path / "half", data=fake_stream)
-    resumed = train_dit(cfg(), tiny_vae(), tmp_path / "half", resume=True, data=fake_stream)
+    full = train_dit(cfg(), tiny_vae(), tmp_path / "full", data=fake_stream, model_config=DIT)
+    train_dit(cfg(steps=2), tiny_vae(), tmp_path / "half", data=fake_stream, model_config=DIT)
+    resumed = train_dit(cfg(), tiny_vae(), tmp_path / "half", resume=True, data=fake_stream, model_config=DIT)
     a = KinoPipeline.from_pretrained(full).transformer.state_dict()
     b = KinoPipeline.from_pretrained(resumed).transformer.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -17,7 +17,7 @@ from kino.world.caption import (
     caption,
     captions,
 )
-from kino.world.render import collide_color
+from kino.world.motion import collide_color
 from kino.world.sampler import Split, sample_spec
 from kino.world.spec import (
     Background,
@@ -54,8 +54,15 @@ def said(text: str, words) -> bool:
 
 
 def test_tables_cover_the_vocabulary():
-    for table, enum in ((SHAPE_WORDS, Shape), (COLOR_WORDS, Color), (SIZE_WORDS, Size), (MOTION_WORDS, Motion),
-                        (BACKGROUND_WORDS, Background), (CAMERA_WORDS, Camera), (EVENT_WORDS, EventKind)):
+    for table, enum in (
+        (SHAPE_WORDS, Shape),
+        (COLOR_WORDS, Color),
+        (SIZE_WORDS, Size),
+        (MOTION_WORDS, Motion),
+        (BACKGROUND_WORDS, Background),
+        (CAMERA_WORDS, Camera),
+        (EVENT_WORDS, EventKind),
+    ):
         assert set(table) == set(enum) and all(table[k] for k in enum)  # fmt: skip
     # a word names one thing only
     for table in (SHAPE_WORDS, COLOR_WORDS, SIZE_WORDS):
@@ -76,8 +83,12 @@ def test_detailed_names_every_attribute():
     for i, spec in enumerate(specs):
         text = caption(spec, CaptionLevel.DETAILED, seed=i)
         for o in spec.objects:
-            for table, key in ((SIZE_WORDS, o.size), (COLOR_WORDS, o.color), (SHAPE_WORDS, o.shape),
-                               (MOTION_WORDS, o.motion)):
+            for table, key in (
+                (SIZE_WORDS, o.size),
+                (COLOR_WORDS, o.color),
+                (SHAPE_WORDS, o.shape),
+                (MOTION_WORDS, o.motion),
+            ):
                 assert said(text, table[key]), (text, key)  # fmt: skip
         assert said(text, BACKGROUND_WORDS[spec.background])
         assert said(text, [s.lower() for s in CAMERA_WORDS[spec.camera]])

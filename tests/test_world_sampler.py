@@ -7,7 +7,8 @@ import collections
 import numpy as np
 import pytest
 
-from kino.world.render import collide_color, render, trajectory
+from kino.world.motion import collide_color
+from kino.world.render import render, trajectory
 from kino.world.sampler import (
     HELDOUT_COLOR_SHAPE,
     HELDOUT_SHAPE_MOTION,
@@ -64,7 +65,9 @@ def test_is_heldout_counts_collision_colors():
                      events=(Event("collide", 0, 1, "green"),))  # fmt: skip
     assert is_heldout(spec)  # the red star becomes a green star
     assert not is_heldout(SceneSpec(objects=(ObjectSpec("star", "red"),)))
-    assert is_heldout(SceneSpec(objects=(ObjectSpec("circle", "red"), ObjectSpec("diamond", "red", motion="spinning"))))
+    assert is_heldout(
+        SceneSpec(objects=(ObjectSpec("circle", "red"), ObjectSpec("diamond", "red", motion="spinning")))
+    )
 
 
 def test_rules_hold_in_both_splits(draws):

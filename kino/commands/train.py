@@ -16,9 +16,9 @@ train_app = typer.Typer(help="Train kino's models.", no_args_is_help=True)
 def train_vae_cmd(
     preset: VAEPreset = typer.Option(VAEPreset.WORLD_TINY, help="Model size."),
     data: str = typer.Option("world", help="'world' (kino's procedural world) or a folder of videos."),
-    steps: int = typer.Option(None, help="Total optimizer steps (a resumed run continues to this). [recipe: 2000]"),
-    batch_size: int = typer.Option(None, help="Clips per step. [recipe: 4]"),
-    lr: float = typer.Option(None, help="Peak learning rate. [recipe: 1e-3]"),
+    steps: int = typer.Option(None, help="Total optimizer steps (a resumed run continues to this). [recipe: 3000]"),
+    batch_size: int = typer.Option(None, help="Clips per step. [recipe: 2]"),
+    lr: float = typer.Option(None, help="Peak learning rate. [recipe: 5e-4]"),
     out: Path = typer.Option(Path("runs/vae-world-tiny"), help="Run folder for checkpoints."),
     resume: bool = typer.Option(False, help="Continue from the latest checkpoint in --out."),
     adversarial: bool = typer.Option(False, help="Add a PatchGAN adversarial loss after adv-start steps."),
@@ -60,7 +60,7 @@ def train_dit_cmd(
     out: Path = typer.Option(Path("runs/dit-world-tiny"), help="Run folder: checkpoints/ and pipeline/."),
     resume: bool = typer.Option(False, help="Continue from the latest checkpoint in --out."),
     packed: bool = typer.Option(False, help="Mix sizes in a batch (packed, block-diagonal attention)."),
-    checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [recipe: 200]"),
+    checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
     seed: int = typer.Option(0, help="Seed of the initialization and of the data stream."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda."),
 ) -> None:

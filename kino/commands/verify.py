@@ -14,8 +14,12 @@ safety_app = typer.Typer(help="The safety policy: check prompts.", no_args_is_he
 
 def verify(
     file: Annotated[Path, typer.Argument(help="An MP4 or PNG to check.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the full manifest store and checks as JSON.")] = False,
-    no_watermark: Annotated[bool, typer.Option("--no-watermark", help="Skip the watermark detector.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full manifest store and checks as JSON.")
+    ] = False,
+    no_watermark: Annotated[
+        bool, typer.Option("--no-watermark", help="Skip the watermark detector.")
+    ] = False,
     policy: Annotated[Path | None, typer.Option(help="Safety policy file (for trust anchors).")] = None,
 ) -> int:
     """Check FILE's C2PA content credentials and kino watermark.
@@ -51,8 +55,14 @@ def _print_summary(s: dict) -> None:
     if s["credentials"]:
         rows += [
             ("signature + hash", "valid" if s["signature_and_hash_valid"] else f"INVALID {s['failures']}"),
-            ("signer", f"{s['signer']} ({s['issuer']}), {'trusted' if s['signer_trusted'] else 'not trusted'}"),
-            ("generator", ", ".join(f"{g.get('name')} {g.get('version', '')}" for g in s["claim_generator"] or [])),
+            (
+                "signer",
+                f"{s['signer']} ({s['issuer']}), {'trusted' if s['signer_trusted'] else 'not trusted'}",
+            ),
+            (
+                "generator",
+                ", ".join(f"{g.get('name')} {g.get('version', '')}" for g in s["claim_generator"] or []),
+            ),
         ]
     if s["made_by_kino"]:
         rows += [

@@ -208,24 +208,27 @@ def gated(x: Tensor, gate: Tensor, y: Tensor) -> Tensor:
 
 
 class SelfAttention(nn.Module):
-    """Full 3D self-attention: fused QKV, QK RMSNorm across heads (as Wan), RoPE, SDPA."""
+    """Full 3D self-attention: fused QKV, QK RMSNorm across heads (as Wan), RoPE, SDPA.
+
+    q and k are normalised and rotated together as one (2, B, nh, N, hd) tensor: half the elementwise calls.
+    """
 
     def __init__(self, dim: int, num_heads: int, eps: float) -> None:
         super().__init__()
-        self.num_heads = num_heads
+        self.num_heads, self.eps = num_heads, eps
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.norm_q = nn.RMSNorm(dim, eps=eps)
-        self.norm_k = nn.RMSNorm(dim, eps=eps)
+        self.qk_scale = nn.Parameter(torch.ones(2, dim))  # RMSNorm weights of q and k
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
-        q, k, v = self.qkv(x).chunk(3, dim=-1)  # each (B, N, D)
-        q = rearrange(self.norm_q(q), "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
-        k = rearrange(self.norm_k(k), "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
-        v = rearrange(v, "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
-        q, k = apply_rope(q, *rope).to(v.dtype), apply_rope(k, *rope).to(v.dtype)
+        d = x.shape[-1]
+        qkv = rearrange(self.qkv(x), "b n (three d) -> b n three d", three=3)  # (B, N, 3, D)
+        qk = F.rms_norm(qkv[:, :, :2], (d,), eps=self.eps) * self.qk_scale  # (B, N, 2, D)
+        qk = rearrange(qk, "b n two (h e) -> two b h n e", h=self.num_heads)  # (2, B, nh, N, hd)
+        q, k = apply_rope(qk, *rope).to(qkv.dtype).unbind(0)  # each (B, nh, N, hd)
+        v = rearrange(qkv[:, :, 2], "b n (h e) -> b h n e", h=self.num_heads)  # (B, nh, N, hd)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, N, hd)
-        return self.out(rearrange(y, "b h n d -> b n (h d)"))  # (B, N, D)
+        return self.out(rearrange(y, "b h n e -> b n (h e)"))  # (B, N, D)
 
 
 class CrossAttention(nn.Module):
@@ -233,17 +236,20 @@ class CrossAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, eps: float) -> None:
         super().__init__()
-        self.num_heads = num_heads
+        self.num_heads, self.eps = num_heads, eps
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
-        self.norm_q = nn.RMSNorm(dim, eps=eps)
-        self.norm_k = nn.RMSNorm(dim, eps=eps)
+        self.q_scale = nn.Parameter(torch.ones(dim))  # RMSNorm weights of q and k
+        self.k_scale = nn.Parameter(torch.ones(dim))
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, ctx: Tensor, mask: Tensor | None) -> Tensor:
+        d = x.shape[-1]
         k, v = self.kv(ctx).chunk(2, dim=-1)  # each (B, L, D)
-        q = rearrange(self.norm_q(self.q(x)), "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
-        k = rearrange(self.norm_k(k), "b l (h d) -> b h l d", h=self.num_heads)  # (B, nh, L, hd)
+        q = F.rms_norm(self.q(x), (d,), eps=self.eps) * self.q_scale  # (B, N, D)
+        k = F.rms_norm(k, (d,), eps=self.eps) * self.k_scale  # (B, L, D)
+        q = rearrange(q, "b n (h d) -> b h n d", h=self.num_heads)  # (B, nh, N, hd)
+        k = rearrange(k, "b l (h d) -> b h l d", h=self.num_heads)  # (B, nh, L, hd)
         v = rearrange(v, "b l (h d) -> b h l d", h=self.num_heads)  # (B, nh, L, hd)
         y = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, attn_mask=mask)  # (B, nh, N, hd)
         return self.out(rearrange(y, "b h n d -> b n (h d)"))  # (B, N, D)

@@ -48,9 +48,9 @@ class VAEConfig:
     temporal_factor: int = 4
     spatial_factor: int = 8
     patch_size: int = 4  # pixels folded into channels before the first conv
-    widths: tuple[int, ...] = (48, 96, 128)  # one per level: patched input, then after each down step
+    widths: tuple[int, ...] = (32, 64, 128)  # one per level: patched input, then after each down step
     encoder_blocks: int = 1  # residual blocks per level
-    decoder_blocks: int = 2
+    decoder_blocks: int = 1
     first_time_kernel: int = 3  # temporal kernel at the finest level (1: spatial-only there)
     chunk_frames: int = 16  # pixel frames per streaming chunk (a multiple of temporal_factor)
     tile_size: int = 256  # spatial tile side in pixels for large frames (a multiple of spatial_factor)
@@ -108,7 +108,7 @@ class VAEConfig:
 
 
 def vae_world_tiny(**kw) -> VAEConfig:
-    """The CPU model for kino's world: 4x8x8, 16 channels, 6M parameters, 4x4 pixel patches."""
+    """The CPU model for kino's world: 4x8x8, 16 channels, 4x4 pixel patches, widths 32-128."""
     return VAEConfig(**kw)
 
 

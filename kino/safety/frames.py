@@ -38,7 +38,9 @@ class FrameReview:
         return {
             "frames_reviewed": len(self.indices),
             "flagged_frames": list(self.flagged),
-            "worst": None if self.worst is None else {"label": self.worst[0], "score": round(self.worst[1], 4)},
+            "worst": None
+            if self.worst is None
+            else {"label": self.worst[0], "score": round(self.worst[1], 4)},
         }
 
 
@@ -73,7 +75,9 @@ class OnnxFrameClassifier:
         try:
             self._session = ort.InferenceSession(config.model, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own types for missing or corrupt files
-            raise ModelError(f"cannot load the frame classifier {config.model}: {str(e).splitlines()[0][:160]}") from None
+            raise ModelError(
+                f"cannot load the frame classifier {config.model}: {str(e).splitlines()[0][:160]}"
+            ) from None
         self._input = self._session.get_inputs()[0].name
         n_out = self._session.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(config.labels):

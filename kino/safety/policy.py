@@ -171,7 +171,9 @@ def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -
     """A SafetyConfig from a policy mapping; keys it leaves out come from `base` (the shipped default)."""
     unknown = set(d) - KNOWN_KEYS
     if unknown:
-        raise InputError(f"unknown key(s) {sorted(unknown)} in safety policy; valid keys: {sorted(KNOWN_KEYS)}")
+        raise InputError(
+            f"unknown key(s) {sorted(unknown)} in safety policy; valid keys: {sorted(KNOWN_KEYS)}"
+        )
     m = {**(base or {}), **d}
     threshold = m.get("profanity_threshold", 0.9)
     threshold = None if threshold is None or threshold < 0 else float(threshold)
@@ -186,9 +188,7 @@ def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -
     if m.get("frames"):
         f = dict(m["frames"])
         try:
-            frames = FrameReviewConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()}
-            )
+            frames = FrameReviewConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()})
         except TypeError as e:
             raise InputError(f"bad [frames] section in safety policy: {e}") from None
     c2pa = m.get("c2pa") or {}

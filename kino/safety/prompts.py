@@ -87,7 +87,10 @@ def check_prompt(text: str, config: SafetyConfig | None = None) -> Decision:
             return Decision(Verdict.ALLOW, None, f"profanity model not used: {e}")
         if prob >= policy.profanity_threshold:
             return Decision(
-                Verdict.REJECT, Category.ABUSE, f"profanity model {prob:.2f} >= {policy.profanity_threshold}", prob
+                Verdict.REJECT,
+                Category.ABUSE,
+                f"profanity model {prob:.2f} >= {policy.profanity_threshold}",
+                prob,
             )
     return Decision(Verdict.ALLOW, None, "", prob)
 

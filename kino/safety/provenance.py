@@ -80,12 +80,15 @@ def make_local_chain(folder: Path) -> Credentials:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=3650)
 
     def name(cn: str) -> x509.Name:
         return x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kino (local)")]
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kino (local)"),
+            ]
         )
 
     def usage(sign: bool) -> x509.KeyUsage:
@@ -121,7 +124,9 @@ def make_local_chain(folder: Path) -> Credentials:
         .add_extension(usage(sign=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False
+        )
         .sign(root_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
@@ -134,14 +139,18 @@ def make_local_chain(folder: Path) -> Credentials:
     return Credentials(chain, key_pem, "local", root_pem)
 
 
-def load_credentials(cert: str | None = None, key: str | None = None, folder: str | None = None) -> Credentials:
+def load_credentials(
+    cert: str | None = None, key: str | None = None, folder: str | None = None
+) -> Credentials:
     """Signing credentials: given paths, else $KINO_C2PA_CERT/$KINO_C2PA_KEY, else the local chain."""
     source = "config"
     if cert is None and key is None:
         cert, key, source = os.environ.get("KINO_C2PA_CERT"), os.environ.get("KINO_C2PA_KEY"), "env"
     if cert or key:
         if not (cert and key):
-            raise InputError("C2PA signing needs both a certificate chain and a key (KINO_C2PA_CERT and KINO_C2PA_KEY)")
+            raise InputError(
+                "C2PA signing needs both a certificate chain and a key (KINO_C2PA_CERT and KINO_C2PA_KEY)"
+            )
         for p in (cert, key):
             if not Path(p).is_file():
                 raise InputError(f"C2PA credential file {p} does not exist")
@@ -247,7 +256,9 @@ def read_manifest(path: str | os.PathLike, trust: tuple[bytes, ...] = ()) -> Man
     context = None
     if trust:
         anchors = b"".join(trust).decode()
-        settings = c2pa.Settings.from_dict({"trust": {"user_anchors": anchors}, "verify": {"verify_trust": True}})
+        settings = c2pa.Settings.from_dict(
+            {"trust": {"user_anchors": anchors}, "verify": {"verify_trust": True}}
+        )
         context = c2pa.Context(settings)
     try:
         with c2pa.Reader(str(p), context=context) as r:

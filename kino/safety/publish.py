@@ -49,7 +49,9 @@ class PublishReport:
     signer: str | None  # "config", "env" or "local"
 
 
-def _generation_assertion(info: GenerationInfo, config: SafetyConfig, review: dict | str, wid: str | None) -> dict:
+def _generation_assertion(
+    info: GenerationInfo, config: SafetyConfig, review: dict | str, wid: str | None
+) -> dict:
     data: dict[str, Any] = {
         "model": info.model,
         "kino_version": info.version,
@@ -86,7 +88,9 @@ def publish(
     if frames.ndim == 3:
         frames = frames[None]  # (1, H, W, 3)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise InputError(f"frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {tuple(frames.shape)}")
+        raise InputError(
+            f"frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {tuple(frames.shape)}"
+        )
     if fmt is Format.PNG and len(frames) != 1:
         raise InputError(f"{path.name} is a PNG and holds one frame, but {len(frames)} were given; use .mp4")
     if not path.parent.exists():
@@ -120,7 +124,9 @@ def publish(
     try:
         write_video(tmp, frames, fps=fps)
         generator = {"name": "kino", "version": info.version, "model": info.model}
-        manifest = build_manifest(path.name, generator, _generation_assertion(info, config, review_record, wid))
+        manifest = build_manifest(
+            path.name, generator, _generation_assertion(info, config, review_record, wid)
+        )
         label = sign_file(Path(tmp), path, manifest, creds)
     finally:
         Path(tmp).unlink(missing_ok=True)

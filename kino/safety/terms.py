@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 # Cyrillic and Greek letters that look like Latin ones and survive NFKC.
@@ -35,7 +35,9 @@ CONFUSABLES = str.maketrans(
         "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
     }
 )  # fmt: skip
-LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 INNER_PUNCT = re.compile(r"(?<=[\w@$!])[.\-_*'’`~|+^:](?=[\w@$!])")
 ENDINGS = r"(?:s|es|ed|d|ing|er|ers)?"
 
@@ -51,6 +53,7 @@ def normalize(text: str) -> str:
         prev, text = text, INNER_PUNCT.sub("", text)
     words = []
     for tok in re.split(r"\s+", text):
+        tok = tok.rstrip(".,;:!?\"')]}").lstrip("\"'([{")  # sentence punctuation is not leetspeak
         if re.search(r"[a-z]", tok) and re.search(r"[0-9@$!]", tok):
             tok = tok.translate(LEET)
         tok = re.sub(r"[^a-z0-9]+", " ", tok).strip()
@@ -121,7 +124,7 @@ def read_term_file(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shipped_terms(category: str) -> tuple[str, ...]:
     """The curated term list of a category shipped in kino/safety/data/<category>.txt."""
     path = resources.files("kino.safety") / "data" / f"{category}.txt"
@@ -130,9 +133,14 @@ def shipped_terms(category: str) -> tuple[str, ...]:
     return read_term_file(path.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=32)
+def _allow_pattern(allow: tuple[str, ...]) -> re.Pattern | None:
+    # Longest first: a phrase may hold a shorter one ("sex on the beach cocktail" holds "cocktail").
+    pats = [_term_pattern(p) for p in sorted(allow, key=len, reverse=True)]
+    return re.compile(r"\b(?:" + "|".join(pats) + r")\b") if pats else None
+
+
 def blank_allowed(normalized: str, allow: tuple[str, ...]) -> str:
     """Replace allow-listed phrases in a normalized text with spaces so terms inside them do not match."""
-    for phrase in sorted(allow, key=len, reverse=True):  # longest first: a phrase may hold a shorter one
-        pat = r"\b" + _term_pattern(phrase) + r"\b"
-        normalized = re.sub(pat, lambda m: " " * len(m.group(0)), normalized)
-    return normalized
+    pat = _allow_pattern(tuple(allow))
+    return normalized if pat is None else pat.sub(lambda m: " " * len(m.group(0)), normalized)

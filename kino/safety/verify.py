@@ -18,7 +18,13 @@ from pathlib import Path
 
 from kino.errors import MediaError
 from kino.safety.policy import SafetyConfig
-from kino.safety.provenance import CREATED, GENERATION_LABEL, TRAINED_ALGORITHMIC_MEDIA, ManifestInfo, read_manifest
+from kino.safety.provenance import (
+    CREATED,
+    GENERATION_LABEL,
+    TRAINED_ALGORITHMIC_MEDIA,
+    ManifestInfo,
+    read_manifest,
+)
 from kino.safety.watermark import WatermarkResult
 
 
@@ -27,7 +33,10 @@ class Outcome(Enum):
 
     OK = (0, "valid content credentials from kino")
     NO_CREDENTIALS = (20, "no content credentials")
-    INVALID = (21, "content credentials are invalid: the file was changed after signing, or the signature is bad")
+    INVALID = (
+        21,
+        "content credentials are invalid: the file was changed after signing, or the signature is bad",
+    )
     NOT_KINO = (22, "valid content credentials, but not made by kino")
 
     @property
@@ -78,7 +87,9 @@ class VerifyReport:
             "watermark_id": None if wm is None else wm.watermark_id,
             "watermark_z": None if wm is None else round(wm.z, 2),
             "watermark_matches_manifest": (
-                None if wm is None or self.claimed_watermark is None else wm.watermark_id == self.claimed_watermark
+                None
+                if wm is None or self.claimed_watermark is None
+                else wm.watermark_id == self.claimed_watermark
             ),
         }
 
@@ -91,7 +102,8 @@ def _is_kino(m: ManifestInfo) -> bool:
         return False
     actions = (m.assertion("c2pa.actions.v2") or {}).get("actions", [])
     created = any(
-        a.get("action") == CREATED and a.get("digitalSourceType") == TRAINED_ALGORITHMIC_MEDIA for a in actions
+        a.get("action") == CREATED and a.get("digitalSourceType") == TRAINED_ALGORITHMIC_MEDIA
+        for a in actions
     )
     return created and m.assertion(GENERATION_LABEL) is not None
 
@@ -121,7 +133,9 @@ def detect_watermark(path: Path, max_frames: int = 64) -> WatermarkResult | None
     return detect(video.frames)
 
 
-def verify_file(path: str | os.PathLike, config: SafetyConfig | None = None, watermark: bool = True) -> VerifyReport:
+def verify_file(
+    path: str | os.PathLike, config: SafetyConfig | None = None, watermark: bool = True
+) -> VerifyReport:
     """Verify a file's content credentials and look for kino's watermark."""
     p = Path(path)
     if not p.is_file():

@@ -34,7 +34,8 @@ MAGIC_BITS = 16
 ID_BITS = 32
 PAYLOAD_BITS = MAGIC_BITS + ID_BITS
 KEY = 0x6B696E6F  # "kino": seeds the chip layout; the same key embeds and detects
-BAND = (4, 28)  # u, v in [4, 28): above most of the picture's energy, below what H.264 and a 0.5x resize remove
+# u, v in [4, 28): above most of a picture's energy, below what H.264 and a 0.5x resize remove
+BAND = (4, 28)
 MARGIN = 0.2  # least projection per bit, in luma levels (0..255): PSNR about 40 dB on smooth frames
 MARGIN_MAX = 0.4  # most projection per bit: busy frames get a stronger mark, up to here
 Z_TARGET = 10.0  # the per-frame z-score the margin aims for
@@ -119,7 +120,9 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise InputError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
     if min(frames.shape[1:3]) < 16:
-        raise InputError(f"frames of {frames.shape[2]}x{frames.shape[1]} are too small to watermark; use >= 16x16")
+        raise InputError(
+            f"frames of {frames.shape[2]}x{frames.shape[1]} are too small to watermark; use >= 16x16"
+        )
     return frames
 
 
@@ -162,19 +165,22 @@ def embed(frames: np.ndarray, watermark_id: str, margin: float | None = None) ->
     want = 2.0 * payload_bits(watermark_id) - 1.0  # (48,) in {-1, +1}
     bx, by = _basis(w, u), _basis(h, v)  # (K, W), (K, H)
     # Amplitude of chip k in a luma image Y: 4/(HW) sum_yx Y by_k(y) bx_k(x) (a DCT coefficient).
-    coef = 4.0 / (h * w)
-    out = np.empty_like(frames)
     counts = np.bincount(bit_of, minlength=PAYLOAD_BITS).astype(np.float64)  # (48,)
-    for i, y in enumerate(_luma(frames)):
-        amp = coef * ((by @ y) * bx).sum(axis=1)  # (K,) chip amplitudes: (K, H) @ (H, W) -> (K, W), dot bx
-        proj = np.bincount(bit_of, weights=amp * sign, minlength=PAYLOAD_BITS) / counts  # (48,)
-        m = margin if margin is not None else _adaptive_margin(amp, bit_of, counts)
-        # ISS: push each bit's projection to the margin on its side; a bit already there gets nothing.
-        push = np.maximum(0.0, m - want * proj) * want  # (48,)
-        gain = push[bit_of] * sign  # (K,) amplitude added to each chip
-        delta = by.T @ (gain[:, None] * bx)  # (H, K) @ (K, W) -> (H, W) luma change
-        marked = frames[i].astype(np.float64) + delta[..., None]  # same change on R, G, B moves luma by delta
-        out[i] = np.clip(np.rint(marked), 0, 255).astype(np.uint8)
+    onehot = np.eye(PAYLOAD_BITS)[bit_of]  # (K, 48)
+    # Amplitude of chip k in a luma image Y: 4/(HW) sum_yx Y by_k(y) bx_k(x) (a DCT coefficient).
+    y = _luma(frames)  # (T, H, W)
+    amp = (4.0 / (h * w)) * np.einsum("tkw,kw->tk", by @ y, bx)  # (K, H) @ (T, H, W) -> (T, K, W) -> (T, K)
+    proj = (amp * sign) @ onehot / counts  # (T, 48) mean signed chip amplitude per bit
+    if margin is None:
+        m = np.array([_adaptive_margin(a, bit_of, counts) for a in amp])[:, None]  # (T, 1)
+    else:
+        m = np.full((len(frames), 1), float(margin))  # (T, 1)
+    # ISS: push each bit's projection to the margin on its side; a bit already there gets nothing.
+    push = np.maximum(0.0, m - want * proj) * want  # (T, 48)
+    gain = push[:, bit_of] * sign  # (T, K) amplitude added to each chip
+    delta = np.einsum("kh,tkw->thw", by, gain[:, :, None] * bx)  # (T, H, W) luma change
+    marked = frames.astype(np.float64) + delta[..., None]  # same change on R, G, B moves luma by delta
+    out = np.clip(np.rint(marked), 0, 255).astype(np.uint8)  # (T, H, W, 3)
     return out
 
 

@@ -20,7 +20,7 @@ import torch
 
 from kino.diffusion.flow import FlowConfig, drop_captions, flow_loss, flow_path, sample_t, token_shift
 from kino.errors import InputError
-from kino.models.dit import DIT_PRESETS, DiT, DiTPreset, autocast_for
+from kino.models.dit import DIT_PRESETS, DiT, DiTConfig, DiTPreset, autocast_for
 
 
 @dataclass(frozen=True)
@@ -82,14 +82,17 @@ def world_stream(cfg: DiTTrainConfig, start: int) -> Iterable[dict]:
 class DiTTrainer:
     """Holds the model, EMA, optimizer, frozen VAE and text encoder; `step(batch)` trains once."""
 
-    def __init__(self, cfg: DiTTrainConfig, vae, text_encoder, device: torch.device | str = "cpu") -> None:
+    def __init__(self, cfg: DiTTrainConfig, vae, text_encoder, device: torch.device | str = "cpu",
+                 model_config: DiTConfig | None = None) -> None:
         self.cfg, self.device = cfg, torch.device(device)
         self.vae = vae.to(self.device).eval().requires_grad_(False)
         self.text_encoder = text_encoder
         self.text_encoder.device = self.device
         torch.manual_seed(cfg.seed)
-        config = DIT_PRESETS[cfg.preset](in_channels=vae.config.latent_channels,
-                                         out_channels=vae.config.latent_channels, text_dim=text_encoder.dim)
+        config = model_config or DIT_PRESETS[cfg.preset](
+            in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels,
+            text_dim=text_encoder.dim,
+        )  # model_config overrides the preset (tests, experiments)
         self.model = DiT(config).to(self.device).train()
         self.model.gradient_checkpointing = cfg.gradient_checkpointing
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -140,7 +143,7 @@ class DiTTrainer:
         self.opt.step()
         update_ema(self.ema, self.model, self.cfg.ema_decay)
         self.step_count += 1
-        return float(loss)
+        return float(loss.detach())
 
     def save(self, run_dir: Path) -> Path:
         from kino.train.checkpoint import save_checkpoint
@@ -162,17 +165,19 @@ class DiTTrainer:
 
 def train_dit(cfg: DiTTrainConfig, vae, out_dir: str | Path, resume: bool = False,
               device: torch.device | str = "cpu", data: Callable[[DiTTrainConfig, int], Iterable[dict]] | None = None,
-              on_step: Callable[[int, int, float], None] | None = None) -> Path:
+              on_step: Callable[[int, int, float], None] | None = None,
+              model_config: DiTConfig | None = None) -> Path:
     """Train (or resume) into out_dir/checkpoints and write the EMA pipeline to out_dir/pipeline.
 
     data(cfg, start) gives the stream of items {"video", "caption"} from data position `start` (default:
-    the world). on_step(step, total, loss) reports progress. Returns the pipeline directory.
+    the world). on_step(step, total, loss) reports progress; model_config replaces the preset's DiT config.
+    Returns the pipeline directory.
     """
     from kino.models.text import TextEncoder
     from kino.pipeline import KinoPipeline
 
     out = Path(out_dir)
-    trainer = DiTTrainer(cfg, vae, TextEncoder(), device)
+    trainer = DiTTrainer(cfg, vae, TextEncoder(), device, model_config)
     if resume:
         trainer.resume(out / "checkpoints")
     stream: Iterator[dict] = iter((data or world_stream)(cfg, trainer.step_count * cfg.batch_size))

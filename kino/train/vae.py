@@ -36,10 +36,10 @@ class VAETrainConfig:
     """A VAE training recipe. The defaults are the world-tiny recipe for a CPU core."""
 
     preset: str = "world-tiny"
-    steps: int = 2000
-    batch_size: int = 4
-    lr: float = 1e-3
-    warmup: int = 100
+    steps: int = 3000
+    batch_size: int = 2
+    lr: float = 5e-4
+    warmup: int = 50
     min_lr_ratio: float = 0.05  # cosine decay to lr * this at the last step
     sizes: tuple[tuple[int, int], ...] = ((64, 64), (96, 64), (64, 96))  # (width, height)
     num_frames: tuple[int, ...] = (9, 17)
@@ -147,7 +147,7 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
         return save_checkpoint(out, step, model, model.config, opt, data_position=step * cfg.batch_size,
                                extra=extra, keep=cfg.keep)
 
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 160)  # a log file gets whole lines
     path = last
     frames_seen, t0 = 0, time.perf_counter()
     cols = (TextColumn("train vae"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),

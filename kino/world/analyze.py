@@ -263,9 +263,10 @@ def _link(dets: Detections, T: int, m: int, link: float, merged: set[int]) -> li
         for k, j in enumerate(last):
             gap = t - int(dets.t[j])
             px, py = dets.x[j], dets.y[j]
-            if gap == 1 and prev[k] >= 0 and dets.t[prev[k]] == t - 2:
+            dist = np.hypot(dets.x[idx] - px, dets.y[idx] - py) / m  # (n,) from where it was
+            if gap == 1 and prev[k] >= 0 and dets.t[prev[k]] == t - 2:  # or where its velocity takes it
                 px, py = 2 * px - dets.x[prev[k]], 2 * py - dets.y[prev[k]]
-            dist = np.hypot(dets.x[idx] - px, dets.y[idx] - py) / m  # (n,)
+                dist = np.minimum(dist, np.hypot(dets.x[idx] - px, dets.y[idx] - py) / m)
             same = dets.color[idx] == dets.color[j]
             size = np.abs(np.log(np.maximum(dets.area[idx], 1) / max(dets.area[j], 1)))
             c = np.where(same & (dist < link * max(1, gap)), dist + 0.05 * size, np.inf)
@@ -436,7 +437,7 @@ def _motion(dets, tr, seen, whole, fps, m, H, W, pan, zoom, camera, shape) -> Mo
     if sx < 0.25 * sy and len(vy) >= 3:
         # gravity: the fall accelerates (a steady positive second difference of y); a linear
         # mover's speed is constant, even when it leaves the frame and comes back reversed
-        runs = np.diff(seen) == 1
+        runs = (np.diff(seen) == 1) & ~dets.edge[j][1:] & ~dets.edge[j][:-1]  # unclipped views only
         ok2 = runs[:-1] & runs[1:]
         acc = np.diff(y, 2)[ok2] * fps**2 / m if ok2.any() else np.zeros(0)  # canvas per s^2
         if len(acc) >= 3 and np.median(acc) > 0.4:

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from kino.world.motion import collide_color
 from kino.world.spec import (
     Background,
     Camera,
@@ -95,11 +96,27 @@ BACKGROUND_WORDS: dict[Background, tuple[str, ...]] = {
 }
 # full sentences about the camera
 CAMERA_WORDS: dict[Camera, tuple[str, ...]] = {
-    Camera.STATIC: ("The camera is static.", "The camera stays still.", "The shot is locked off, with a fixed camera."),
+    Camera.STATIC: (
+        "The camera is static.",
+        "The camera stays still.",
+        "The shot is locked off, with a fixed camera.",
+    ),
     Camera.PAN_LEFT: ("The camera pans left.", "The camera slowly pans to the left.", "The view pans left."),
-    Camera.PAN_RIGHT: ("The camera pans right.", "The camera slowly pans to the right.", "The view pans right."),
-    Camera.ZOOM_IN: ("The camera zooms in.", "The camera slowly zooms in.", "The view zooms in on the scene."),
-    Camera.ZOOM_OUT: ("The camera zooms out.", "The camera slowly zooms out.", "The view zooms out from the scene."),
+    Camera.PAN_RIGHT: (
+        "The camera pans right.",
+        "The camera slowly pans to the right.",
+        "The view pans right.",
+    ),
+    Camera.ZOOM_IN: (
+        "The camera zooms in.",
+        "The camera slowly zooms in.",
+        "The view zooms in on the scene.",
+    ),
+    Camera.ZOOM_OUT: (
+        "The camera zooms out.",
+        "The camera slowly zooms out.",
+        "The view zooms out from the scene.",
+    ),
 }
 CAMERA_SHORT: dict[Camera, str] = {
     Camera.STATIC: "", Camera.PAN_LEFT: "camera pans left", Camera.PAN_RIGHT: "camera pans right",
@@ -179,8 +196,6 @@ def _ref(spec: SceneSpec, i: int, rng) -> str:
 
 
 def _event(spec: SceneSpec, e: Event, rng) -> str:
-    from kino.world.render import collide_color
-
     s = _ref(spec, e.subject, rng)
     o = _ref(spec, e.other, rng) if e.other is not None else ""
     c = ""

@@ -62,7 +62,7 @@ SIZE_WORDS: dict[Size, tuple[str, ...]] = {
     Size.MEDIUM: ("medium", "medium sized", "mid sized", "midsize", "average sized", "moderate"),
     Size.LARGE: ("large", "big", "huge", "giant", "enormous", "larger"),
 }
-GENERIC_NOUNS = ("object", "shape", "thing", "item", "figure", "form", "sprite", "body", "bodies", "one")
+GENERIC_NOUNS = ("object", "shape", "thing", "item", "figure", "form", "sprite", "body", "bodies")
 NUMBER_WORDS = {
     "one": 1, "single": 1, "lone": 1, "two": 2, "pair": 2, "couple": 2, "three": 3, "four": 4,
     "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
@@ -87,6 +87,8 @@ _MOVE_VERBS = (
 _E, _C, _B, _M = "event", "camera", "background", "motion"
 _RULES: list[tuple[str, str, object]] = [
     # --- events
+    (r"\b(?:the )?(?:sky|light|daylight|sunlight|scene|world|day)(?: slowly| gradually)? (?:darken|dim|fad|turn|go)\w*"
+     r"(?: (?:from day )?(?:in)?to (?:the )?(?:night|nighttime|darkness|dark|dusk))?\b", _E, EventKind.DAY_TO_NIGHT),
     (r"\bfrom (?:day|daytime|daylight) (?:in)?to (?:night|nighttime|dusk|darkness)\b", _E, EventKind.DAY_TO_NIGHT),
     (r"\bday(?:light|time)? (?:\w+ )?(?:turns?|fades?|changes?|gives way|becomes?|shifts?|goes|transitions?)"
      r"(?: slowly| gradually)? (?:in)?to (?:night|nighttime|darkness|dark|dusk)\b", _E, EventKind.DAY_TO_NIGHT),
@@ -245,8 +247,7 @@ def _lexicon() -> tuple[dict[str, tuple[str, object]], list[tuple[re.Pattern, st
     shapes = {k: list(v) for k, v in SHAPE_WORDS.items()}
     colors = {k: list(v) for k, v in COLOR_WORDS.items()}
     sizes = {k: list(v) for k, v in SIZE_WORDS.items()}
-    for table, extra in ((shapes, _caption_table("SHAPE")), (colors, _caption_table("COLOR")),
-                         (sizes, _caption_table("SIZE"))):  # fmt: skip
+    for table, extra in zip((shapes, colors, sizes), _caption_tables(), strict=True):
         for k, words in extra.items():
             table.setdefault(k, []).extend(_norm(w) for w in words)
     words: dict[str, tuple[str, object]] = {}
@@ -274,24 +275,15 @@ def _lexicon() -> tuple[dict[str, tuple[str, object]], list[tuple[re.Pattern, st
     return words, rules
 
 
-def _caption_table(kind: str) -> dict:
-    """The captioner's synonyms for SHAPE / COLOR / SIZE, when its module is present."""
+def _caption_tables() -> tuple[dict, dict, dict]:
+    """The captioner's synonym tables (shape, color, size words), so every word it writes is known."""
     try:
-        from kino.world import caption
-    except ImportError:
-        return {}
-    out: dict = {}
-    for name in dir(caption):
-        value = getattr(caption, name)
-        if kind in name.upper() and isinstance(value, dict) and "WORD" in name.upper() or (
-            kind in name.upper() and "SYNONYM" in name.upper() and isinstance(value, dict)
-        ):
-            for k, ws in value.items():
-                if isinstance(ws, str):
-                    ws = (ws,)
-                if isinstance(ws, tuple | list) and all(isinstance(w, str) for w in ws):
-                    out.setdefault(k, []).extend(ws)
-    return out
+        from kino.world.caption import COLOR_WORDS as CW
+        from kino.world.caption import SHAPE_WORDS as SW
+        from kino.world.caption import SIZE_WORDS as ZW
+    except ImportError:  # the captioner is optional for parsing
+        return {}, {}, {}
+    return SW, CW, ZW
 
 
 def _plural(w: str) -> str:
@@ -384,7 +376,8 @@ def _bind(items: list[tuple[int, str, object]]) -> PromptSpec:
             pend.number, pend.words = int(value), pend.words + 1
             if value == 1 and i + 1 < len(items) and items[i + 1][1] not in ("color", "size", "shape", "generic",
                                                                             "motion", "number"):
-                _flush(st, pend, None, generic=True)  # "a red one" / "the blue one"
+                pend.number, pend.words = None, pend.words - 1  # "a red one" names, it does not count
+                _flush(st, pend, None, generic=True)
                 pend = _Pending()
         elif kind == "color":
             pend.color, pend.words = value, pend.words + 1
@@ -470,6 +463,8 @@ def _flush(st: _Scan, pend: _Pending, shape: Shape | None, generic: bool = False
 
 
 def _matches(o: _Obj, shape: Shape | None, pend: _Pending) -> bool:
+    if pend.size is not None and o.size is not None and o.size != pend.size:
+        return False
     return (shape is None or o.shape == shape) and (pend.color is None or o.color == pend.color) and (
         shape is not None or pend.color is not None or o.shape is not None
     )

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from kino.world.motion import collide_color
 from kino.world.spec import (
     Background,
     Camera,
@@ -73,8 +74,6 @@ def heldout_pairs(obj: ObjectSpec) -> list[tuple]:
 
 def is_heldout(spec: SceneSpec) -> bool:
     """True when any object shows a held-out pair, counting the color a collision gives it."""
-    from kino.world.render import collide_color
-
     if any(heldout_pairs(o) for o in spec.objects):
         return True
     for e in spec.events:
@@ -156,7 +155,9 @@ def sample_spec(
         # the other stands in front: make it at least as big as the subject so it hides it
         big = max(objects[s].size, objects[o].size, key=list(Size).index)
         objects[o] = ObjectSpec(objects[o].shape, objects[o].color, big, Motion.STILL, depth=1)
-        objects[s] = ObjectSpec(objects[s].shape, objects[s].color, objects[s].size, objects[s].motion, depth=0)
+        objects[s] = ObjectSpec(
+            objects[s].shape, objects[s].color, objects[s].size, objects[s].motion, depth=0
+        )
     events = tuple(e for e in (event, Event(EventKind.DAY_TO_NIGHT) if night else None) if e is not None)
     return SceneSpec(
         objects=tuple(objects), background=background, camera=camera, events=events,

@@ -58,8 +58,21 @@ def frame_profiles(f: np.ndarray, near: np.ndarray) -> np.ndarray:
     def support(c: np.ndarray) -> np.ndarray:
         return (((f - c[:, :, None]) ** 2).sum(-1) < 25.0**2).sum(2)  # (T, H)
 
-    use_excl = (n >= 4) & (support(excl) > support(full))
-    return np.where(use_excl[..., None], excl, full)
+    sup_e, sup_f = support(excl), support(full)
+    use_excl = (n >= 4) & (sup_e > sup_f)
+    prof = np.where(use_excl[..., None], excl, full)  # (T, H, 3)
+    # No background of the world is a palette color (white is the exception the sampler keeps
+    # white objects off), so a row whose estimate is one is a row an object covers: fill it in
+    # from the rows above and below.
+    pal = np.array([PALETTE[c] for c in COLORS if c != Color.WHITE], np.float32)  # (K-1, 3)
+    on_pal = (((prof[:, :, None] - pal) ** 2).sum(-1) < 30.0**2).any(-1)  # (T, H)
+    bad = on_pal | (np.where(use_excl, sup_e, sup_f) < max(3, W // 10))
+    ys = np.arange(H)
+    for t in np.nonzero(bad.any(1) & ~bad.all(1))[0]:
+        good = ~bad[t]
+        for c in range(3):
+            prof[t, ~good, c] = np.interp(ys[~good], ys[good], prof[t, good, c])
+    return prof
 
 
 def background_profiles(height: int) -> dict[Background, np.ndarray]:
@@ -121,6 +134,12 @@ def detect(frames: np.ndarray, foreground: float, palette_near: float, min_area:
     color = masked.argmin(1)  # (N,)
     ok = np.isfinite(masked.min(1))
     alpha = alpha_k[np.arange(len(color)), color] * ok  # (N,)
+    # H.264 keeps luma at full resolution and chroma at half: where the color and the background
+    # differ enough in luma, coverage from luma alone is sharper (BT.601 weights)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    dy = pal[color] @ luma - pbg @ luma  # (N,)
+    alpha_y = np.clip((pix @ luma - pbg @ luma) / np.where(np.abs(dy) > 1e-6, dy, 1.0), 0, 1)
+    alpha = np.where(np.abs(dy) >= 50.0, alpha_y, alpha) * ok
     key = comp * len(COLORS) + color
     uniq, det = np.unique(key[ok], return_inverse=True)  # (D,), (N_ok,)
     ti, yi, xi, alpha = ti[ok], yi[ok], xi[ok], alpha[ok]
@@ -156,7 +175,7 @@ def detect(frames: np.ndarray, foreground: float, palette_near: float, min_area:
         t=dt_, color=(uniq % len(COLORS)).astype(np.int64), area=area, x=cx, y=cy,
         elong=np.sqrt(lmin / np.maximum(lmax, 1e-9)), inertia=2 * math.pi * tr / a_safe,
         harm=harm, box=np.stack([x0, y0, x1 + 1, y1 + 1], 1),
-        edge=(x0 <= 0) | (y0 <= 0) | (x1 >= W - 1) | (y1 >= H - 1), touch=np.zeros(D, bool),
+        edge=(x0 <= 1) | (y0 <= 1) | (x1 >= W - 2) | (y1 >= H - 2), touch=np.zeros(D, bool),
     )  # fmt: skip
     dets = _select(dets, keep)
     dets = _select(dets, np.lexsort((dets.x, dets.t)))

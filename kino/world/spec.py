@@ -8,6 +8,12 @@ A `PromptSpec` is the partial spec that a prompt asks for (every field optional)
 produces it and the scorer checks an analysis against it.
 
 Each set of options is one StrEnum here; command-line choices and error messages come from it.
+
+What each word means on screen (speeds, the ground line, how a pan or an event plays out) is in
+docs/world.md and in the constants at the top of kino/world/motion.py. Conventions worth knowing
+here: a size class names an object's size at the first frame (growing and shrinking change it
+later); BACKGROUND_STOPS are the background colors the renderer draws (every background also has
+faint world-anchored specks, stars at night); the contrast rule below is what the sampler obeys.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from kino.errors import InputError
@@ -319,6 +326,7 @@ def _lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
 
 
+@cache
 def contrast(color: Color, background: Background) -> float:
     """The smallest Lab distance between an object color and any stop color of a background."""
     a = _lab(PALETTE[Color(color)])

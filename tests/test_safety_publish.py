@@ -1,0 +1,226 @@
+"""publish -> verify: frame review, watermark, C2PA signing, tampering, stripping, the CLI exit codes."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from kino.errors import InputError, PolicyError
+from kino.safety.policy import FrameReviewConfig, SafetyConfig
+from kino.safety.publish import GenerationInfo, publish
+from kino.safety.verify import Outcome, verify_file
+
+pytest.importorskip("c2pa")
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KINO_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.delenv("KINO_C2PA_CERT", raising=False)
+    monkeypatch.delenv("KINO_C2PA_KEY", raising=False)
+    monkeypatch.delenv("KINO_SAFETY_POLICY", raising=False)
+    return tmp_path / "cfg"
+
+
+def frames(t: int = 6, red: int = 60) -> np.ndarray:
+    yy, xx = np.mgrid[0:64, 0:64]
+    f = np.zeros((t, 64, 64, 3), np.uint8)
+    f[..., 0] = red
+    f[..., 1] = (xx * 3).astype(np.uint8)
+    f[..., 2] = (yy * 2).astype(np.uint8)
+    for i in range(t):
+        f[i, 20:36, 8 + 3 * i : 24 + 3 * i] = (230, 200, 30)
+    return f
+
+
+INFO = GenerationInfo(
+    model="kino-tiny", settings={"size": "64x64", "steps": 4, "seed": 3}, prompt="a yellow square"
+)
+
+
+def test_publish_mp4_signs_watermarks_and_verifies(tmp_path, config_dir):
+    out = tmp_path / "out.mp4"
+    rep = publish(frames(), out, fps=8, info=INFO, config=SafetyConfig())
+    assert rep.c2pa_signed and rep.signer == "local" and rep.manifest_label.startswith("urn:")
+    assert rep.frame_review == "not configured" and rep.watermark_id is not None
+    assert (config_dir / "c2pa" / "chain.pem").is_file()  # the local chain was made once
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["out.mp4"]  # no temp files left
+    v = verify_file(out, SafetyConfig())
+    assert v.outcome is Outcome.OK and v.made_by_kino and v.manifest.valid and not v.manifest.trusted
+    s = v.summary()
+    assert s["frame_review"] == "not configured"  # never claims a review that did not happen
+    assert s["settings"] == {"size": "64x64", "steps": 4, "seed": 3} and s["model"] == "kino-tiny"
+    assert s["prompt"] is None  # not opted in
+    assert s["watermark_present"] and s["watermark_matches_manifest"]
+    actions = v.manifest.assertion("c2pa.actions.v2")["actions"]
+    assert actions[0]["action"] == "c2pa.created"
+    assert actions[0]["digitalSourceType"].endswith("/trainedAlgorithmicMedia")
+    assert v.manifest.active["claim_generator_info"][0]["name"] == "kino"
+
+
+def test_publish_png_with_prompt_opt_in_and_trusted_local_root(tmp_path, config_dir):
+    out = tmp_path / "still.png"
+    publish(frames(1), out, fps=1, info=INFO, config=SafetyConfig(include_prompt=True))
+    cfg = SafetyConfig(trust=(str(config_dir / "c2pa" / "root.pem"),))
+    v = verify_file(out, cfg)
+    assert v.outcome is Outcome.OK and v.manifest.trusted
+    assert v.summary()["prompt"] == "a yellow square"
+
+
+def test_tampered_mp4_fails_and_stripped_is_no_credentials(tmp_path):
+    out = tmp_path / "out.mp4"
+    publish(frames(), out, fps=8, info=INFO, config=SafetyConfig())
+    data = bytearray(out.read_bytes())
+    i = data.find(b"mdat")
+    data[i + 64] ^= 0x01  # one byte of the video data
+    bad = tmp_path / "tampered.mp4"
+    bad.write_bytes(bytes(data))
+    assert verify_file(bad, watermark=False).outcome is Outcome.INVALID
+    # Re-encoding the frames drops the credentials; the watermark stays.
+    from kino.io import read_video, write_video
+
+    stripped = write_video(tmp_path / "stripped.mp4", read_video(out).frames, fps=8)
+    v = verify_file(stripped)
+    assert v.outcome is Outcome.NO_CREDENTIALS and v.watermark.present
+
+
+def test_other_generators_file_is_not_kino(tmp_path):
+    from kino.io import write_video
+    from kino.safety.provenance import build_manifest, load_credentials, sign_file
+
+    src = write_video(tmp_path / "src.mp4", frames(2), fps=8)
+    manifest = build_manifest("x.mp4", {"name": "othergen", "version": "1.0"}, {"model": "other"})
+    sign_file(src, tmp_path / "x.mp4", manifest, load_credentials())
+    v = verify_file(tmp_path / "x.mp4", watermark=False)
+    assert v.manifest.valid and v.outcome is Outcome.NOT_KINO and v.outcome.exit_code == 22
+
+
+def test_stripped_png_chunk_is_no_credentials(tmp_path):
+    out = tmp_path / "a.png"
+    publish(frames(1), out, fps=1, info=INFO, config=SafetyConfig())
+    data, pos, kept = out.read_bytes(), 8, [out.read_bytes()[:8]]
+    while pos < len(data):  # drop the caBX chunk that holds the C2PA manifest
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind != b"caBX":
+            kept.append(data[pos : pos + 12 + n])
+        pos += 12 + n
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(b"".join(kept))
+    assert verify_file(plain, watermark=False).outcome is Outcome.NO_CREDENTIALS
+
+
+def test_no_c2pa_writes_plain_file(tmp_path):
+    out = tmp_path / "plain.mp4"
+    rep = publish(frames(), out, fps=8, info=INFO, config=SafetyConfig(c2pa=False, watermark=False))
+    assert not rep.c2pa_signed and rep.watermark_id is None and out.is_file()
+    assert verify_file(out, watermark=False).outcome is Outcome.NO_CREDENTIALS
+
+
+def test_user_certificate_from_env(tmp_path, monkeypatch):
+    from kino.safety.provenance import make_local_chain
+
+    creds = make_local_chain(tmp_path / "mine")
+    monkeypatch.setenv("KINO_C2PA_CERT", str(tmp_path / "mine" / "chain.pem"))
+    monkeypatch.setenv("KINO_C2PA_KEY", str(tmp_path / "mine" / "signer.key"))
+    rep = publish(frames(2), tmp_path / "o.mp4", fps=8, info=INFO, config=SafetyConfig(watermark=False))
+    assert rep.signer == "env" and creds.root is not None
+    monkeypatch.setenv("KINO_C2PA_KEY", str(tmp_path / "nope.key"))
+    with pytest.raises(InputError, match="does not exist"):
+        publish(frames(2), tmp_path / "p.mp4", fps=8, info=INFO, config=SafetyConfig(watermark=False))
+    assert not (tmp_path / "p.mp4").exists()
+
+
+def test_bad_outputs_are_refused_before_writing(tmp_path):
+    with pytest.raises(InputError, match="holds one frame"):
+        publish(frames(3), tmp_path / "x.png", fps=8, info=INFO, config=SafetyConfig())
+    with pytest.raises(InputError, match=".mp4 or .png"):
+        publish(frames(3), tmp_path / "x.gif", fps=8, info=INFO, config=SafetyConfig())
+    assert list(tmp_path.glob("x*")) == []
+
+
+def _red_model(path):
+    """A tiny conv net whose 'unsafe' logit is 20 * mean(red) - 12: red frames are flagged."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+
+    class Red(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.bias.zero_()
+                self.conv.weight[1, 0] = 20.0
+                self.conv.bias[1] = -12.0
+
+        def forward(self, x):
+            return self.conv(x).mean(dim=(2, 3))  # (N, 2) logits
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Red().eval(), torch.zeros(1, 3, 32, 32), str(path), input_names=["x"], output_names=["y"],
+            dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False,
+        )  # fmt: skip
+    return FrameReviewConfig(
+        model=str(path), labels=("safe", "red"), unsafe=("red",), size=(32, 32),
+        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), threshold=0.5, sample_frames=4,
+    )  # fmt: skip
+
+
+def test_frame_review_refuses_flagged_video_and_writes_nothing(tmp_path):
+    review = _red_model(tmp_path / "red.onnx")
+    cfg = SafetyConfig(frames=review)
+    red = frames(6, red=250)
+    red[:3, ..., 0] = 10  # only later frames are red: the sample must include them
+    with pytest.raises(PolicyError, match="frame review") as e:
+        publish(red, tmp_path / "bad.mp4", fps=8, info=INFO, config=cfg)
+    assert e.value.exit_code == 5
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".bad*"))
+    rep = publish(frames(6, red=20), tmp_path / "ok.mp4", fps=8, info=INFO, config=cfg)
+    assert rep.frame_review == "passed" and rep.frames_reviewed == 4
+    fr = verify_file(tmp_path / "ok.mp4", watermark=False).summary()["frame_review"]
+    assert fr["frames_reviewed"] == 4 and fr["flagged_frames"] == [] and fr["classifier"].startswith("onnx:")
+
+
+def test_frame_review_config_is_validated_and_loaded_from_policy(tmp_path):
+    with pytest.raises(InputError, match="unsafe labels"):
+        FrameReviewConfig(model="m.onnx", labels=("safe", "nsfw"), unsafe=("porn",))
+    from kino.safety.policy import load_policy_file
+
+    p = tmp_path / "p.toml"
+    p.write_text(
+        '[frames]\nmodel = "m.onnx"\nlabels = ["safe", "nsfw"]\nunsafe = ["nsfw"]\nsize = [64, 64]\n'
+    )
+    c = load_policy_file(p)
+    assert c.frames.size == (64, 64) and c.frames.unsafe == ("nsfw",)
+
+
+def test_cli_verify_exit_codes(tmp_path, capsys):
+    from kino.cli import main
+
+    out = tmp_path / "out.mp4"
+    publish(frames(), out, fps=8, info=INFO, config=SafetyConfig())
+    with pytest.raises(SystemExit) as e:
+        main(["verify", str(out), "--json", "--no-watermark"])
+    assert e.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["checks"]["outcome"] == "ok" and doc["manifest_store"]["active_manifest"]
+    plain = tmp_path / "plain.png"
+    from kino.io import write_image
+
+    write_image(plain, frames(1)[0])
+    with pytest.raises(SystemExit) as e:
+        main(["verify", str(plain)])
+    assert e.value.code == Outcome.NO_CREDENTIALS.exit_code == 20
+    assert "no content credentials" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["verify", str(tmp_path / "missing.mp4")])
+    assert e.value.code == 3
