@@ -78,10 +78,10 @@ def main() -> None:
         text = torch.randn(b, args.text_tokens, cfg.text_dim, device=device, dtype=dtype)
         tokens = grid[0] * grid[1] * grid[2] // cfg.patch_volume
 
-        def run_kino():
+        def run_kino(x=x, t=t, text=text):
             return kino(x, t, text=text)
 
-        def run_wan():
+        def run_wan(x=x, t=t, text=text):
             return wan(hidden_states=x, timestep=t * 1000, encoder_hidden_states=text, return_dict=False)[0]
 
         with torch.inference_mode():

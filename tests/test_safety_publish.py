@@ -201,6 +201,7 @@ def test_frame_review_config_is_validated_and_loaded_from_policy(tmp_path):
     )
     c = load_policy_file(p)
     assert c.frames.size == (64, 64) and c.frames.unsafe == ("nsfw",)
+    assert c.frames.model == str(tmp_path / "m.onnx")  # relative to the policy file
 
 
 def test_cli_verify_exit_codes(tmp_path, capsys):
@@ -224,3 +225,7 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["verify", str(tmp_path / "missing.mp4")])
     assert e.value.code == 3
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(SystemExit) as e:
+        main(["verify", str(tmp_path / "notes.txt")])
+    assert e.value.code == 3 and "cannot hold content credentials" in capsys.readouterr().err

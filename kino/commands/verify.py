@@ -22,10 +22,7 @@ def verify(
     ] = False,
     policy: Annotated[Path | None, typer.Option(help="Safety policy file (for trust anchors).")] = None,
 ) -> int:
-    """Check FILE's C2PA content credentials and kino watermark.
-
-    Exit codes: 0 valid kino file; 20 no credentials; 21 invalid or tampered; 22 not made by kino.
-    """
+    """Check FILE's C2PA content credentials and kino watermark (exit codes: see `kino verify --help`)."""
     from kino.safety.policy import load_policy_file
     from kino.safety.verify import verify_file
 
@@ -93,6 +90,13 @@ def check(
     print("allow" if not decision.reason else f"allow ({decision.reason})", file=sys.stdout)
 
 
+def _verify_help() -> str:
+    from kino.safety.verify import Outcome  # light: the exit codes are defined once, there
+
+    codes = "; ".join(f"{o.exit_code} {o.name.lower().replace('_', ' ')}" for o in Outcome)
+    return f"Check FILE's C2PA content credentials and kino watermark.\n\nExit codes: {codes}; 3 unreadable file."
+
+
 def register(app: typer.Typer) -> None:
-    app.command("verify")(verify)
+    app.command("verify", help=_verify_help())(verify)
     app.add_typer(safety_app, name="safety")

@@ -1,7 +1,7 @@
 """`kino world ...`: sample clips of the procedural world, and analyze a video against a prompt.
 
-    kino world sample --n 8 --out data/world [--split train|heldout] [--size 64x64] [--seconds 2] [--fps 8]
-    kino world analyze clip.mp4 [--prompt "a red ball bouncing"] [--json]
+kino world sample --n 8 --out data/world [--split train|heldout] [--size 64x64] [--seconds 2] [--fps 8]
+kino world analyze clip.mp4 [--prompt "a red ball bouncing"] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def sample(
     size: str = typer.Option("64x64", "--size", help="Canvas WxH, multiples of 8 from 32 to 512."),
     seconds: float = typer.Option(2.0, "--seconds", help="Clip length in seconds."),
     fps: float = typer.Option(8.0, "--fps", help="Frames per second."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the whole sample; the same seed writes the same clips."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the whole sample; the same seed writes the same clips."
+    ),
 ) -> None:
     """Write N clips of the world as MP4s plus specs.jsonl (file, spec, seed, captions at every level)."""
     import numpy as np
@@ -73,7 +75,9 @@ def sample(
             frames = (f for chunk in iter_render(spec, clip_seed) for f in chunk)  # (H, W, 3) each
             write_video(out / name, frames, fps=fps)
             caps = {str(k): v for k, v in captions(spec, seed=clip_seed).items()}
-            lines.append(json.dumps({"file": name, "spec": spec.to_dict(), "seed": clip_seed, "captions": caps}))
+            lines.append(
+                json.dumps({"file": name, "spec": spec.to_dict(), "seed": clip_seed, "captions": caps})
+            )
             bar.advance(task)
     # specs.jsonl appears whole or not at all
     fd, tmp = tempfile.mkstemp(prefix=".specs.", suffix=".jsonl", dir=out)
@@ -131,7 +135,9 @@ def _print_analysis(analysis, result) -> None:
         return
     checks = Table("asked", "want", "seen", "")
     for c in result.checks:
-        checks.add_row(c.label, c.asked, c.seen or "-", "[green]met[/green]" if c.met else "[red]missed[/red]")
+        checks.add_row(
+            c.label, c.asked, c.seen or "-", "[green]met[/green]" if c.met else "[red]missed[/red]"
+        )
     console.print(checks)
     console.print(f"{result.met} of {len(result.checks)} asked attributes met")
     print(f"score: {result.fraction:.3f}")

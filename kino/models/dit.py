@@ -128,7 +128,7 @@ def grid_coords(grid: tuple[int, int, int], device: torch.device | str = "cpu") 
 class RotaryEmbedding3D(nn.Module):
     """3D RoPE: the head width is split over (t, h, w) as in Wan (t gets the remainder, h and w 1/3 each).
 
-    Tables are cached per patch grid, device and dtype, so a sampling loop computes them once.
+    Rotations are cached per patch grid and device, so a sampling loop computes them once.
     """
 
     def __init__(self, head_dim: int, theta: float = 10000.0) -> None:
@@ -136,32 +136,32 @@ class RotaryEmbedding3D(nn.Module):
         hw = 2 * (head_dim // 6)
         self.split = (head_dim - 2 * hw, hw, hw)  # widths for t, h, w; each even
         self.theta = theta
-        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._cache: dict[tuple, Tensor] = {}
 
     def _inv_freq(self, width: int, device) -> Tensor:
         return 1.0 / self.theta ** (torch.arange(0, width, 2, device=device, dtype=torch.float64) / width)
 
-    def from_coords(self, coords: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """cos and sin tables (N, hd/2) for tokens at coords (N, 3)."""
+    def from_coords(self, coords: Tensor) -> Tensor:
+        """Rotations exp(i angle) (N, hd/2), complex64, for tokens at coords (N, 3)."""
         angles = torch.cat(  # (N, hd/2)
             [coords[:, i, None].double() * self._inv_freq(w, coords.device) for i, w in enumerate(self.split)],
             dim=-1,
         )
-        return angles.cos().to(dtype), angles.sin().to(dtype)
+        return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
 
-    def for_grid(self, grid: tuple[int, int, int], device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        key = (grid, str(device), dtype)
+    def for_grid(self, grid: tuple[int, int, int], device) -> Tensor:
+        key = (grid, str(device))
         if key not in self._cache:
             if len(self._cache) >= 64:  # bounded: training over many sizes must not grow it forever
                 self._cache.clear()
-            self._cache[key] = self.from_coords(grid_coords(grid, device), dtype)
+            self._cache[key] = self.from_coords(grid_coords(grid, device))
         return self._cache[key]
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs (x_i, x_{i+hd/2}) of x (B, nh, N, hd) by the angles of cos/sin (N, hd/2)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+def apply_rope(x: Tensor, freqs: Tensor) -> Tensor:
+    """Rotate pairs (x_2i, x_2i+1) of x (..., N, hd) by freqs (N, hd/2) complex: one complex multiply."""
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (..., N, hd/2)
+    return torch.view_as_real(xc * freqs).flatten(-2)  # (..., N, hd)
 
 
 def timestep_features(t: Tensor, dim: int, scale: float = 1000.0) -> Tensor:
@@ -188,10 +188,13 @@ class TimeEmbedding(nn.Module):
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """x * (1 + scale) + shift per group: x (B, N, D), shift/scale (B, G, D) with N a multiple of G."""
+    """x * scale + shift per group: x (B, N, D), shift/scale (B, G, D) with N a multiple of G.
+
+    scale arrives with its +1 already added (DiT's 1 + scale, folded into the tables once per forward).
+    """
     g = shift.shape[1]
     xg = rearrange(x, "b (g n) d -> b g n d", g=g)  # (B, G, N/G, D)
-    out = torch.addcmul(shift[:, :, None], xg, 1 + scale[:, :, None])
+    out = torch.addcmul(shift[:, :, None], xg, scale[:, :, None])
     return rearrange(out, "b g n d -> b (g n) d")  # (B, N, D)
 
 
@@ -220,12 +223,12 @@ class SelfAttention(nn.Module):
         self.qk_scale = nn.Parameter(torch.ones(2, dim))  # RMSNorm weights of q and k
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, rope: Tensor, mask: Tensor | None) -> Tensor:
         d = x.shape[-1]
         qkv = rearrange(self.qkv(x), "b n (three d) -> b n three d", three=3)  # (B, N, 3, D)
         qk = F.rms_norm(qkv[:, :, :2], (d,), eps=self.eps) * self.qk_scale  # (B, N, 2, D)
         qk = rearrange(qk, "b n two (h e) -> two b h n e", h=self.num_heads)  # (2, B, nh, N, hd)
-        q, k = apply_rope(qk, *rope).to(qkv.dtype).unbind(0)  # each (B, nh, N, hd)
+        q, k = apply_rope(qk, rope).to(qkv.dtype).unbind(0)  # each (B, nh, N, hd)
         v = rearrange(qkv[:, :, 2], "b n (h e) -> b h n e", h=self.num_heads)  # (B, nh, N, hd)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, N, hd)
         return self.out(rearrange(y, "b h n e -> b n (h e)"))  # (B, N, D)
@@ -271,9 +274,9 @@ class DiTBlock(nn.Module):
         )
         self.mod_table = nn.Parameter(torch.zeros(6, dim))  # this block's offset to the shared modulation
 
-    def forward(self, x: Tensor, mod: Tensor, rope, ctx: Tensor, self_mask, cross_mask) -> Tensor:
-        # x (B, N, D); mod (B, G, 6, D); ctx (B, L, D)
-        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.mod_table).unbind(2)  # each (B, G, D)
+    def forward(self, x: Tensor, mod: Tensor, rope: Tensor, ctx: Tensor, self_mask, cross_mask) -> Tensor:
+        # x (B, N, D); mod (B, G, 6, D): shared modulation + this block's table (+1 on the scales); ctx (B, L, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.unbind(2)  # each (B, G, D)
         x = gated(x, gate1, self.attn(modulate(self.norm1(x), shift1, scale1), rope, self_mask))
         x = x + self.cross(self.norm2(x), ctx, cross_mask)
         return gated(x, gate2, self.mlp(modulate(self.norm3(x), shift2, scale2)))
@@ -290,7 +293,7 @@ class FinalLayer(nn.Module):
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
         shift, scale = self.ada(temb).chunk(2, dim=-1)  # each (B, G, D)
-        return self.proj(modulate(self.norm(x), shift, scale))  # (B, N, C*pt*ph*pw)
+        return self.proj(modulate(self.norm(x), shift, scale + 1))  # (B, N, C*pt*ph*pw)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -365,7 +368,7 @@ class DiT(nn.Module):
         b = x.shape[0]
         patches = patchify(x, self.config.patch_size)
         temb, mod = self.time(self._frame_t(torch.as_tensor(t, device=x.device), b, x.shape[2]))  # (B, G, ..)
-        rope = self.rope.for_grid(patches.grid, x.device, torch.float32)
+        rope = self.rope.for_grid(patches.grid, x.device)  # (N, hd/2) complex
         ctx, cross_mask = self._text(text, text_mask)
         h = self.patch_embed(patches.tokens)  # (B, N, D)
         h = self._blocks(h, mod, rope, ctx, None, cross_mask)
@@ -378,16 +381,14 @@ class DiT(nn.Module):
             raise InputError(f"packing needs one t and one text per clip: {len(xs)} clips, {len(ts)} t, "
                              f"{text.shape[0]} texts")
         dev = xs[0].device
-        tokens, cos, sin, tok_t, seq_ids, grids = [], [], [], [], [], []
+        tokens, rope, tok_t, seq_ids, grids = [], [], [], [], []
         for i, (xi, ti) in enumerate(zip(xs, ts, strict=True)):
             p = patchify(xi[None], self.config.patch_size)
             ft = self._frame_t(torch.as_tensor(ti, device=dev)[None], 1, xi.shape[1])  # (1, Tp) or (1, 1)
             per_frame = p.grid[1] * p.grid[2]
             tok_t.append(ft.expand(1, p.grid[0]).repeat_interleave(per_frame, dim=1)[0])  # (N_i,)
-            c, s = self.rope.for_grid(p.grid, dev, torch.float32)
             tokens.append(p.tokens[0])
-            cos.append(c)
-            sin.append(s)
+            rope.append(self.rope.for_grid(p.grid, dev))
             seq_ids.append(torch.full((p.tokens.shape[1],), i, device=dev))
             grids.append(p.grid)
         seq = torch.cat(seq_ids)  # (N,)
@@ -400,7 +401,7 @@ class DiT(nn.Module):
         self_mask = (seq[:, None] == seq[None, :])[None, None]  # (1, 1, N, N)
         cross_mask = (seq[:, None] == text_ids[None, :])[None, None]  # (1, 1, N, Ltot)
         h = self.patch_embed(torch.cat(tokens)[None])  # (1, N, D)
-        h = self._blocks(h, mod, (torch.cat(cos), torch.cat(sin)), ctx, self_mask, cross_mask)
+        h = self._blocks(h, mod, torch.cat(rope), ctx, self_mask, cross_mask)
         out = self.final(h, temb)[0]  # (N, C*pt*ph*pw)
         sizes = [g[0] * g[1] * g[2] for g in grids]
         return [
@@ -408,14 +409,18 @@ class DiT(nn.Module):
             for o, g, xi in zip(out.split(sizes), grids, xs, strict=True)
         ]
 
-    def _blocks(self, h: Tensor, mod: Tensor, rope, ctx: Tensor, self_mask, cross_mask) -> Tensor:
-        for block in self.blocks:
+    def _blocks(self, h: Tensor, mod: Tensor, rope: Tensor, ctx: Tensor, self_mask, cross_mask) -> Tensor:
+        # every block's table, with DiT's "1 + scale" folded in, in one op: (depth, 6, D)
+        ones = torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0], device=mod.device, dtype=mod.dtype)[:, None]
+        tables = torch.stack([b.mod_table for b in self.blocks]) + ones  # (depth, 6, D)
+        for block, table in zip(self.blocks, tables, strict=True):
+            m = mod + table  # (B, G, 6, D)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 from torch.utils.checkpoint import checkpoint
 
-                h = checkpoint(block, h, mod, rope, ctx, self_mask, cross_mask, use_reentrant=False)
+                h = checkpoint(block, h, m, rope, ctx, self_mask, cross_mask, use_reentrant=False)
             else:
-                h = block(h, mod, rope, ctx, self_mask, cross_mask)
+                h = block(h, m, rope, ctx, self_mask, cross_mask)
         return h
 
     # -- switches and files -------------------------------------------------------------------------

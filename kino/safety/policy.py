@@ -10,7 +10,7 @@ their defaults. Example (TOML):
     [terms]                          # extra terms per category, on top of the shipped lists
     ip = ["my rival's mascot"]
     [frames]                         # an ONNX image classifier for frame review (optional)
-    model = "nsfw.onnx"
+    model = "nsfw.onnx"              # relative paths are relative to the policy file
     labels = ["safe", "unsafe"]
     unsafe = ["unsafe"]
     size = [224, 224]
@@ -210,4 +210,26 @@ def load_policy_file(path: str | os.PathLike | None = None) -> SafetyConfig:
         path = os.environ.get("KINO_SAFETY_POLICY") or None
     if path is None:
         return config_from_mapping({}, base)
-    return config_from_mapping(_read_mapping(Path(path)), base)
+    path = Path(path)
+    return config_from_mapping(_relative_to(_read_mapping(path), path.parent), base)
+
+
+def _relative_to(d: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative file paths in a policy file (frame model, certificates, trust anchors) are relative to it."""
+
+    def fix(p: str) -> str:
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() else folder / q)
+
+    d = dict(d)
+    if isinstance(d.get("frames"), dict) and "model" in d["frames"]:
+        d["frames"] = {**d["frames"], "model": fix(d["frames"]["model"])}
+    if isinstance(d.get("c2pa"), dict):
+        c = dict(d["c2pa"])
+        for k in ("cert", "key"):
+            if c.get(k):
+                c[k] = fix(c[k])
+        if c.get("trust"):
+            c["trust"] = [fix(t) for t in c["trust"]]
+        d["c2pa"] = c
+    return d

@@ -264,10 +264,15 @@ def read_manifest(path: str | os.PathLike, trust: tuple[bytes, ...] = ()) -> Man
         with c2pa.Reader(str(p), context=context) as r:
             store = json.loads(r.json())
     except c2pa.C2paError as e:
-        text = str(e)
+        text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         if "ManifestNotFound" in type(e).__name__ or "no JUMBF" in text or "ManifestNotFound" in text:
             return ManifestInfo(False, "none", None, (), False)
-        return ManifestInfo(True, "Invalid", None, ("unreadable",), False, text.splitlines()[0][:200])
+        if "NotSupported" in type(e).__name__ or "NotSupported" in text:
+            raise MediaError(f"{p}: cannot hold content credentials ({text}); use an .mp4 or .png") from None
+        if "could not be parsed" in text:
+            raise MediaError(f"{p}: the file is corrupt or truncated ({text})") from None
+        # A manifest is there but cannot be read: a broken or tampered manifest.
+        return ManifestInfo(True, "Invalid", None, ("unreadable",), False, text)
     state = store.get("validation_state") or "Invalid"
     results = (store.get("validation_results") or {}).get("activeManifest") or {}
     failures = tuple(

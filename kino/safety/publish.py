@@ -24,6 +24,12 @@ from kino.io import Format
 from kino.safety.policy import SafetyConfig, load_policy_file
 
 
+def _kino_version() -> str:
+    import kino
+
+    return kino.__version__
+
+
 @dataclass(frozen=True)
 class GenerationInfo:
     """How an output was made: recorded in its C2PA manifest (the prompts only on opt-in)."""
@@ -33,7 +39,7 @@ class GenerationInfo:
     settings: dict[str, Any] = field(default_factory=dict)  # size, seconds, fps, steps, guidance, seed...
     prompt: str | None = None
     enhanced_prompt: str | None = None
-    version: str = field(default_factory=lambda: __import__("kino").__version__)
+    version: str = field(default_factory=lambda: _kino_version())
 
 
 @dataclass(frozen=True)

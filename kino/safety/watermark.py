@@ -39,6 +39,7 @@ BAND = (4, 28)
 MARGIN = 0.2  # least projection per bit, in luma levels (0..255): PSNR about 40 dB on smooth frames
 MARGIN_MAX = 0.4  # most projection per bit: busy frames get a stronger mark, up to here
 Z_TARGET = 10.0  # the per-frame z-score the margin aims for
+CHUNK = 16  # frames embedded at a time
 Z_THRESHOLD = 5.0  # the largest z of unmarked frames over the whole crop search was ~3.5
 CLIP = 3.0  # chip amplitudes beyond CLIP x their median magnitude are clipped before correlation
 CROP_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8)  # fraction of the original side a crop may have kept
@@ -161,10 +162,21 @@ def embed(frames: np.ndarray, watermark_id: str, margin: float | None = None) ->
     """
     frames = _check_frames(frames)
     _, h, w, _ = frames.shape
-    u, v, bit_of, sign = _layout()
+    u, v, _, _ = _layout()
     want = 2.0 * payload_bits(watermark_id) - 1.0  # (48,) in {-1, +1}
     bx, by = _basis(w, u), _basis(h, v)  # (K, W), (K, H)
-    # Amplitude of chip k in a luma image Y: 4/(HW) sum_yx Y by_k(y) bx_k(x) (a DCT coefficient).
+    out = np.empty_like(frames)
+    for t0 in range(0, len(frames), CHUNK):  # in chunks: float64 copies of a long HD video would not fit
+        out[t0 : t0 + CHUNK] = _embed_chunk(frames[t0 : t0 + CHUNK], want, bx, by, margin)
+    return out
+
+
+def _embed_chunk(
+    frames: np.ndarray, want: np.ndarray, bx: np.ndarray, by: np.ndarray, margin: float | None
+) -> np.ndarray:
+    """embed() on frames (T, H, W, 3) uint8 with the payload signs `want` (48,) and bases (K, W), (K, H)."""
+    _, h, w, _ = frames.shape
+    _, _, bit_of, sign = _layout()
     counts = np.bincount(bit_of, minlength=PAYLOAD_BITS).astype(np.float64)  # (48,)
     onehot = np.eye(PAYLOAD_BITS)[bit_of]  # (K, 48)
     # Amplitude of chip k in a luma image Y: 4/(HW) sum_yx Y by_k(y) bx_k(x) (a DCT coefficient).
@@ -180,8 +192,7 @@ def embed(frames: np.ndarray, watermark_id: str, margin: float | None = None) ->
     gain = push[:, bit_of] * sign  # (T, K) amplitude added to each chip
     delta = np.einsum("kh,tkw->thw", by, gain[:, :, None] * bx)  # (T, H, W) luma change
     marked = frames.astype(np.float64) + delta[..., None]  # same change on R, G, B moves luma by delta
-    out = np.clip(np.rint(marked), 0, 255).astype(np.uint8)  # (T, H, W, 3)
-    return out
+    return np.clip(np.rint(marked), 0, 255).astype(np.uint8)  # (T, H, W, 3)
 
 
 # ----------------------------------------------------------------------------- detection

@@ -37,7 +37,6 @@ from kino.errors import InputError
 from kino.world import segment
 from kino.world.segment import COLORS, Detections
 from kino.world.spec import (
-    PALETTE,
     SIZE_FRACTION,
     Background,
     Camera,
@@ -47,7 +46,6 @@ from kino.world.spec import (
     Shape,
     Size,
 )
-
 
 # Area of each shape in units of r^2, r its half-extent (the renderer's HALF_WIDTH/CIRCUM geometry):
 # circle pi, square 2x2, triangle base 2 x height 2 / 2, star 5 * R * 0.45R * sin 36deg, rhombus 2 * 0.65.
@@ -237,7 +235,9 @@ def _camera_class(pan: np.ndarray, zoom: np.ndarray, W: int) -> Camera:
     if abs(log_zoom) > 0.12 and abs(log_zoom) * 0.5 > abs(total_pan):
         return Camera.ZOOM_IN if log_zoom > 0 else Camera.ZOOM_OUT
     if abs(total_pan) > 0.08:
-        return Camera.PAN_LEFT if total_pan > 0 else Camera.PAN_RIGHT  # the scene slides right: view moves left
+        return (
+            Camera.PAN_LEFT if total_pan > 0 else Camera.PAN_RIGHT
+        )  # the scene slides right: view moves left
     return Camera.STATIC
 
 
@@ -280,19 +280,25 @@ def _link(dets: Detections, T: int, m: int, link: float, merged: set[int]) -> li
             rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, big))
             for r, c in zip(rows, cols, strict=True):
                 if cost[r, c] < big:
+                    if dets.area[idx[c]] > 1.5 * dets.area[last[r]]:  # a sudden jump: not its whole self
+                        dets.touch[idx[c]] = True
                     tracks[r][t] = idx[c]
                     prev[r], last[r] = last[r], int(idx[c])
                     matched.add(c)
-        # two objects of one color that overlap make one blob: a track seen last frame that found
-        # nothing shares the blob of its color that covers where it should be (marked merged)
+        # Two objects of one color that overlap make one blob (also a collision that turns the
+        # subject into the other's color): a track seen last frame that found nothing shares the
+        # blob that covers where it was, if that blob grew by about this track's area (a blob
+        # that only hides it, in an occlusion, does not grow).
+        owner = {int(tracks[r][t]): r for r in range(len(tracks)) if tracks[r][t] >= 0}
         for k, j in enumerate(last):
             if tracks[k][t] >= 0 or t - int(dets.t[j]) != 1 or not len(idx):
                 continue
             for c in matched:
                 d = idx[c]
                 x0, y0, x1, y1 = dets.box[d]
-                if (dets.color[d] == dets.color[j] and x0 - 1 <= dets.x[j] <= x1 + 1 and y0 - 1 <= dets.y[j] <= y1 + 1
-                        and dets.area[d] > 1.3 * dets.area[j]):  # fmt: skip
+                before = prev[owner[int(d)]] if int(d) in owner else -1
+                grew = before >= 0 and dets.area[d] > dets.area[before] + 0.5 * dets.area[j]
+                if grew and x0 - 1 <= dets.x[j] <= x1 + 1 and y0 - 1 <= dets.y[j] <= y1 + 1:
                     tracks[k][t] = d
                     prev[k], last[k] = last[k], int(d)
                     dets.touch[d] = True
@@ -317,14 +323,23 @@ def _link(dets: Detections, T: int, m: int, link: float, merged: set[int]) -> li
 
 
 def _shape_of(dets: Detections, j: int) -> Shape:
-    """Shape of one whole (unclipped) detection from its rotation-invariant moments."""
-    if dets.elong[j] < 0.8:
+    """Shape of one whole (unclipped) detection from its rotation-invariant moments.
+
+    On clean renders |M3| is 0.55 for the triangle, |M5| 0.58 for the star, |M4| 0.29 for the
+    square; the rhombus has elongation 0.65 and |M2| 0.4; a disc has none of them (below 0.04).
+    The 3- and 5-fold harmonics are checked first: blur and H.264 stretch a small triangle or star
+    more than they erase its harmonic.
+    """
+    h2, h3, h4, h5 = np.abs(dets.harm[j][:4])
+    if h3 >= 0.3 and h3 > max(h4, h5):
+        return Shape.TRIANGLE
+    if h5 >= 0.3 and h5 > max(h3, h4):
+        return Shape.STAR
+    if dets.elong[j] < 0.8 or h2 > 0.25:
         return Shape.DIAMOND
-    h = np.abs(dets.harm[j])  # |M2..M6|
-    m3, m4, m5 = h[1], h[2], h[3]
-    if max(m3, m4, m5) < 0.08:
+    if max(h3, h4, h5) < 0.1:
         return Shape.CIRCLE
-    return (Shape.TRIANGLE, Shape.SQUARE, Shape.STAR)[int(np.argmax([m3, m4, m5]))]
+    return (Shape.TRIANGLE, Shape.SQUARE, Shape.STAR)[int(np.argmax([h3, h4, h5]))]
 
 
 def _size_of(area: float, shape: Shape, zoom: float, m: int) -> Size:
@@ -373,8 +388,11 @@ def _describe(dets, tr, H, W, fps, pan, zoom, camera, merged) -> SeenObject:
     w0 = seen[whole][0] if whole.any() else seen[0]
     size = _size_of(float(dets.area[tr[w0]]), shape, float(zoom[w0]), m)
     own = np.array([int(jj) not in merged for jj in j], bool)
-    motion = _motion(dets, tr, seen[own], whole[own], fps, m, H, W, pan, zoom, camera, shape) if own.any() \
+    motion = (
+        _motion(dets, tr, seen[own], whole[own], fps, m, H, W, pan, zoom, camera, shape)
+        if own.any()
         else Motion.STILL
+    )
     return SeenObject(color, shape, size, motion, track, areas, colors, shapes)
 
 

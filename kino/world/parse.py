@@ -87,121 +87,249 @@ _MOVE_VERBS = (
 _E, _C, _B, _M = "event", "camera", "background", "motion"
 _RULES: list[tuple[str, str, object]] = [
     # --- events
-    (r"\b(?:the )?(?:sky|light|daylight|sunlight|scene|world|day)(?: slowly| gradually)? (?:darken|dim|fad|turn|go)\w*"
-     r"(?: (?:from day )?(?:in)?to (?:the )?(?:night|nighttime|darkness|dark|dusk))?\b", _E, EventKind.DAY_TO_NIGHT),
-    (r"\bfrom (?:day|daytime|daylight) (?:in)?to (?:night|nighttime|dusk|darkness)\b", _E, EventKind.DAY_TO_NIGHT),
-    (r"\bday(?:light|time)? (?:\w+ )?(?:turns?|fades?|changes?|gives way|becomes?|shifts?|goes|transitions?)"
-     r"(?: slowly| gradually)? (?:in)?to (?:night|nighttime|darkness|dark|dusk)\b", _E, EventKind.DAY_TO_NIGHT),
-    (r"\b(?:fad|turn|go|chang|shift|transition|becom|darken|dim|sink|slid|drift|melt)\w*"
-     r"(?: \w+)?(?: slowly| gradually)? (?:in)?to (?:the )?(?:night|nighttime|darkness|dark|dusk)\b",
-     _E, EventKind.DAY_TO_NIGHT),
+    (
+        r"\b(?:the )?(?:sky|light|daylight|sunlight|scene|world|day)(?: slowly| gradually)? (?:darken|dim|fad|turn|go)\w*"
+        r"(?: (?:from day )?(?:in)?to (?:the )?(?:night|nighttime|darkness|dark|dusk))?\b",
+        _E,
+        EventKind.DAY_TO_NIGHT,
+    ),
+    (
+        r"\bfrom (?:day|daytime|daylight) (?:in)?to (?:night|nighttime|dusk|darkness)\b",
+        _E,
+        EventKind.DAY_TO_NIGHT,
+    ),
+    (
+        r"\bday(?:light|time)? (?:\w+ )?(?:turns?|fades?|changes?|gives way|becomes?|shifts?|goes|transitions?)"
+        r"(?: slowly| gradually)? (?:in)?to (?:night|nighttime|darkness|dark|dusk)\b",
+        _E,
+        EventKind.DAY_TO_NIGHT,
+    ),
+    (
+        r"\b(?:fad|turn|go|chang|shift|transition|becom|darken|dim|sink|slid|drift|melt)\w*"
+        r"(?: \w+)?(?: slowly| gradually)? (?:in)?to (?:the )?(?:night|nighttime|darkness|dark|dusk)\b",
+        _E,
+        EventKind.DAY_TO_NIGHT,
+    ),
     (r"\b(?:night ?falls?|nightfall|(?:as |while )?dusk falls|darkness falls)\b", _E, EventKind.DAY_TO_NIGHT),
-    (r"\b(?:darkens|darkening|darkened|dims|dimming|dimmed|grows? dark(?:er)?|gets? dark(?:er)?|getting dark(?:er)?|"
-     r"goes dark|growing dark(?:er)?|turns? dark(?:er)?|turning dark(?:er)?|fades? to black)\b", _E, EventKind.DAY_TO_NIGHT),
-    (r"\b(?:light|daylight|sunlight|sky|sun|day)(?: slowly| gradually)? (?:fades|fading|dims|dimming|sets|setting|"
-     r"goes down|going down|fades away|fades out|dies down)\b", _E, EventKind.DAY_TO_NIGHT),
+    (
+        r"\b(?:darkens|darkening|darkened|dims|dimming|dimmed|grows? dark(?:er)?|gets? dark(?:er)?|getting dark(?:er)?|"
+        r"goes dark|growing dark(?:er)?|turns? dark(?:er)?|turning dark(?:er)?|fades? to black)\b",
+        _E,
+        EventKind.DAY_TO_NIGHT,
+    ),
+    (
+        r"\b(?:light|daylight|sunlight|sky|sun|day)(?: slowly| gradually)? (?:fades|fading|dims|dimming|sets|setting|"
+        r"goes down|going down|fades away|fades out|dies down)\b",
+        _E,
+        EventKind.DAY_TO_NIGHT,
+    ),
     (r"\b(?:the )?sun sets\b|\bsunset comes\b", _E, EventKind.DAY_TO_NIGHT),
-    (r"\b(?:leav|exit|go(?:es|ing)? off|go(?:es|ing)? out of|mov(?:es|ing) off|mov(?:es|ing) out of|"
-     r"disappear|vanish|slid(?:es|ing) off|drift(?:s|ing)? off|run(?:s|ning)? off|fl(?:ies|ying) off)\w*"
-     r"(?: \w+){0,6}? (?:and |then |before it |before |only to |to )*"
-     r"(?:comes? back|coming back|came back|returns?|returning|re ?enters?|re ?entering|reappears?|reappearing|"
-     r"re ?emerges?|re ?emerging|pops? back|back in(?:to)? (?:the )?(?:frame|view|picture|shot|screen))\b",
-     _E, EventKind.LEAVE_RETURN),
-    (r"\b(?:leaves?|leaving|exits?|exiting) (?:the )?(?:frame|screen|view|picture|shot|canvas)\b|"
-     r"\b(?:off ?screen|out of (?:the )?(?:frame|view|shot|picture)) and back\b|"
-     r"\b(?:comes?|coming) back (?:in ?to|into) (?:the )?(?:frame|view|picture|shot|screen)\b|"
-     r"\b(?:returns?|returning) (?:in ?to|to) (?:the )?(?:frame|view|picture|shot|screen)\b",
-     _E, EventKind.LEAVE_RETURN),
-    (r"\b(?:pass|go|goes|going|mov|slid|glid|disappear|hid|hide|duck|travel|drift|cross|vanish|sneak|slip|"
-     r"float|roll|run|ducks|is|are)\w*(?: \w+)?(?: right| directly| just)? behind\b|"
-     r"\b(?:hidden|occluded|covered|blocked|obscured|eclipsed) (?:briefly |for a moment |momentarily )?by\b|"
-     r"\b(?:occlud\w*|eclips\w*|obscur\w*)\b|"
-     r"\b(?:pass|mov|slid|glid|cross|go)\w* (?:\w+ )?in front of\b", _E, EventKind.OCCLUDE),
-    (r"\b(?:collid\w*|collision|crash\w*|bump\w*|smash\w*|slams?|slamming|knocks?|knocking|"
-     r"run(?:s|ning)? into|ran into|hits?|hitting|strikes?|striking|touch(?:es|ing|ed)?|meets?|meeting|"
-     r"comes? into contact|makes? contact|contacts?|impacts?)\b(?: (?:into|with|against|on))?", _E, EventKind.COLLIDE),
-    (r"\b(?:and |then )?(?:turns?|turning|turned|becomes?|becoming|became|changes?|changing|changed|"
-     r"switch(?:es|ing)?|flash(?:es|ing)?|goes|shifts?|shifting)(?: (?:its )?colou?rs?)?(?: (?:in)?to| from \w+ to)?"
-     r"(?: a)? (COLOR)\b", _E, EventKind.COLLIDE),
+    (
+        r"\b(?:leav|exit|go(?:es|ing)? off|go(?:es|ing)? out of|mov(?:es|ing) off|mov(?:es|ing) out of|"
+        r"disappear|vanish|slid(?:es|ing) off|drift(?:s|ing)? off|run(?:s|ning)? off|fl(?:ies|ying) off)\w*"
+        r"(?: \w+){0,6}? (?:and |then |before it |before |only to |to )*"
+        r"(?:comes? back|coming back|came back|returns?|returning|re ?enters?|re ?entering|reappears?|reappearing|"
+        r"re ?emerges?|re ?emerging|pops? back|back in(?:to)? (?:the )?(?:frame|view|picture|shot|screen))\b",
+        _E,
+        EventKind.LEAVE_RETURN,
+    ),
+    (
+        r"\b(?:leaves?|leaving|exits?|exiting) (?:the )?(?:frame|screen|view|picture|shot|canvas)\b|"
+        r"\b(?:off ?screen|out of (?:the )?(?:frame|view|shot|picture)) and back\b|"
+        r"\b(?:comes?|coming) back (?:in ?to|into) (?:the )?(?:frame|view|picture|shot|screen)\b|"
+        r"\b(?:returns?|returning) (?:in ?to|to) (?:the )?(?:frame|view|picture|shot|screen)\b",
+        _E,
+        EventKind.LEAVE_RETURN,
+    ),
+    (
+        r"\b(?:pass|go|goes|going|mov|slid|glid|disappear|hid|hide|duck|travel|drift|cross|vanish|sneak|slip|"
+        r"float|roll|run|ducks|is|are)\w*(?: \w+)?(?: right| directly| just)? behind\b|"
+        r"\b(?:hidden|occluded|covered|blocked|obscured|eclipsed) (?:briefly |for a moment |momentarily )?by\b|"
+        r"\b(?:occlud\w*|eclips\w*|obscur\w*)\b|"
+        r"\b(?:pass|mov|slid|glid|cross|go)\w* (?:\w+ )?in front of\b",
+        _E,
+        EventKind.OCCLUDE,
+    ),
+    (
+        r"\b(?:collid\w*|collision|crash\w*|bump\w*|smash\w*|slams?|slamming|knocks?|knocking|"
+        r"run(?:s|ning)? into|ran into|hits?|hitting|strikes?|striking|touch(?:es|ing|ed)?|meets?|meeting|"
+        r"comes? into contact|makes? contact|contacts?|impacts?)\b(?: (?:into|with|against|on))?",
+        _E,
+        EventKind.COLLIDE,
+    ),
+    (
+        r"\b(?:and |then )?(?:turns?|turning|turned|becomes?|becoming|became|changes?|changing|changed|"
+        r"switch(?:es|ing)?|flash(?:es|ing)?|goes|shifts?|shifting)(?: (?:its )?colou?rs?)?(?: (?:in)?to| from \w+ to)?"
+        r"(?: a)? (COLOR)\b",
+        _E,
+        EventKind.COLLIDE,
+    ),
     (r"\bchang(?:es|ing|ed|e) (?:its )?colou?rs?\b|\bcolou?r change\b", _E, EventKind.COLLIDE),
     # --- camera
-    (r"\b(?:camera|view|shot|frame)\b(?: \w+){0,2}? (?:pans?|panning|panned|mov\w*|slid\w*|track\w*|truck\w*|"
-     r"sweeps?|sweeping|swings?|swinging|glid\w*|drift\w*|turns?|turning|scroll\w*|shift\w*)"
-     r"(?: " + _ADV + r")?(?: (?:to|toward|towards|over to)(?: the)?| the)? (left|right)(?:wards?)?\b", _C, "pan"),
-    (r"\b(?:pans?|panning|panned|pan)(?: " + _ADV + r")?(?: (?:to|toward|towards|over to)(?: the)?)? "
-     r"(left|right)(?:wards?)?\b", _C, "pan"),
+    (
+        r"\b(?:camera|view|shot|frame)\b(?: \w+){0,2}? (?:pans?|panning|panned|mov\w*|slid\w*|track\w*|truck\w*|"
+        r"sweeps?|sweeping|swings?|swinging|glid\w*|drift\w*|turns?|turning|scroll\w*|shift\w*)"
+        r"(?: " + _ADV + r")?(?: (?:to|toward|towards|over to)(?: the)?| the)? (left|right)(?:wards?)?\b",
+        _C,
+        "pan",
+    ),
+    (
+        r"\b(?:pans?|panning|panned|pan)(?: " + _ADV + r")?(?: (?:to|toward|towards|over to)(?: the)?)? "
+        r"(left|right)(?:wards?)?\b",
+        _C,
+        "pan",
+    ),
     (r"\b(left|right)(?:wards?)? (?:camera )?(?:pan|panning|tracking shot|track)\b", _C, "pan"),
-    (r"\b(?:zoom\w*|push(?:es|ing)?|dolly(?:ing)?|dollies|mov\w*|closes?|getting|gets?|moves?)"
-     r"(?: " + _ADV + r")? (in|into|closer|out|away|back)\b(?! of)", _C, "zoom"),
+    (
+        r"\b(?:zoom\w*|push(?:es|ing)?|dolly(?:ing)?|dollies|mov\w*|closes?|getting|gets?|moves?)"
+        r"(?: " + _ADV + r")? (in|into|closer|out|away|back)\b(?! of)",
+        _C,
+        "zoom",
+    ),
     (r"\bzoom\w*\b", _C, "zoom_in_default"),
     (r"\b(?:pulls?|pulling|pulled|backs?|backing) (?:back|out|away)\b", _C, Camera.ZOOM_OUT),
-    (r"\b(?:camera|view|shot)\b(?: \w+){0,2}? (?:stays?|remains?|is|holds?|keeps?|stands?) "
-     r"(?:perfectly |completely |totally )?(?:still|static|fixed|steady|stationary|locked|put|unmoving|motionless)\b|"
-     r"\b(?:static|still|fixed|stationary|steady|locked(?: off)?|locked down|unmoving|motionless|tripod) "
-     r"(?:camera|view|shot|frame)\b|"
-     r"\bcamera (?:does not|doesn ?t|never) moves?\b|\bno camera (?:motion|movement|moves?)\b", _C, Camera.STATIC),
+    (
+        r"\b(?:camera|view|shot)\b(?: \w+){0,2}? (?:stays?|remains?|is|holds?|keeps?|stands?) "
+        r"(?:perfectly |completely |totally )?(?:still|static|fixed|steady|stationary|locked|put|unmoving|motionless)\b|"
+        r"\b(?:static|still|fixed|stationary|steady|locked(?: off)?|locked down|unmoving|motionless|tripod) "
+        r"(?:camera|view|shot|frame)\b|"
+        r"\bcamera (?:does not|doesn ?t|never) moves?\b|\bno camera (?:motion|movement|moves?)\b",
+        _C,
+        Camera.STATIC,
+    ),
     # --- backgrounds
-    (r"\b(?:(?:dark |black )?night(?:time)?(?: sky)?(?: (?:full of|with|dotted with|filled with|of) "
-     r"(?:twinkling |tiny |small |little |bright |many |some )?stars)|starry(?: night)?(?: sky)?|star ?lit(?: sky)?|"
-     r"star filled(?: sky)?|(?:dark |black )?night sky|night(?:time)? (?:background|backdrop|scene|setting)|"
-     r"at night|by night|in the night|the night|a night|nighttime)\b", _B, Background.NIGHT),
-    (r"\b(?:(?:warm |orange |golden |pink |red )?sunset(?: sky| background| backdrop| colors| colours| gradient)?|"
-     r"dusk|twilight|sundown|golden hour|evening sky)\b", _B, Background.SUNSET),
-    (r"\b(?:(?:green |grassy )?(?:grass|meadow|lawn|field|pasture|hills?|countryside|landscape|prairie)"
-     r"(?: (?:and|under|below|beneath) (?:a |the )?(?:blue |clear )?sky)?|grassy \w+|green (?:ground|field|hills?)|"
-     r"(?:sky )?(?:over|above) (?:a |the )?(?:green |grassy )?(?:ground|grass|field|meadow|hills?)|horizon)\b",
-     _B, Background.GRASS),
-    (r"\b(?:(?:light |pale |bright |clear |blue |daytime |day |open |sunny |cloudless )*sky(?: background| backdrop)?|"
-     r"sky blue(?: background| backdrop)?)\b", _B, Background.SKY),
-    (r"\b(?:navy(?: blue)?|dark blue|deep blue|midnight blue)(?: colou?red)?(?: background| backdrop| canvas)\b|"
-     r"\b(?:on|against|over) (?:a |an |the )?(?:plain |solid |flat )?(?:navy(?: blue)?|dark blue|deep blue)\b",
-     _B, Background.NAVY),
-    (r"\b(black|white|gray|grey|dark|light gray|light grey|pale)(?: colou?red)?"
-     r" (?:background|backdrop|canvas|screen|void|backdrop|field|scene|wall)\b", _B, "solid"),
-    (r"\b(?:background|backdrop|canvas)(?: \w+)? (?:is |of )?(?:a |an )?(?:plain |solid |flat )?"
-     r"(black|white|gray|grey|navy)\b", _B, "solid"),
-    (r"\b(?:on|against|over|in front of|atop) (?:a |an |the )?(?:plain |solid |flat |pure |empty )?"
-     r"(black|white|gray|grey)\b(?! (?:SHAPES))", _B, "solid"),
+    (
+        r"\b(?:(?:dark |black )?night(?:time)?(?: sky)?(?: (?:full of|with|dotted with|filled with|of) "
+        r"(?:twinkling |tiny |small |little |bright |many |some )?stars)|starry(?: night)?(?: sky)?|star ?lit(?: sky)?|"
+        r"star filled(?: sky)?|(?:dark |black )?night sky|night(?:time)? (?:background|backdrop|scene|setting)|"
+        r"at night|by night|in the night|the night|a night|nighttime)\b",
+        _B,
+        Background.NIGHT,
+    ),
+    (
+        r"\b(?:(?:warm |orange |golden |pink |red )?sunset(?: sky| background| backdrop| colors| colours| gradient)?|"
+        r"dusk|twilight|sundown|golden hour|evening sky)\b",
+        _B,
+        Background.SUNSET,
+    ),
+    (
+        r"\b(?:(?:green |grassy )?(?:grass|meadow|lawn|field|pasture|hills?|countryside|landscape|prairie)"
+        r"(?: (?:and|under|below|beneath) (?:a |the )?(?:blue |clear )?sky)?|grassy \w+|green (?:ground|field|hills?)|"
+        r"(?:sky )?(?:over|above) (?:a |the )?(?:green |grassy )?(?:ground|grass|field|meadow|hills?)|horizon)\b",
+        _B,
+        Background.GRASS,
+    ),
+    (
+        r"\b(?:(?:light |pale |bright |clear |blue |daytime |day |open |sunny |cloudless )*sky(?: background| backdrop)?|"
+        r"sky blue(?: background| backdrop)?)\b",
+        _B,
+        Background.SKY,
+    ),
+    (
+        r"\b(?:navy(?: blue)?|dark blue|deep blue|midnight blue)(?: colou?red)?(?: background| backdrop| canvas)\b|"
+        r"\b(?:on|against|over) (?:a |an |the )?(?:plain |solid |flat )?(?:navy(?: blue)?|dark blue|deep blue)\b",
+        _B,
+        Background.NAVY,
+    ),
+    (
+        r"\b(black|white|gray|grey|dark|light gray|light grey|pale)(?: colou?red)?"
+        r" (?:background|backdrop|canvas|screen|void|backdrop|field|scene|wall)\b",
+        _B,
+        "solid",
+    ),
+    (
+        r"\b(?:background|backdrop|canvas)(?: \w+)? (?:is |of )?(?:a |an )?(?:plain |solid |flat )?"
+        r"(black|white|gray|grey|navy)\b",
+        _B,
+        "solid",
+    ),
+    (
+        r"\b(?:on|against|over|in front of|atop) (?:a |an |the )?(?:plain |solid |flat |pure |empty )?"
+        r"(black|white|gray|grey)\b(?! (?:SHAPES))",
+        _B,
+        "solid",
+    ),
     (r"\b(?:in (?:the )?(?:dark|darkness|void)|pitch black|blackness)\b", _B, Background.BLACK),
     # --- motions (multi-word first)
-    (r"\b(?:fall|falling|falls|fell|drop|drops|dropping|dropped|tumbl\w*|plummet\w*|plung\w*)\b"
-     r"(?:(?: \w+){0,5}? (?:bounc\w*|lands?|landing|hits the (?:ground|floor|bottom)))?", _M, Motion.FALLING),
-    (r"\bbounc\w* (?:on|off|along|against|up from|across) (?:the )?(?:ground|floor|bottom)\b", _M, Motion.FALLING),
-    (r"\b(?:gets?|getting|grows?|growing|becomes?|becoming|turns?|turning|gotten|got)(?: " + _ADV + r")? "
-     r"(?:bigger|larger|huge|bigger and bigger|larger and larger)\b|"
-     r"\b(?:grows?|growing|grew|expands?|expanding|expanded|swells?|swelling|inflat\w*|enlarg\w*|"
-     r"scal\w* up|increas\w* in size|balloon\w*)\b", _M, Motion.GROWING),
-    (r"\b(?:gets?|getting|grows?|growing|becomes?|becoming|turns?|turning|gotten|got)(?: " + _ADV + r")? "
-     r"(?:smaller|tinier|smaller and smaller)\b|"
-     r"\b(?:shrinks?|shrinking|shrank|shrunk|contracts?|contracting|deflat\w*|scal\w* down|dwindl\w*|"
-     r"decreas\w* in size)\b", _M, Motion.SHRINKING),
-    (r"\b(?:(?:goes|going|moves?|moving|travels?|travell?ing|runs?|running|spins?|spinning|loops?|looping|swings?|"
-     r"flies|flying|drifts?|drifting|turns?|turning|races?|racing)(?: " + _ADV + r")? )?(?:a ?round|about)"
-     r" in (?:a |wide |small |big |large |tight )*circles?\b|"
-     r"\b(?:moves?|moving|goes|going|travels?|travell?ing|runs?|running|drifts?|drifting|flies|flying|"
-     r"swings?|swinging) in (?:a |wide |small |big |large |tight )*(?:circles?|loops?|rings?|orbit)\b|"
-     r"\bin (?:a )?circular (?:path|motion|orbit|loop|track)\b|\bround and round\b|"
-     r"\bcircles? (?:a ?round|about)\b|"
-     r"\b(?:circling|circled|orbits?|orbiting|orbited|revolv\w*|loops? around|looping around)\b"
-     r"(?: (?:around|round|about))?", _M, Motion.CIRCLING),
-    (r"\b(?:bounc\w*|ricochet\w*|rebound\w*|pinball\w*)\b(?: (?:around|about|off (?:the )?(?:walls|edges|sides)))?",
-     _M, Motion.BOUNCING),
-    (r"\b(?:spins?|spinning|spun|rotat\w*|twirl\w*|whirl\w*|pirouett\w*|revolv\w*|"
-     r"turn(?:s|ing)? (?:a ?round|in place|on the spot)|cartwheel\w*)\b(?: (?:around|round|in place|on the spot))?",
-     _M, Motion.SPINNING),
-    (r"\bfrom (?:the )?(left|right|top|bottom) (?:side )?(?:of the \w+ )?to (?:the )?(right|left|bottom|top)\b",
-     _M, "fromto"),
-    (r"\b" + _MOVE_VERBS + r"(?: " + _ADV + r")?(?: \w+){0,2}? (?:to |toward |towards |over to |across to )?(?:the )?"
-     r"(left|right|up|down|upwards?|downwards?|leftwards?|rightwards?)\b", _M, None),
+    (
+        r"\b(?:fall|falling|falls|fell|drop|drops|dropping|dropped|tumbl\w*|plummet\w*|plung\w*)\b"
+        r"(?:(?: \w+){0,5}? (?:bounc\w*|lands?|landing|hits the (?:ground|floor|bottom)))?",
+        _M,
+        Motion.FALLING,
+    ),
+    (
+        r"\bbounc\w* (?:on|off|along|against|up from|across) (?:the )?(?:ground|floor|bottom)\b",
+        _M,
+        Motion.FALLING,
+    ),
+    (
+        r"\b(?:gets?|getting|grows?|growing|becomes?|becoming|turns?|turning|gotten|got)(?: " + _ADV + r")? "
+        r"(?:bigger|larger|huge|bigger and bigger|larger and larger)\b|"
+        r"\b(?:grows?|growing|grew|expands?|expanding|expanded|swells?|swelling|inflat\w*|enlarg\w*|"
+        r"scal\w* up|increas\w* in size|balloon\w*)\b",
+        _M,
+        Motion.GROWING,
+    ),
+    (
+        r"\b(?:gets?|getting|grows?|growing|becomes?|becoming|turns?|turning|gotten|got)(?: " + _ADV + r")? "
+        r"(?:smaller|tinier|smaller and smaller)\b|"
+        r"\b(?:shrinks?|shrinking|shrank|shrunk|contracts?|contracting|deflat\w*|scal\w* down|dwindl\w*|"
+        r"decreas\w* in size)\b",
+        _M,
+        Motion.SHRINKING,
+    ),
+    (
+        r"\b(?:(?:goes|going|moves?|moving|travels?|travell?ing|runs?|running|spins?|spinning|loops?|looping|swings?|"
+        r"flies|flying|drifts?|drifting|turns?|turning|races?|racing)(?: " + _ADV + r")? )?(?:a ?round|about)"
+        r" in (?:a |wide |small |big |large |tight )*circles?\b|"
+        r"\b(?:moves?|moving|goes|going|travels?|travell?ing|runs?|running|drifts?|drifting|flies|flying|"
+        r"swings?|swinging) in (?:a |wide |small |big |large |tight )*(?:circles?|loops?|rings?|orbit)\b|"
+        r"\bin (?:a )?circular (?:path|motion|orbit|loop|track)\b|\bround and round\b|"
+        r"\bcircles? (?:a ?round|about)\b|"
+        r"\b(?:circling|circled|orbits?|orbiting|orbited|revolv\w*|loops? around|looping around)\b"
+        r"(?: (?:around|round|about))?",
+        _M,
+        Motion.CIRCLING,
+    ),
+    (
+        r"\b(?:bounc\w*|ricochet\w*|rebound\w*|pinball\w*)\b(?: (?:around|about|off (?:the )?(?:walls|edges|sides)))?",
+        _M,
+        Motion.BOUNCING,
+    ),
+    (
+        r"\b(?:spins?|spinning|spun|rotat\w*|twirl\w*|whirl\w*|pirouett\w*|revolv\w*|"
+        r"turn(?:s|ing)? (?:a ?round|in place|on the spot)|cartwheel\w*)\b(?: (?:around|round|in place|on the spot))?",
+        _M,
+        Motion.SPINNING,
+    ),
+    (
+        r"\bfrom (?:the )?(left|right|top|bottom) (?:side )?(?:of the \w+ )?to (?:the )?(right|left|bottom|top)\b",
+        _M,
+        "fromto",
+    ),
+    (
+        r"\b"
+        + _MOVE_VERBS
+        + r"(?: "
+        + _ADV
+        + r")?(?: \w+){0,2}? (?:to |toward |towards |over to |across to )?(?:the )?"
+        r"(left|right|up|down|upwards?|downwards?|leftwards?|rightwards?)\b",
+        _M,
+        None,
+    ),
     (r"\b(?:ris|rais|ascend|climb|lift|soar)\w*(?: up)?\b|\bfloat\w* up\w*\b", _M, Motion.UP),
     (r"\b(?:sink|sank|sunk|descend|lower)\w*(?: down)?\b", _M, Motion.DOWN),
     (r"\b(leftwards?|rightwards?|upwards?|downwards?)\b", _M, None),
-    (r"\b(?:stays?|staying|sits?|sitting|rests?|resting|remains?|remaining|stands?|standing|holds?|holding|"
-     r"keeps?|is|are|hovers?|hovering|waits?|waiting)(?: \w+)?? (?:perfectly |completely |totally |quite )?"
-     r"(?:still|stationary|motionless|in place|put|static|unmoving|fixed|idle|at rest|in the same place|"
-     r"in one place|where it is)\b|"
-     r"\b(?:not moving|does not move|doesn ?t move|does nt move|never moves|without moving|at rest|motionless|"
-     r"stationary|unmoving|immobile|still|static|idle|sitting|resting|frozen)\b", _M, Motion.STILL),
+    (
+        r"\b(?:stays?|staying|sits?|sitting|rests?|resting|remains?|remaining|stands?|standing|holds?|holding|"
+        r"keeps?|is|are|hovers?|hovering|waits?|waiting)(?: \w+)?? (?:perfectly |completely |totally |quite )?"
+        r"(?:still|stationary|motionless|in place|put|static|unmoving|fixed|idle|at rest|in the same place|"
+        r"in one place|where it is)\b|"
+        r"\b(?:not moving|does not move|doesn ?t move|does nt move|never moves|without moving|at rest|motionless|"
+        r"stationary|unmoving|immobile|still|static|idle|sitting|resting|frozen)\b",
+        _M,
+        Motion.STILL,
+    ),
 ]
 
 
@@ -349,7 +477,9 @@ def _rule_value(kind: str, value, m: re.Match, words):
         return {"black": Background.BLACK, "dark": Background.BLACK, "white": Background.WHITE,
                 "pale": Background.WHITE}.get(name, Background.GRAY)  # fmt: skip
     if kind == _M and value == "fromto":
-        return {"right": Motion.RIGHT, "left": Motion.LEFT, "bottom": Motion.DOWN, "top": Motion.UP}[m.group(2)]
+        return {"right": Motion.RIGHT, "left": Motion.LEFT, "bottom": Motion.DOWN, "top": Motion.UP}[
+            m.group(2)
+        ]
     if kind == _M and value is None:
         return _DIRS.get(m.group(1))
     return value
@@ -374,8 +504,11 @@ def _bind(items: list[tuple[int, str, object]]) -> PromptSpec:
             pend = _Pending(article=value, words=1)
         elif kind == "number":
             pend.number, pend.words = int(value), pend.words + 1
-            if value == 1 and i + 1 < len(items) and items[i + 1][1] not in ("color", "size", "shape", "generic",
-                                                                            "motion", "number"):
+            if (
+                value == 1
+                and i + 1 < len(items)
+                and items[i + 1][1] not in ("color", "size", "shape", "generic", "motion", "number")
+            ):
                 pend.number, pend.words = None, pend.words - 1  # "a red one" names, it does not count
                 _flush(st, pend, None, generic=True)
                 pend = _Pending()
@@ -391,8 +524,14 @@ def _bind(items: list[tuple[int, str, object]]) -> PromptSpec:
                     st.objs[j].motion = value
             else:
                 st.orphan = st.orphan or value
-        elif kind == "shape" and value == Shape.CIRCLE and pend.empty() and i and items[i - 1][1] in (
-            "shape", "generic", "pronoun", "join") and st.last:
+        elif (
+            kind == "shape"
+            and value == Shape.CIRCLE
+            and pend.empty()
+            and i
+            and items[i - 1][1] in ("shape", "generic", "pronoun", "join")
+            and st.last
+        ):
             for j in st.last:  # "a square circles" / "it circles": the verb
                 st.objs[j].motion = Motion.CIRCLING
         elif kind in ("shape", "generic"):
@@ -449,7 +588,13 @@ def _flush(st: _Scan, pend: _Pending, shape: Shape | None, generic: bool = False
     n = max(1, min(pend.number or 1, 10))
     if pend.number is not None:
         st.explicit = True
-    if generic and pend.number is not None and pend.color is None and pend.size is None and pend.motion is None:
+    if (
+        generic
+        and pend.number is not None
+        and pend.color is None
+        and pend.size is None
+        and pend.motion is None
+    ):
         # "three shapes": states the count; specific objects named elsewhere say the rest
         st.count = (st.count or 0) + n
         start = len(st.objs)
@@ -465,6 +610,8 @@ def _flush(st: _Scan, pend: _Pending, shape: Shape | None, generic: bool = False
 def _matches(o: _Obj, shape: Shape | None, pend: _Pending) -> bool:
     if pend.size is not None and o.size is not None and o.size != pend.size:
         return False
-    return (shape is None or o.shape == shape) and (pend.color is None or o.color == pend.color) and (
-        shape is not None or pend.color is not None or o.shape is not None
+    return (
+        (shape is None or o.shape == shape)
+        and (pend.color is None or o.color == pend.color)
+        and (shape is not None or pend.color is not None or o.shape is not None)
     )

@@ -47,7 +47,9 @@ class Check:
 
     @property
     def label(self) -> str:
-        return f"object {self.object + 1} {self.attribute}" if self.object is not None else str(self.attribute)
+        return (
+            f"object {self.object + 1} {self.attribute}" if self.object is not None else str(self.attribute)
+        )
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,13 @@ class Score:
             "fraction": round(self.fraction, 4),
             "met": self.met,
             "asked": len(self.checks),
-            "checks": [{**{k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(c).items()},
-                        "label": c.label} for c in self.checks],  # fmt: skip
+            "checks": [
+                {
+                    **{k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(c).items()},
+                    "label": c.label,
+                }
+                for c in self.checks
+            ],  # fmt: skip
         }
 
 
@@ -86,7 +93,9 @@ def score(analysis: Analysis, prompt: PromptSpec) -> Score:
         checks.append(_check(Attribute.CAMERA, prompt.camera, analysis.camera))
     seen_kinds = {e.kind for e in analysis.events}
     for kind in prompt.events:
-        checks.append(Check(Attribute.EVENT, str(kind), str(kind) if kind in seen_kinds else None, kind in seen_kinds))
+        checks.append(
+            Check(Attribute.EVENT, str(kind), str(kind) if kind in seen_kinds else None, kind in seen_kinds)
+        )
     return Score(tuple(checks))
 
 
@@ -96,7 +105,9 @@ def accuracy(analysis: Analysis, spec: SceneSpec) -> Score:
 
 
 def _check(attribute: Attribute, asked, seen, obj: int | None = None) -> Check:
-    return Check(attribute, str(asked), None if seen is None else str(seen), seen is not None and asked == seen, obj)
+    return Check(
+        attribute, str(asked), None if seen is None else str(seen), seen is not None and asked == seen, obj
+    )
 
 
 def _object_checks(analysis: Analysis, prompt: PromptSpec) -> list[Check]:
@@ -108,7 +119,9 @@ def _object_checks(analysis: Analysis, prompt: PromptSpec) -> list[Check]:
     agree = np.zeros((len(asked), max(1, len(seen))))
     for i, q in enumerate(asked):
         for j, o in enumerate(seen):
-            agree[i, j] = sum(getattr(q, a) is not None and getattr(q, a) == getattr(o, a) for a in OBJECT_ATTRIBUTES)
+            agree[i, j] = sum(
+                getattr(q, a) is not None and getattr(q, a) == getattr(o, a) for a in OBJECT_ATTRIBUTES
+            )
     match: dict[int, int] = {}
     if seen:
         from scipy.optimize import linear_sum_assignment

@@ -1,0 +1,99 @@
+"""`kino eval`: generate a prompt suite with a model (or render its ground truth) and score it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kino.errors import InputError
+from kino.eval.suites import Suite  # the CLI's --suite choices come from this Enum
+
+
+def evaluate_command(
+    suite: Annotated[Suite | None, typer.Option(help="Built-in prompt suite (default: world-train).")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="JSONL file: {\"prompt\": ..., \"expect\": {...}} "
+                                                      "per line, instead of a suite.")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per prompt (0 .. N-1).")] = 1,
+    model: Annotated[Path | None, typer.Option(help="Pipeline directory (default: the built-in model).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every result and the summary here.")] = None,
+    enhance: Annotated[bool, typer.Option("--enhance/--no-enhance",
+                                          help="Generate from the enhanced (detailed) prompt.")] = True,
+    steps: Annotated[int | None, typer.Option(help="Sampling steps (default: the model's).")] = None,
+    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT (default: the model's).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Duration in seconds (default: the model's).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frames per second (default: the model's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+    reference: Annotated[bool, typer.Option(help="Render the ground-truth scenes instead of generating "
+                                                 "(the analyzer's ceiling; no model needed).")] = False,
+    device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+) -> None:
+    """Measure prompt adherence, temporal consistency, motion smoothness and dynamic degree."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kino.commands.generate import parse_size, resolve_model_dir
+    from kino.eval.runner import EvalConfig, evaluate, resolve_canvas
+    from kino.eval.suites import load_prompts, suite_prompts
+
+    if suite is not None and prompts is not None:
+        raise InputError("give either --suite or --prompts, not both")
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
+    width, height = parse_size(size) if size else (None, None)
+    config = EvalConfig(seeds=seeds, enhance=enhance, steps=steps, width=width, height=height, seconds=seconds,
+                        fps=fps, reference=reference)
+    items = load_prompts(prompts) if prompts is not None else None  # bad files fail before a model loads
+    pipe, model_name = None, "reference"
+    if not reference:
+        from kino.pipeline import KinoPipeline
+
+        model_dir = resolve_model_dir(model)
+        pipe, model_name = KinoPipeline.from_pretrained(model_dir, device=device), str(model_dir)
+    canvas = resolve_canvas(config, pipe)
+    if items is None:
+        suite = suite or Suite.WORLD_TRAIN
+        items = suite_prompts(suite, canvas.width, canvas.height, canvas.fps, canvas.num_frames)
+    items = items[:limit] if limit else items
+    source = str(prompts) if prompts is not None else suite.value
+
+    err = Console(stderr=True)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(f"eval {source}", total=len(items) * seeds)
+        report = evaluate(items, config, pipe, progress=lambda done, total: bar.update(task, completed=done),
+                          source=source, model=model_name)
+    Console().print(summary_table(report))
+    if json_out is not None:
+        path = report.write_json(json_out)
+        typer.echo(f"wrote {path} ({len(report.results)} videos)")
+
+
+def summary_table(report):
+    """A rich table: per-attribute adherence, consistency, smoothness, dynamic degree, the total last."""
+    from rich.table import Table
+
+    s, c = report.summary, report.canvas
+    title = (f"kino eval: {report.source}, {s.videos} videos ({c.width}x{c.height}, {c.num_frames} frames at "
+             f"{c.fps:g} fps), {report.model}")
+    table = Table(title=title)
+    for name, justify in (("metric", "left"), ("met", "right"), ("asked", "right"), ("value", "right")):
+        table.add_column(name, justify=justify)
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for kind, (met, asked) in s.adherence.items():
+        table.add_row(f"adherence: {kind}", str(met), str(asked), fmt(met / asked))
+    table.add_section()
+    for kind, v in s.consistency.items():
+        table.add_row(f"temporal consistency: {kind}", "", "", fmt(v))
+    table.add_row("motion smoothness", "", "", fmt(s.smoothness))
+    table.add_row("dynamic degree", "", "", fmt(s.dynamic_degree))
+    table.add_section()
+    met = sum(m for m, _ in s.adherence.values())
+    asked = sum(a for _, a in s.adherence.values())
+    table.add_row("[bold]adherence: total[/bold]", str(met), str(asked), f"[bold]{fmt(s.total)}[/bold]")
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate_command)

@@ -1,0 +1,229 @@
+"""What `kino eval` measures on one video, and how videos add up to a suite's numbers.
+
+Per video (from the world analyzer's `Analysis` and the scorer's `Score`):
+- adherence per attribute: of the attributes the prompt asked, how many the analyzer saw met
+  (kino.world.score), counted per kind (background, count, color, shape, size, motion, camera, event);
+- temporal consistency: per seen object, the share of frames whose color / shape / size label equals
+  the object's most common label; averaged over objects. Changes the video itself explains are not
+  counted against it: color for the subject of a seen collide (it is meant to change color), size for
+  an object seen growing or shrinking. Size labels per frame come from the area of whole views only
+  (the analyzer leaves the shape label empty where a view is clipped or occluded);
+- motion smoothness: 1 - mean |second difference| of the centroid tracks over runs of consecutive
+  whole views, in units of JERK_SCALE * min(H, W) per frame^2, clipped to [0, 1]. Constant-velocity
+  motion scores 1; a centroid that jumps around (flicker, an object that teleports) scores near 0.
+  (Like VBench's motion smoothness it rewards physically plausible, continuous motion; VBench uses a
+  frame-interpolation model, this uses the analyzer's tracks.)
+- dynamic degree: the video is dynamic when an object's centroid strays DYNAMIC_THRESHOLD * min(H, W)
+  from where it was first seen, the camera moves, or an object is seen spinning, growing or shrinking
+  (VBench's dynamic degree counts videos with optical flow above a threshold; this is the world's analog).
+
+Suite totals: adherence is pooled (sum met / sum asked per kind, then over all kinds); consistency and
+smoothness are means over the videos that have a value; dynamic degree is the share of dynamic videos.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kino.world.analyze import SHAPE_AREA, Analysis, SeenObject
+from kino.world.score import Attribute, Score
+from kino.world.spec import SIZE_FRACTION, Camera, EventKind, Motion, Shape, Size
+
+JERK_SCALE = 0.25  # mean |second difference| (short sides per frame^2) that scores 0: random jumps
+DYNAMIC_THRESHOLD = 0.05  # centroid displacement, fraction of the short side, that counts as motion
+CONSISTENCY_KEYS = ("color", "shape", "size")
+
+
+@dataclass(frozen=True)
+class VideoMetrics:
+    """The numbers of one video; None where there was nothing to measure (e.g. no object seen)."""
+
+    adherence: dict[str, tuple[int, int]]  # attribute -> (met, asked), only attributes that were asked
+    consistency: dict[str, float | None]  # color / shape / size -> share of frames on the object's label
+    smoothness: float | None
+    motion: float  # largest centroid displacement, fraction of the short side
+    dynamic: bool
+
+    @property
+    def met(self) -> int:
+        return sum(m for m, _ in self.adherence.values())
+
+    @property
+    def asked(self) -> int:
+        return sum(a for _, a in self.adherence.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "adherence": {k: {"met": m, "asked": a} for k, (m, a) in self.adherence.items()},
+            "adherence_total": round(self.met / self.asked, 4) if self.asked else None,
+            "consistency": {k: None if v is None else round(v, 4) for k, v in self.consistency.items()},
+            "smoothness": None if self.smoothness is None else round(self.smoothness, 4),
+            "motion": round(self.motion, 4),
+            "dynamic": self.dynamic,
+        }
+
+
+def measure(analysis: Analysis, result: Score) -> VideoMetrics:
+    """All per-video metrics from what the analyzer saw and how it scored against the prompt."""
+    return VideoMetrics(
+        adherence=adherence_counts(result),
+        consistency=temporal_consistency(analysis),
+        smoothness=motion_smoothness(analysis),
+        motion=displacement(analysis),
+        dynamic=is_dynamic(analysis),
+    )
+
+
+def adherence_counts(result: Score) -> dict[str, tuple[int, int]]:
+    """(met, asked) per attribute kind, in Attribute order, for the kinds that were asked."""
+    out = {}
+    for a in Attribute:
+        checks = [c for c in result.checks if c.attribute == a]
+        if checks:
+            out[a.value] = (sum(c.met for c in checks), len(checks))
+    return out
+
+
+def temporal_consistency(analysis: Analysis) -> dict[str, float | None]:
+    """Per label kind, the mean over objects of the share of labelled frames equal to the object's mode."""
+    m = min(analysis.width, analysis.height)
+    changes_color = {e.subject for e in analysis.events if e.kind == EventKind.COLLIDE}
+    per: dict[str, list[float]] = {k: [] for k in CONSISTENCY_KEYS}
+    for i, o in enumerate(analysis.objects):
+        labels = {"shape": o.shapes, "size": _sizes(o, analysis.zoom, m)}
+        if i not in changes_color:
+            labels["color"] = o.colors
+        if o.motion in (Motion.GROWING, Motion.SHRINKING):
+            labels.pop("size")
+        for k, seq in labels.items():
+            share = _mode_share(seq)
+            if share is not None:
+                per[k].append(share)
+    return {k: (float(np.mean(v)) if v else None) for k, v in per.items()}
+
+
+def motion_smoothness(analysis: Analysis) -> float | None:
+    """1 - normalized mean |second difference| of centroids over consecutive whole views (None: too few)."""
+    m = min(analysis.width, analysis.height)
+    jerks: list[float] = []
+    for o in analysis.objects:
+        for run in _runs(o):
+            p = np.asarray(run, dtype=np.float64)  # (n, 2) centroids of consecutive whole views
+            jerks.extend(np.linalg.norm(np.diff(p, n=2, axis=0), axis=1).tolist())  # (n - 2,)
+    if not jerks:
+        return None
+    return float(np.clip(1.0 - np.mean(jerks) / (JERK_SCALE * m), 0.0, 1.0))
+
+
+def displacement(analysis: Analysis) -> float:
+    """The largest distance of any object's centroid from where it was first seen, / min(H, W)."""
+    m = min(analysis.width, analysis.height)
+    best = 0.0
+    for o in analysis.objects:
+        pts = np.array([p for p in o.track if p is not None], dtype=np.float64)  # (n, 2)
+        if len(pts) >= 2:
+            best = max(best, float(np.linalg.norm(pts - pts[0], axis=1).max()) / m)
+    return best
+
+
+def is_dynamic(analysis: Analysis) -> bool:
+    """Noticeable motion: a centroid moved, the camera moved, or an object spins / grows / shrinks."""
+    if displacement(analysis) >= DYNAMIC_THRESHOLD or analysis.camera != Camera.STATIC:
+        return True
+    return any(o.motion in (Motion.SPINNING, Motion.GROWING, Motion.SHRINKING) for o in analysis.objects)
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A suite's numbers: pooled adherence per kind and in total, mean consistency, smoothness, dynamics."""
+
+    videos: int
+    adherence: dict[str, tuple[int, int]]  # kind -> (met, asked), summed over videos
+    consistency: dict[str, float | None]
+    smoothness: float | None
+    dynamic_degree: float | None
+    per_video_adherence: float | None = None  # mean of each video's met / asked
+
+    @property
+    def total(self) -> float | None:
+        asked = sum(a for _, a in self.adherence.values())
+        return sum(m for m, _ in self.adherence.values()) / asked if asked else None
+
+    def to_dict(self) -> dict:
+        r = lambda v: None if v is None else round(v, 4)  # noqa: E731
+        return {
+            "videos": self.videos,
+            "adherence": {k: {"met": m, "asked": a, "fraction": r(m / a)} for k, (m, a) in self.adherence.items()},
+            "adherence_total": r(self.total),
+            "adherence_per_video_mean": r(self.per_video_adherence),
+            "consistency": {k: r(v) for k, v in self.consistency.items()},
+            "smoothness": r(self.smoothness),
+            "dynamic_degree": r(self.dynamic_degree),
+        }
+
+
+def summarize(videos: list[VideoMetrics]) -> Summary:
+    """Add up per-video metrics (see the module docstring for how each number pools)."""
+    adherence = {}
+    for a in Attribute:
+        pairs = [v.adherence[a.value] for v in videos if a.value in v.adherence]
+        if pairs:
+            adherence[a.value] = (sum(m for m, _ in pairs), sum(n for _, n in pairs))
+    consistency = {k: _mean([v.consistency[k] for v in videos]) for k in CONSISTENCY_KEYS}
+    per_video = _mean([v.met / v.asked if v.asked else None for v in videos])
+    dyn = float(np.mean([v.dynamic for v in videos])) if videos else None
+    return Summary(len(videos), adherence, consistency, _mean([v.smoothness for v in videos]), dyn, per_video)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def size_label(area: float, shape: Shape, zoom: float, m: int) -> Size:
+    """Size class of one view from its area, undoing the camera zoom (the analyzer's rule for frame one)."""
+    r = math.sqrt(max(area, 0.0) / SHAPE_AREA[shape]) / max(zoom, 1e-3) / m
+    lo = math.sqrt(SIZE_FRACTION[Size.SMALL] * SIZE_FRACTION[Size.MEDIUM])  # geometric-mean boundaries
+    hi = math.sqrt(SIZE_FRACTION[Size.MEDIUM] * SIZE_FRACTION[Size.LARGE])
+    return Size.SMALL if r < lo else Size.MEDIUM if r < hi else Size.LARGE
+
+
+def _sizes(o: SeenObject, zoom: list[float], m: int) -> list[Size | None]:
+    """Per-frame size labels of an object, on its whole views only (shape label present)."""
+    out: list[Size | None] = []
+    for t, (a, s) in enumerate(zip(o.area, o.shapes, strict=True)):
+        z = zoom[t] if t < len(zoom) else 1.0
+        out.append(size_label(a, o.shape, z, m) if a is not None and s is not None else None)
+    return out
+
+
+def _mode_share(seq) -> float | None:
+    vals = [str(v) for v in seq if v is not None]
+    if not vals:
+        return None
+    _, counts = np.unique(vals, return_counts=True)
+    return float(counts.max() / len(vals))
+
+
+def _runs(o: SeenObject) -> list[list[tuple[float, float]]]:
+    """Runs of consecutive frames where the object is seen whole, each at least 3 frames long."""
+    runs, cur = [], []
+    for p, s in zip(o.track, o.shapes, strict=True):
+        if p is not None and s is not None:
+            cur.append(p)
+        else:
+            if len(cur) >= 3:
+                runs.append(cur)
+            cur = []
+    if len(cur) >= 3:
+        runs.append(cur)
+    return runs
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None

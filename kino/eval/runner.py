@@ -1,0 +1,181 @@
+"""Run an evaluation: each prompt with each seed -> a video -> the world analyzer -> scores and metrics.
+
+A video comes from the pipeline (`KinoPipeline.__call__`, the one way in) or, with `reference=True`,
+from the world renderer drawing the prompt's ground-truth scene: the analyzer's ceiling, needing no
+model. Every (prompt, seed) is independent and seeded, so a run is deterministic and any subset of it
+can run in another process; the JSON report is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kino.errors import InputError
+from kino.eval.metrics import Summary, VideoMetrics, measure, summarize
+from kino.eval.suites import EvalPrompt, reference_scene
+
+if TYPE_CHECKING:
+    from kino.pipeline import KinoPipeline
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How to generate each video. None means the pipeline's default (64x64, 2 s at 8 fps with no model)."""
+
+    seeds: int = 1  # each prompt runs with seeds 0 .. seeds-1
+    enhance: bool = True  # generate from kino.enhance's detailed caption; always score the original prompt
+    steps: int | None = None
+    width: int | None = None
+    height: int | None = None
+    seconds: float | None = None
+    fps: float | None = None
+    reference: bool = False  # render the ground-truth scene instead of generating
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise InputError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"--steps must be at least 1, got {self.steps}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise InputError(f"--seconds must be positive, got {self.seconds}")
+        if self.fps is not None and self.fps <= 0:
+            raise InputError(f"--fps must be positive, got {self.fps}")
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The resolved size, rate and length every video of a run has."""
+
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """One (prompt, seed): what was generated from, what the analyzer saw, the score and the metrics."""
+
+    item: EvalPrompt
+    seed: int
+    generated_from: str  # the text given to the model (the enhanced prompt) or "reference render"
+    analysis: dict[str, Any]  # Analysis.to_dict() less the per-frame lists, plus its summary line
+    score: dict[str, Any]  # Score.to_dict()
+    metrics: VideoMetrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.item.id, "prompt": self.item.prompt, "seed": self.seed,
+                "generated_from": self.generated_from, "expect": self.item.expect.to_dict(),
+                "score": self.score, "metrics": self.metrics.to_dict(), "analysis": self.analysis}
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Every per-video result and their summary."""
+
+    results: list[VideoResult]
+    summary: Summary
+    canvas: Canvas
+    config: EvalConfig
+    source: str  # the suite name or the prompts file
+    model: str  # the model directory, or "reference"
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"source": self.source, "model": self.model, "config": asdict(self.config),
+                "canvas": asdict(self.canvas), "summary": self.summary.to_dict(),
+                "results": [r.to_dict() for r in self.results]}
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        """Write the report atomically: a temporary file beside `path`, then os.replace."""
+        return write_json_atomic(path, self.to_dict())
+
+
+def resolve_canvas(config: EvalConfig, pipe: KinoPipeline | None) -> Canvas:
+    """Size, fps and frame count from the config, else the pipeline's scheduler (else 64x64, 2 s, 8 fps)."""
+    from kino.pipeline import SchedulerConfig
+    from kino.world.spec import check_size
+
+    s = pipe.scheduler if pipe is not None else SchedulerConfig()
+    width, height = config.width or s.width, config.height or s.height
+    fps = float(config.fps or s.fps)
+    num_frames = max(1, round((config.seconds or s.seconds) * fps))
+    if pipe is not None:
+        pipe.check_inputs("x", width, height, num_frames, fps, config.steps or s.num_inference_steps)
+    else:
+        check_size(width, height)  # the renderer's limits
+    return Canvas(width, height, fps, num_frames)
+
+
+def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | None = None,
+             progress: Callable[[int, int], None] | None = None, source: str = "prompts",
+             model: str = "") -> EvalReport:
+    """Generate (or render) every prompt with every seed, analyze, score and summarize.
+
+    `pipe` is required unless config.reference; progress(done, total) is called after each video.
+    """
+    if not items:
+        raise InputError("there are no prompts to evaluate")
+    if pipe is None and not config.reference:
+        raise InputError("evaluating a model needs a pipeline; pass one, or use the reference renders")
+    canvas = resolve_canvas(config, None if config.reference else pipe)
+    total = len(items) * config.seeds
+    results = []
+    for item in items:
+        for seed in range(config.seeds):
+            results.append(evaluate_one(item, seed, config, canvas, pipe))
+            if progress is not None:
+                progress(len(results), total)
+    summary = summarize([r.metrics for r in results])
+    return EvalReport(results, summary, canvas, config, source, "reference" if config.reference else model)
+
+
+def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas,
+                 pipe: KinoPipeline | None) -> VideoResult:
+    """One video of one prompt and seed, analyzed and scored against what the original prompt asked."""
+    from kino.world.analyze import analyze
+    from kino.world.score import score
+
+    if config.reference:
+        from kino.world.render import render
+
+        frames = render(reference_scene(item, canvas.width, canvas.height, canvas.fps, canvas.num_frames), seed)
+        text = "reference render"
+    else:
+        text = item.prompt
+        if config.enhance:
+            from kino.enhance import enhance
+
+            text = enhance(item.prompt, seed=seed).text
+        out = pipe(text, width=canvas.width, height=canvas.height, num_frames=canvas.num_frames, fps=canvas.fps,
+                   num_inference_steps=config.steps, seed=seed)
+        frames = out.frames  # (T, H, W, 3) uint8
+    analysis = analyze(frames, canvas.fps)
+    result = score(analysis, item.expect)
+    seen = {k: v for k, v in analysis.to_dict().items() if k not in ("pan", "zoom", "objects")}
+    seen["objects"] = [{k: o[k] for k in ("color", "shape", "size", "motion")} for o in analysis.to_dict()["objects"]]
+    seen["summary"] = analysis.summary()
+    return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """json.dump to a temporary file in the target's folder, then os.replace it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
