@@ -160,7 +160,7 @@ def test_score_matches_asked_objects_to_seen_ones_in_any_order():
                      num_frames=17)  # fmt: skip
     a = analyze(render(spec), spec.fps)
     good = score(a, parse_prompt("a big blue box and a small red ball moving right"))
-    assert good.fraction == 1.0 and len(good.checks) == 6
+    assert good.fraction == 1.0 and len(good.checks) == 7
     bad = score(a, parse_prompt("a green star spinning, the camera zooms in"))
     assert bad.fraction == 0.0
     assert {c.attribute for c in bad.checks} == {

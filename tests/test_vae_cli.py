@@ -1,0 +1,96 @@
+"""`kino vae reconstruct`, `kino vae eval` and `kino train vae`: results and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from kino.io import read_video, write_video
+from kino.models.vae import CausalVAE, vae_world_tiny
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def kino(capsys):
+    """Run the CLI in this process (a subprocess would pay the imports each time)."""
+    from kino.cli import main
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("vae") / "model"
+    CausalVAE(vae_world_tiny(widths=(8, 16, 16))).save_pretrained(d)
+    return d
+
+
+def test_reconstruct_writes_a_video(kino, model_dir, tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (11, 32, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "in.mp4", frames, fps=8)
+    r = kino("vae", "reconstruct", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4"),
+             "--model", str(model_dir))
+    assert r.returncode == 0, r.stderr
+    out = read_video(tmp_path / "out.mp4")
+    assert out.frames.shape == (9, 32, 48, 3)  # 11 frames trimmed to 1 + 4k
+    assert out.fps == pytest.approx(8)
+
+
+def test_eval_prints_json(kino, model_dir, tmp_path):
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "a.mp4", np.full((9, 32, 32, 3), 128, np.uint8), fps=8)
+    r = kino("vae", "eval", "--data", str(tmp_path / "clips"), "--model", str(model_dir), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["clips"] == 1 and res["frames"] == 9
+    assert res["compression"] == pytest.approx(3 * 9 * 32 * 32 / (16 * 3 * 4 * 4))
+    assert 0 < res["psnr"] < 100 and -1 <= res["ssim"] <= 1 and res["encode_fps"] > 0
+
+
+@pytest.mark.parametrize("case", ["not_video", "odd_size", "empty", "no_model"])
+def test_bad_input_is_one_line(kino, model_dir, tmp_path, case):
+    src = tmp_path / "in.mp4"
+    model = str(model_dir)
+    if case == "not_video":
+        src.write_text("this is not a video")
+        code, text = 3, "not a readable video"
+    elif case == "odd_size":
+        write_video(src, np.zeros((5, 36, 32, 3), np.uint8), fps=8)
+        code, text = 2, "not a multiple of 8"
+    elif case == "empty":
+        src.write_bytes(b"")
+        code, text = 3, "empty"
+    else:
+        write_video(src, np.zeros((5, 32, 32, 3), np.uint8), fps=8)
+        model, code, text = str(tmp_path / "nothing"), 4, "no VAE in"
+    r = kino("vae", "reconstruct", str(src), "-o", str(tmp_path / "out.mp4"), "--model", model)
+    assert r.returncode == code, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kino: error:") and text in lines[0], r.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_train_vae_rejects_bad_data(kino, tmp_path):
+    r = kino("train", "vae", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and r.stderr.startswith("kino: error:") and "neither" in r.stderr
