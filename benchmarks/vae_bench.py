@@ -44,15 +44,20 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def probe(width: int, height: int, seconds: float, fps: float, model_dir: str | None) -> dict:
-    """Stream one clip through the VAE in this process; peak memory in MiB and timings."""
+def probe(width: int, height: int, seconds: float, fps: float, model_dir: str | None, narrow: bool = False) -> dict:
+    """Stream one clip through the VAE in this process; peak memory in MiB and timings.
+
+    `narrow`: world-tiny at 1/4 of its widths, 8-frame chunks, 128-pixel tiles (the tests' fast stand-in).
+    """
     import torch
 
     from kino.models.vae import CausalVAE, vae_world_tiny
     from kino.models.vae_stream import decode_stream, encode_stream
 
     torch.manual_seed(0)
-    vae = CausalVAE.from_pretrained(model_dir) if model_dir else CausalVAE(vae_world_tiny()).eval()
+    narrow_cfg = vae_world_tiny(widths=(8, 16, 32), chunk_frames=8, tile_size=128, tile_overlap=32)
+    cfg = narrow_cfg if narrow else vae_world_tiny()
+    vae = CausalVAE.from_pretrained(model_dir) if model_dir else CausalVAE(cfg).eval()
     frames = 1 + int(round(seconds * fps)) // 4 * 4
     with torch.no_grad():  # warm-up: one frame, so one-time allocations count in the baseline
         list(decode_stream(vae, [mean for mean, _ in encode_stream(vae, torch.zeros(1, 3, 1, 64, 64))]))
@@ -70,13 +75,11 @@ def probe(width: int, height: int, seconds: float, fps: float, model_dir: str | 
 
 
 def probe_subprocess(width: int, height: int, seconds: float, fps: float, model_dir: str | None = None,
-                     threads: int = 1) -> dict:
+                     threads: int = 1, narrow: bool = False, env: dict | None = None) -> dict:
     """`probe` in a fresh python process (so each peak is its own)."""
     cmd = [sys.executable, __file__, "--probe", str(width), str(height), str(seconds), str(fps),
-           "--threads", str(threads)]
-    if model_dir:
-        cmd += ["--model", model_dir]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+           "--threads", str(threads)] + (["--model", model_dir] if model_dir else []) + (["--narrow"] if narrow else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -84,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="a VAE folder (default: an untrained world-tiny)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--narrow", action="store_true", help="a narrow stand-in model (fast; for tests)")
     ap.add_argument("--probe", nargs=4, metavar=("W", "H", "SECONDS", "FPS"), default=None)
     args = ap.parse_args()
     import torch
@@ -91,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.probe:
         w, h, s, f = args.probe
-        print(json.dumps(probe(int(w), int(h), float(s), float(f), args.model)))
+        print(json.dumps(probe(int(w), int(h), float(s), float(f), args.model, args.narrow)))
         return
     from kino.models.vae import CausalVAE, vae_world_tiny
 

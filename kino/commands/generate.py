@@ -46,6 +46,7 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the same video.")] = None,
     model: Annotated[Path | None, typer.Option(help="Pipeline directory (default: the built-in model).")] = None,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="Torch CPU threads (0: torch's default; 1 is faster on a busy CPU).")] = 0,
 ) -> None:
     """Generate a video from a text prompt."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -55,6 +56,12 @@ def generate(
 
     if not prompt.strip():
         raise InputError("the prompt is empty; describe the video, e.g. \"a red circle moves left\"")
+    if threads < 0:
+        raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     width, height = parse_size(size) if size else (None, None)
     pipe = KinoPipeline.from_pretrained(resolve_model_dir(model), device=device)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),

@@ -117,7 +117,12 @@ def _load_hf(directory: Path):
                 from transformers import CLIPTextModel
 
                 model = CLIPTextModel.from_pretrained(directory, local_files_only=True)
-            elif getattr(cfg, "is_encoder_decoder", False):  # T5 / UMT5: keep only the encoder
+            elif cfg.model_type in ("t5", "mt5", "umt5"):  # encoder-decoder: load only the encoder's weights
+                import transformers
+
+                name = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}[cfg.model_type]
+                model = getattr(transformers, name).from_pretrained(directory, local_files_only=True)
+            elif getattr(cfg, "is_encoder_decoder", False):  # other encoder-decoders: keep the encoder
                 model = AutoModel.from_pretrained(directory, local_files_only=True).get_encoder()
             else:
                 model = AutoModel.from_pretrained(directory, local_files_only=True)

@@ -21,6 +21,11 @@ from kino.errors import InputError
 from kino.models.vae import CausalVAE, iter_chunks
 
 
+def _chain(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    yield first
+    yield from rest
+
+
 def _rechunk(source: torch.Tensor | Iterable[torch.Tensor], first: int, size: int) -> Iterator[torch.Tensor]:
     """Pieces (B, C, t, H, W) of any lengths -> the first `first` frames, then `size` at a time."""
     if isinstance(source, torch.Tensor):
@@ -37,6 +42,15 @@ def _rechunk(source: torch.Tensor | Iterable[torch.Tensor], first: int, size: in
             buf, have, need = [cat[:, :, need:]], have - need, size
     if have:
         yield torch.cat(buf, dim=2)
+
+
+def chunk_frames_for(config, height: int, width: int) -> int:
+    """Pixel frames per chunk for frames of this size: `chunk_frames` for frames up to a tile, fewer
+    (down to `temporal_factor`) for larger frames, so a chunk holds about as many pixels as
+    `chunk_frames` tiles whatever the frame size."""
+    tf = config.temporal_factor
+    fit = config.chunk_frames * config.tile_size**2 // (height * width) // tf * tf
+    return max(tf, min(config.chunk_frames, fit))
 
 
 def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -97,7 +111,15 @@ def encode_stream(
     c = model.config
     tiler = None
     total = 0
-    for chunk in _rechunk(source, 1, c.chunk_frames):
+    size = source.shape[-2:] if isinstance(source, torch.Tensor) else None
+    if size is None:  # peek at the first piece for the frame size
+        it = iter(source)
+        first = next(it, None)
+        if first is None:
+            raise InputError("the clip has no frames; a clip needs 1 + 4k frames")
+        size = first.shape[-2:]
+        source = _chain(first, it)
+    for chunk in _rechunk(source, 1, chunk_frames_for(c, *size)):
         total += chunk.shape[2]
         if chunk.shape[2] % c.temporal_factor and total > 1:
             raise InputError(f"{total} frames is not 1 + {c.temporal_factor}k; trim the clip to "
@@ -117,7 +139,15 @@ def decode_stream(model: CausalVAE, latents: torch.Tensor | Iterable[torch.Tenso
     c = model.config
     f = c.spatial_factor
     tiler = None
-    for z in _rechunk(latents, 1, c.chunk_frames // c.temporal_factor):
+    size = latents.shape[-2:] if isinstance(latents, torch.Tensor) else None
+    if size is None:
+        it = iter(latents)
+        first = next(it, None)
+        if first is None:
+            raise InputError("the latent has no frames")
+        size = first.shape[-2:]
+        latents = _chain(first, it)
+    for z in _rechunk(latents, 1, chunk_frames_for(c, size[0] * f, size[1] * f) // c.temporal_factor):
         if tiler is None:
             tiler = _Tiler(*z.shape[-2:], c.tile_size // f, c.tile_overlap // f, f, 1)
         yield tiler(lambda v, cache: model.decode_raw(v, cache), model.denormalize(z))

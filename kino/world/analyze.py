@@ -158,7 +158,7 @@ def analyze(frames: np.ndarray, fps: float, config: AnalyzerConfig | None = None
     merged: set[int] = set()  # detections that hold two objects of one color
     tracks = _link(dets, T, m, cfg.link, merged)
     objects = [_describe(dets, tr, H, W, fps, pan, zoom, camera, merged) for tr in tracks]
-    events = _events(dets, tracks, objects, darkening, background, H, W)
+    events = _events(dets, tracks, objects, darkening, background, H, W, merged)
     return Analysis(
         width=W, height=H, fps=float(fps), num_frames=T, background=background, count=len(objects),
         objects=objects, camera=camera, events=events, pan=[float(p) for p in pan], zoom=[float(z) for z in zoom],
@@ -446,7 +446,8 @@ def _motion(dets, tr, seen, whole, fps, m, H, W, pan, zoom, camera, shape) -> Mo
     moving = speed > 0.25 * np.median(speed[speed > 0]) if (speed > 0).any() else speed > 0
     ang = np.arctan2(v[moving, 1], v[moving, 0])
     turn = (np.diff(ang) + math.pi) % (2 * math.pi) - math.pi
-    if len(turn) >= 3:
+    gone = bool(np.any(np.diff(seen) > 1))  # circling and falling things never leave the frame
+    if len(turn) >= 3 and not gone:
         same = np.mean(np.sign(turn) == np.sign(turn.sum()))
         if same >= 0.75 and np.median(np.abs(turn)) > math.radians(6) and abs(turn.sum()) > math.radians(80):
             return Motion.CIRCLING
@@ -458,7 +459,7 @@ def _motion(dets, tr, seen, whole, fps, m, H, W, pan, zoom, camera, shape) -> Mo
         runs = (np.diff(seen) == 1) & ~dets.edge[j][1:] & ~dets.edge[j][:-1]  # unclipped views only
         ok2 = runs[:-1] & runs[1:]
         acc = np.diff(y, 2)[ok2] * fps**2 / m if ok2.any() else np.zeros(0)  # canvas per s^2
-        if len(acc) >= 3 and np.median(acc) > 0.4:
+        if len(acc) >= 3 and np.median(acc) > 0.4 and not gone:
             return Motion.FALLING
     if min(sx, sy) < 0.3 * max(sx, sy):
         # the direction it set off in (a leave_return subject comes back the other way)
@@ -474,7 +475,7 @@ def _motion(dets, tr, seen, whole, fps, m, H, W, pan, zoom, camera, shape) -> Mo
 # ----------------------------------------------------------------------------- events
 
 
-def _events(dets, tracks, objects, darkening, background, H, W) -> list[SeenEvent]:
+def _events(dets, tracks, objects, darkening, background, H, W, merged) -> list[SeenEvent]:
     events: list[SeenEvent] = []
     for i, (tr, obj) in enumerate(zip(tracks, objects, strict=True)):
         seen = np.nonzero(tr >= 0)[0]
@@ -502,6 +503,17 @@ def _events(dets, tracks, objects, darkening, background, H, W) -> list[SeenEven
                 other = _covering(dets, tracks, i, int(seen[g]), a)
                 if other is not None:
                     events.append(SeenEvent(EventKind.OCCLUDE, i, other, int(seen[g])))
+        # partly hidden: away from the border its area dips well below its whole size while it
+        # overlaps another object, which itself stays whole (it is in front)
+        for t, jj in zip(seen, tr[seen], strict=True):
+            if dets.edge[jj] or dets.area[jj] >= 0.55 * full or jj in merged:
+                continue
+            other = _covering(dets, tracks, i, int(t), jj)
+            if other is not None and not dets.edge[tracks[other][t]]:
+                front = tracks[other][t]
+                if dets.area[front] >= 0.8 * np.max(dets.area[tracks[other][tracks[other] >= 0]]):
+                    events.append(SeenEvent(EventKind.OCCLUDE, i, other, int(t)))
+                    break
     if darkening > 0.5 and background != Background.NIGHT:
         events.append(SeenEvent(EventKind.DAY_TO_NIGHT, 0, None, 0))
     # one event of each kind per subject

@@ -134,19 +134,28 @@ def sample_spec(
             roles[other] = (Motion.STILL,)  # collide: filled in below once the subject's direction is known
             event = Event(kind, subject, other)
 
+    # Objects of one scene get different colors: two same-colored objects that overlap read as
+    # one blob to the analyzer (and to a viewer), and "the red ball" stays unambiguous.
     objects: list[ObjectSpec] = []
+    used: set[Color] = (
+        {carrier_pair[0]} if carrier_pair is not None and isinstance(carrier_pair[0], Color) else set()
+    )
     for k in range(n):
         fixed: dict = {}
         if k == 0 and carrier_pair is not None:
             a, b = carrier_pair
             fixed = {"color": a, "shape": b} if isinstance(a, Color) else {"shape": a, "motion": b}
-        objects.append(_sample_object(rng, split, colors, roles.get(k), fixed))
+        avail = [c for c in colors if c not in used] or colors  # a dark-and-light scene may run short
+        objects.append(_sample_object(rng, split, avail, roles.get(k), fixed))
+        used.add(objects[-1].color)
     if event is not None and event.kind == EventKind.COLLIDE:
         s, o = event.subject, event.other
         toward = Motion.LEFT if objects[s].motion == Motion.RIGHT else Motion.RIGHT
         other_motion = (Motion.STILL, toward)[int(rng.integers(2))]
         objects[o] = ObjectSpec(objects[o].shape, objects[o].color, objects[o].size, other_motion)
-        after = [c for c in colors if c != objects[s].color]
+        after = [c for c in colors if c not in {obj.color for obj in objects}] or [
+            c for c in colors if c != objects[s].color
+        ]
         if split == Split.TRAIN:
             after = [c for c in after if (c, objects[s].shape) not in HELDOUT_COLOR_SHAPE]
         event = Event(EventKind.COLLIDE, s, o, after[int(rng.integers(len(after)))])

@@ -100,8 +100,10 @@ def detect(frames: np.ndarray, foreground: float, palette_near: float, min_area:
     f = frames.astype(np.float32)  # (T, H, W, 3)
     T, H, W, _ = f.shape
     pal = np.array([PALETTE[c] for c in COLORS], np.float32)  # (K, 3)
-    d2 = ((f[..., None, :] - pal) ** 2).sum(-1)  # (T, H, W, K)
-    near = d2.min(-1) < palette_near**2  # (T, H, W)
+    # squared distance to each palette color as |f|^2 - 2 f.p + |p|^2: one matmul, no (T, H, W, K, 3)
+    d2 = np.maximum((f * f).sum(-1, keepdims=True) - 2 * f @ pal.T + (pal * pal).sum(-1), 0)  # (T, H, W, K)
+    dmin = d2.min(-1)  # (T, H, W)
+    near = dmin < palette_near**2
     prof = frame_profiles(f, near)  # (T, H, 3)
     bg = prof[:, :, None, :]  # (T, H, 1, 3)
     diff = np.sqrt(((f - bg) ** 2).sum(-1))  # (T, H, W)
@@ -118,10 +120,14 @@ def detect(frames: np.ndarray, foreground: float, palette_near: float, min_area:
     # coverage of each palette color at each pixel: projection on the segment background -> color.
     # A color is a candidate only where it stands out from the background and the pixel lies near
     # that segment (a dark speck on white is not "more white than white").
-    seg = pal[None] - pbg[:, None]  # (N, K, 3)
-    seg2 = np.maximum((seg**2).sum(-1), 1.0)  # (N, K)
-    proj = ((pix - pbg)[:, None] * seg).sum(-1) / seg2  # (N, K)
-    perp2 = (((pix - pbg)[:, None] - proj[..., None] * seg) ** 2).sum(-1)  # (N, K)
+    # with u = pixel - background and s = color - background: proj = u.s / |s|^2, perp^2 = |u|^2 - proj^2 |s|^2
+    u = pix - pbg  # (N, 3)
+    us = u @ pal.T - (u * pbg).sum(-1, keepdims=True)  # (N, K)
+    seg2 = np.maximum(
+        (pal * pal).sum(-1) - 2 * pbg @ pal.T + (pbg * pbg).sum(-1, keepdims=True), 1.0
+    )  # (N, K)
+    proj = us / seg2  # (N, K)
+    perp2 = np.maximum((u * u).sum(-1, keepdims=True) - proj * us, 0)  # (N, K)
     cand = (seg2 > 40.0**2) & (proj > 0.15) & (proj < 1.35) & (perp2 < (0.5 * palette_near) ** 2)
     alpha_k = np.clip(proj, 0, 1) * cand  # (N, K)
     # a color is significant in a blob when enough of its pixels are close to that color
@@ -189,8 +195,13 @@ def detect(frames: np.ndarray, foreground: float, palette_near: float, min_area:
 
 
 def _reduce_min(idx: np.ndarray, val: np.ndarray, n: int, fill: np.ndarray) -> np.ndarray:
+    """Per-group minimum of val (groups idx in [0, n)); fill where a group is empty."""
     out = fill.copy()
-    np.minimum.at(out, idx, val)
+    if len(idx):
+        order = np.argsort(idx, kind="stable")
+        idx_s, val_s = idx[order], val[order]
+        starts = np.flatnonzero(np.r_[True, idx_s[1:] != idx_s[:-1]])
+        out[idx_s[starts]] = np.minimum.reduceat(val_s, starts)
     return out
 
 

@@ -1,0 +1,33 @@
+"""Streaming encode/decode runs in memory that does not grow with a clip's length or size.
+
+Each clip runs in its own subprocess (benchmarks/vae_bench.py --probe) that reports ru_maxrss, which
+sees torch's allocations (tracemalloc does not). glibc is told to return large freed blocks to the
+system (MALLOC_MMAP_THRESHOLD_), so the peak measures live tensors rather than heap fragmentation
+(without it, a long stream plateaus ~100 MiB higher after its first chunks: bounded, but noisy).
+The model is world-tiny's layout at 1/4 width (`--narrow`), so the test takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.mark.slow
+def test_peak_memory_is_flat_in_length_and_size():
+    from vae_bench import probe_subprocess
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    short = probe_subprocess(64, 64, 2, 4, narrow=True, env=env)
+    long = probe_subprocess(64, 64, 60, 4, narrow=True, env=env)
+    large = probe_subprocess(512, 512, 10, 1, narrow=True, env=env)
+    assert (short["frames"], long["frames"], large["frames"]) == (9, 241, 9)
+    assert long["peak_mb"] <= 1.5 * short["peak_mb"]
+    assert large["peak_mb"] <= 1.5 * short["peak_mb"]
+    # above the loaded model, a 30x longer clip needs about what the short one needs
+    assert long["rise_mb"] <= 1.5 * short["rise_mb"] + 4
