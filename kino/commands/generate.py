@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kino.errors import InputError, ModelError
-from kino.models.dit import DiTPreset  # the CLI's preset choices come from this Enum
+from kino.models.presets import DiTPreset  # the CLI's preset choices, without importing torch
 
 model_app = typer.Typer(help="Pipeline directories: create a freshly initialised one.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def resolve_model_dir(model: Path | None) -> Path:
 
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the video shows.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.mp4, .gif, ...).")] = Path("out.mp4"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .mp4 (or .png for one frame).")] = Path("out.mp4"),
     seconds: Annotated[float | None, typer.Option(help="Duration in seconds (default: the model's).")] = None,
     fps: Annotated[float | None, typer.Option(help="Frames per second (default: the model's).")] = None,
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, e.g. 64x64 (default: the model's).")] = None,
@@ -47,15 +47,16 @@ def generate(
     model: Annotated[Path | None, typer.Option(help="Pipeline directory (default: the built-in model).")] = None,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="Torch CPU threads (0: torch's default; 1 is faster on a busy CPU).")] = 0,
+    enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand the prompt into a detailed caption first.")] = True,
+    c2pa: Annotated[bool, typer.Option("--c2pa/--no-c2pa", help="Sign the output with C2PA content credentials.")] = True,
+    include_prompt: Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")] = False,
 ) -> None:
     """Generate a video from a text prompt."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kino.io import write_video
+    from kino.generation import GenerationRequest, generate_file
     from kino.pipeline import KinoPipeline
 
-    if not prompt.strip():
-        raise InputError("the prompt is empty; describe the video, e.g. \"a red circle moves left\"")
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
     if threads:
@@ -63,17 +64,24 @@ def generate(
 
         torch.set_num_threads(threads)
     width, height = parse_size(size) if size else (None, None)
-    pipe = KinoPipeline.from_pretrained(resolve_model_dir(model), device=device)
+    request = GenerationRequest(prompt, negative_prompt=negative, seconds=seconds, fps=fps, width=width,
+                                height=height, steps=steps, guidance=guidance, seed=seed, enhance=enhance,
+                                c2pa=c2pa, include_prompt=include_prompt)
+    model_dir = resolve_model_dir(model)
+    pipe = KinoPipeline.from_pretrained(model_dir, device=device)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("denoising", total=None)
-        out = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, width=width, height=height,
-                   num_inference_steps=steps, guidance_scale=guidance, seed=seed,
-                   callback=lambda step, total: bar.update(task, completed=step, total=total))
-    path = write_video(output, out.frames, fps=out.settings.fps)
-    s = out.settings
-    typer.echo(f"wrote {path} ({s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, seed {s.seed}, "
-               f"{out.timings['total_s']:.1f} s)")
+        result = generate_file(
+            pipe, request, output, model_name=model_dir.name,
+            callback=lambda step, total: bar.update(task, completed=step, total=total),
+            on_prompt=(lambda text: bar.console.print(f"enhanced prompt: {text}")) if enhance else None,
+        )
+    s, r = result.output.settings, result.report
+    typer.echo(f"provenance: C2PA {'signed' if r.c2pa_signed else 'off'}, watermark {r.watermark_id or 'off'}, "
+               f"frame review {r.frame_review}")
+    typer.echo(f"wrote {result.path} ({s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, seed {s.seed}, "
+               f"{result.output.timings['total_s']:.1f} s)")
 
 
 @model_app.command("init")

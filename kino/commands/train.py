@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kino.models.dit import DiTPreset
-from kino.models.vae import VAEPreset
+from kino.models.presets import DiTPreset, VAEPreset  # CLI choices, without importing torch
 
 train_app = typer.Typer(help="Train kino's models.", no_args_is_help=True)
 

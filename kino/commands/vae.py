@@ -13,23 +13,25 @@ vae_app = typer.Typer(help="The video compression network (causal VAE).", no_arg
 DEFAULT_MODEL = Path("runs/vae-world-tiny")
 
 
-def _pieces(frames: Iterator[np.ndarray], factor: int, size_factor: int, name: str):
+def check_size(width: int, height: int, f: int, name: str) -> None:
+    """Raise InputError unless both sides are multiples of the VAE's spatial factor `f`."""
+    from kino.errors import InputError
+
+    if width % f or height % f:
+        sw, sh = max(f, width // f * f), max(f, height // f * f)
+        raise InputError(f"{name}: size {width}x{height} is not a multiple of {f}; crop or scale it to e.g. {sw}x{sh}")
+
+
+def _pieces(frames: Iterator[np.ndarray], factor: int):
     """uint8 frames -> tensor pieces (1, 3, t, H, W): the first frame, then groups of `factor`.
 
     A last group shorter than `factor` is dropped (a clip must have 1 + factor*k frames).
     """
     from kino.data.world import frames_to_tensor
-    from kino.errors import InputError
 
     group: list[np.ndarray] = []
     first = True
     for frame in frames:
-        if first:
-            h, w = frame.shape[:2]
-            f = size_factor
-            if h % f or w % f:
-                sw, sh = max(f, w // f * f), max(f, h // f * f)
-                raise InputError(f"{name}: size {w}x{h} is not a multiple of {f}; crop or scale it to e.g. {sw}x{sh}")
         group.append(frame)
         if first or len(group) == factor:
             yield frames_to_tensor(np.stack(group))[None]  # (1, 3, t, H, W)
@@ -52,7 +54,9 @@ def reconstruct_cmd(
     info = probe(src)
     vae = load_vae(model, device=device)
     c = vae.config
-    pieces = (p.to(device) for p in _pieces(iter_frames(src), c.temporal_factor, c.spatial_factor, src.name))
+    # checked before streaming: stopping PyAV's threaded decoder mid-stream can hang at close
+    check_size(info.width, info.height, c.spatial_factor, src.name)
+    pieces = (p.to(device) for p in _pieces(iter_frames(src), c.temporal_factor))
     latents = (vae.normalize(mean) for mean, _ in encode_stream(vae, pieces))
     n = 0
     with VideoWriter(out, fps=info.fps) as w:

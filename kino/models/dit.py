@@ -21,7 +21,6 @@ import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from kino.errors import InputError, ModelError
+from kino.models.presets import DiTPreset  # noqa: F401 (re-exported: the CLI choices)
 from kino.models.rope import RotaryEmbedding3D, apply_rope, grid_coords  # noqa: F401 (re-exported)
 
 
@@ -464,15 +464,6 @@ def dit_base(**kw) -> DiTConfig:
 def dit_1b(**kw) -> DiTConfig:
     """Wan-2.1-1.3B-class dimensions."""
     return DiTConfig(**{"dim": 1536, "depth": 30, "num_heads": 12, "ffn_dim": 8960, **kw})
-
-
-class DiTPreset(StrEnum):
-    """Names of the presets (CLI choices)."""
-
-    WORLD_TINY = "world-tiny"
-    SMALL = "small"
-    BASE = "base"
-    B1 = "1b"
 
 
 DIT_PRESETS = {DiTPreset.WORLD_TINY: dit_world_tiny, DiTPreset.SMALL: dit_small, DiTPreset.BASE: dit_base,

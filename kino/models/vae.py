@@ -24,7 +24,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from einops import rearrange
 from torch import nn
 
 from kino.errors import InputError, ModelError
+from kino.models.presets import VAEPreset  # noqa: F401 (re-exported: the CLI choices)
 from kino.models.vae_blocks import Decoder, Encoder, _levels
 
 
@@ -125,7 +125,6 @@ def vae_real_base(**kw) -> VAEConfig:
 
 
 VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-small": vae_world_small, "real-base": vae_real_base}
-VAEPreset = StrEnum("VAEPreset", {name.upper().replace("-", "_"): name for name in VAE_PRESETS})  # CLI choices
 
 
 def vae_preset(name: str, **kw) -> VAEConfig:
