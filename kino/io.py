@@ -317,6 +317,7 @@ class VideoWriter:
             raise
         if self.fmt is Format.FRAMES and self.path.exists():
             shutil.rmtree(self.path)
+        publish_mode(self._tmp)
         os.replace(self._tmp, self.path)
 
     # -- frames
@@ -430,6 +431,13 @@ def write_image(path: str | os.PathLike, frame: np.ndarray) -> Path:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def publish_mode(path: Path) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a normally created one would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _av():

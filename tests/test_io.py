@@ -220,3 +220,14 @@ def test_metadata_is_written(tmp_path):
     out = write_video(tmp_path / "m.mp4", smooth_clip(t=2), fps=8, metadata={"comment": "made by kino"})
     with av.open(str(out)) as c:
         assert c.metadata.get("comment") == "made by kino"
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        f = write_video(tmp_path / "a.mp4", smooth_clip(t=2), fps=8)
+        d = write_video(tmp_path / "frames", smooth_clip(t=2), fps=8)
+    finally:
+        os.umask(umask)
+    assert f.stat().st_mode & 0o777 == 0o644  # not the 0600 of a temporary file
+    assert d.stat().st_mode & 0o777 == 0o755

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kino.errors import DependencyError, InputError, MediaError
+from kino.io import publish_mode
 
 CREATED = "c2pa.created"
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -201,6 +202,7 @@ def sign_file(src: Path, dst: Path, manifest: dict, creds: Credentials) -> str:
         with open(src, "rb") as s, open(tmp, "wb") as d:
             builder.sign(signer, mime, s, d)
         label = _active_label(Path(tmp))
+        publish_mode(Path(tmp))  # a signed output is readable like any file, not 0600
         os.replace(tmp, dst)
     except c2pa.C2paError as e:
         raise InputError(f"C2PA signing of {dst.name} failed: {str(e).splitlines()[0][:200]}") from None

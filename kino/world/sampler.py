@@ -153,11 +153,12 @@ def sample_spec(
         toward = Motion.LEFT if objects[s].motion == Motion.RIGHT else Motion.RIGHT
         other_motion = (Motion.STILL, toward)[int(rng.integers(2))]
         objects[o] = ObjectSpec(objects[o].shape, objects[o].color, objects[o].size, other_motion)
-        after = [c for c in colors if c not in {obj.color for obj in objects}] or [
-            c for c in colors if c != objects[s].color
-        ]
+        # the color after contact: new to the scene if one is left, else any but the subject's own;
+        # never a held-out (color, shape) pair in the training split
+        allowed = [c for c in colors if c != objects[s].color]
         if split == Split.TRAIN:
-            after = [c for c in after if (c, objects[s].shape) not in HELDOUT_COLOR_SHAPE]
+            allowed = [c for c in allowed if (c, objects[s].shape) not in HELDOUT_COLOR_SHAPE]
+        after = [c for c in allowed if c not in {obj.color for obj in objects}] or allowed
         event = Event(EventKind.COLLIDE, s, o, after[int(rng.integers(len(after)))])
     if event is not None and event.kind == EventKind.OCCLUDE:
         s, o = event.subject, event.other
