@@ -26,7 +26,7 @@ def train_vae_cmd(
     threads: int = typer.Option(0, help="Torch CPU threads (0: all cores)."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda."),
 ) -> None:
-    """Train the causal video VAE (L1 + SSIM + KL) on images and videos of several sizes."""
+    """Train the causal video VAE (L1 + MSE + SSIM + KL) on images and videos of several sizes."""
     import torch
 
     from kino.errors import InputError
