@@ -122,20 +122,11 @@ class WorldClips(IterableDataset):
         from kino.world.sampler import sample_spec
 
         rec = self.recipe(i)
-        for attempt in range(4):
-            # A draw the sampler cannot complete (a ValueError from numpy, e.g. sampler.py's collide
-            # event with no color left, seed [0, 3, 6096] at 96x64) is redrawn from a derived seed,
-            # so a long run does not die on it; still a pure function of (seed, i).
-            rng = np.random.default_rng([self.seed, 3, i] + ([attempt] if attempt else []))
-            try:
-                spec = sample_spec(
-                    rng, self.split, width=rec.width, height=rec.height, fps=self.fps,
-                    num_frames=rec.num_frames, max_objects=self.max_objects,
-                )
-                break
-            except ValueError:
-                if attempt == 3:
-                    raise
+        rng = np.random.default_rng([self.seed, 3, i])
+        spec = sample_spec(
+            rng, self.split, width=rec.width, height=rec.height, fps=self.fps,
+            num_frames=rec.num_frames, max_objects=self.max_objects,
+        )  # fmt: skip
         render_seed, caption_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
         frames = render(spec, seed=render_seed)  # (T, H, W, 3) uint8
         return {
