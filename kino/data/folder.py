@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
-from kino.data.world import _check_clip_shape, frames_to_tensor
+from kino.data.world import _check_clip_shape, frames_to_tensor, worker_indices
 from kino.errors import InputError
 from kino.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_frames, probe
 
@@ -66,10 +66,5 @@ class FolderClips(IterableDataset):
         return {"video": frames_to_tensor(clip[:, y:y + h, x:x + w]), "caption": "", "index": i}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        g = self.start // self.group + worker
-        while True:
-            for i in range(g * self.group, (g + 1) * self.group):
-                yield self.sample(i)
-            g += workers
+        for i in worker_indices(self.start, self.group):
+            yield self.sample(i)

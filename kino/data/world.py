@@ -145,11 +145,18 @@ class WorldClips(IterableDataset):
         return caption(spec, level=level, seed=seed)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        # Workers take whole groups, round robin, so each DataLoader batch has one shape.
-        g = self.start // self.group + worker
-        while True:
-            for i in range(g * self.group, (g + 1) * self.group):
-                yield self.sample(i)
-            g += workers
+        for i in worker_indices(self.start, self.group):
+            yield self.sample(i)
+
+
+def worker_indices(start: int, group: int) -> Iterator[int]:
+    """The endless sample indices of this DataLoader worker, from `start` (a multiple of `group`).
+
+    Workers take whole groups round robin, so each DataLoader batch of `group` samples has one shape.
+    """
+    info = get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    g = start // group + worker
+    while True:
+        yield from range(g * group, (g + 1) * group)
+        g += workers
