@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -431,6 +432,30 @@ def write_image(path: str | os.PathLike, frame: np.ndarray) -> Path:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temporary name beside `target`; on success it replaces `target`.
+
+    On an exception the temporary folder is removed and `target` is left as it was.
+    """
+    out = Path(target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        publish_mode(tmp)  # mkdtemp makes 0700; a saved folder gets the ordinary mode
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def publish_mode(path: Path) -> None:

@@ -18,8 +18,6 @@ import json
 import math
 import os
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +29,7 @@ import torch
 from kino.diffusion.flow import token_shift
 from kino.diffusion.samplers import Solver, guided, model_calls, solve, timesteps
 from kino.errors import InputError, ModelError
+from kino.io import atomic_dir
 from kino.models.dit import DiT, autocast_for
 from kino.models.text import TextEncoder
 
@@ -243,9 +242,7 @@ class KinoPipeline:
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write the pipeline directory; it is assembled beside the target and renamed into place."""
         out = Path(directory)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_dir(out) as tmp:
             self.transformer.save_pretrained(tmp / "transformer")
             self.vae.save_pretrained(tmp / "vae")
             self.text_encoder.save_pretrained(tmp / "text_encoder")
@@ -254,16 +251,6 @@ class KinoPipeline:
             (tmp / "scheduler" / "config.json").write_text(json.dumps(sched, indent=2, default=str) + "\n")
             index = {"_class_name": "KinoPipeline", **{k: ["kino", v] for k, v in COMPONENTS.items()}}
             (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-            old = None
-            if out.exists():
-                old = out.with_name(f".{out.name}.old{os.getpid()}")
-                os.replace(out, old)
-            os.replace(tmp, out)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
 
     @classmethod

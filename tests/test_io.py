@@ -231,3 +231,22 @@ def test_written_files_get_normal_permissions(tmp_path):
         os.umask(umask)
     assert f.stat().st_mode & 0o777 == 0o644  # not the 0600 of a temporary file
     assert d.stat().st_mode & 0o777 == 0o755
+
+
+def test_atomic_dir_replaces_on_success_and_keeps_old_on_failure(tmp_path):
+    from kino.io import atomic_dir
+
+    target = tmp_path / "model"
+    with atomic_dir(target) as d:
+        (d / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one" and target.stat().st_mode & 0o077  # not 0700
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as d:
+            (d / "a.txt").write_text("two")
+            raise RuntimeError("save failed half way")
+    assert (target / "a.txt").read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with atomic_dir(target) as d:
+        (d / "b.txt").write_text("three")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -259,20 +257,13 @@ class CausalVAE(nn.Module):
         """Write `directory/config.json` and `directory/model.safetensors` (latent stats included), atomically."""
         from safetensors.torch import save_file
 
+        from kino.io import atomic_dir
         from kino.train.checkpoint import state_dict_tensors
 
         out = Path(directory)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_dir(out) as tmp:
             (tmp / "config.json").write_text(json.dumps({"kind": "vae", **asdict(self.config)}, indent=2))
             save_file(state_dict_tensors(self), str(tmp / "model.safetensors"))
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
 
     @classmethod

@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from kino.errors import ModelError
+from kino.io import atomic_dir
 
 _STEP_DIR = re.compile(r"^step-(\d{8,})$")
 MODEL_FILE, CONFIG_FILE, STATE_FILE = "model.safetensors", "config.json", "state.pt"
@@ -81,8 +81,7 @@ def save_checkpoint(
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     final = run / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=run))
-    try:
+    with atomic_dir(final) as tmp:  # re-saving the same step (e.g. at the end of a run) replaces it
         save_file(state_dict_tensors(model), str(tmp / MODEL_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(config_dict(config), indent=2, sort_keys=True))
         state = {
@@ -94,12 +93,6 @@ def save_checkpoint(
             "extra": dict(extra or {}),
         }
         torch.save(state, tmp / STATE_FILE)
-        if final.exists():  # re-saving the same step (e.g. at the end of a run) replaces it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(run)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
