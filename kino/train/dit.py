@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from kino.diffusion.conditioning import ConditionConfig, sample_masks
 from kino.diffusion.flow import FlowConfig, drop_captions, flow_loss, flow_path, sample_t, token_shift
 from kino.errors import InputError
 from kino.models.dit import DIT_PRESETS, DiT, DiTConfig, DiTPreset, autocast_for
@@ -42,6 +43,7 @@ class DiTTrainConfig:
     caption_levels: tuple[str, ...] = ("short", "medium", "detailed")
     packed: bool = False  # mix sizes within a batch (block-diagonal attention) instead of one shape per batch
     flow: FlowConfig = field(default_factory=FlowConfig)
+    conditioning: ConditionConfig = field(default_factory=ConditionConfig)  # clean condition frames (modes)
     gradient_checkpointing: bool = False
     compile: bool = False
     checkpoint_every: int = 250
@@ -52,6 +54,8 @@ class DiTTrainConfig:
         object.__setattr__(self, "preset", DiTPreset(self.preset))
         object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
         object.__setattr__(self, "num_frames", tuple(int(t) for t in self.num_frames))
+        if isinstance(self.conditioning, dict):  # from a saved config
+            object.__setattr__(self, "conditioning", ConditionConfig(**self.conditioning))
         if min(self.steps, self.batch_size, self.checkpoint_every) < 1 or self.lr <= 0:
             raise InputError("steps, batch_size and checkpoint_every must be >= 1 and lr > 0")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -113,23 +117,32 @@ class DiTTrainer:
                 latents = [self.vae.encode(torch.stack(videos).to(dev))]  # [(B, C, T, H, W)]
             else:
                 latents = [self.vae.encode(v[None].to(dev)) for v in videos]  # [(1, C, T_i, H_i, W_i)]
-        paths = []
+        paths, weights = [], []
         for z in latents:
             tokens = z.shape[2] // p[0] * z.shape[3] // p[1] * z.shape[4] // p[2]
             shift = token_shift(tokens, cfg.flow.base_shift, cfg.flow.reference_tokens, cfg.flow.max_shift)
             t = sample_t((z.shape[0],), cfg.flow, shift, generator).to(dev)
             noise = torch.randn(z.shape, generator=generator).to(dev)
+            if cfg.conditioning.prob > 0 and z.shape[2] > 1:  # clean condition frames (kino.diffusion.conditioning)
+                masks = sample_masks(z.shape[0], z.shape[2], cfg.conditioning, generator)
+                t, w = masks.timesteps(t).to(dev), masks.loss_weight().to(dev)  # (B, T), (B, T)
+            else:
+                w = None
             paths.append(flow_path(z, noise, t))
+            weights.append(w)
         with autocast_for(dev):
             if len(paths) == 1:
                 pred = self.forward(paths[0].x_t, paths[0].t, text=text.hidden, text_mask=text.mask)
-                return flow_loss(pred, paths[0])
+                return flow_loss(pred, paths[0], weights[0])
             preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text.hidden,
                                  text_mask=text.mask)
-        # each clip's mean error, weighted by its size, equals the mean over all latent values
-        sizes = torch.tensor([q.target.numel() for q in paths], dtype=torch.float32, device=dev)
-        losses = torch.stack([flow_loss(pr[None], q) for pr, q in zip(preds, paths, strict=True)])
-        return (losses * sizes).sum() / sizes.sum()
+        # each clip's mean error, weighted by its trained size, equals the mean over all trained values
+        per_frame = [q.target[0, 0, 0].numel() * q.target.shape[1] for q in paths]
+        sizes = torch.tensor([q.target.numel() if w is None else float(w.sum()) * n
+                              for q, w, n in zip(paths, weights, per_frame, strict=True)],
+                             dtype=torch.float32, device=dev)
+        losses = torch.stack([flow_loss(pr[None], q, w) for pr, q, w in zip(preds, paths, weights, strict=True)])
+        return (losses * sizes).sum() / sizes.sum().clamp_min(1.0)
 
     def step(self, batch: list[dict]) -> float:
         """One optimizer step on a batch of data-set items; returns the loss."""
