@@ -1,4 +1,5 @@
-"""KinoPipeline: text -> video. The one way in: the CLI, the server and the evaluator wrap it.
+"""KinoPipeline: text -> video (and image, and every conditioned mode). The one way in: the CLI, the
+server and the evaluator wrap it.
 
 A pipeline directory has one subfolder per component and a model_index.json naming them, as diffusers
 lays them out:
@@ -10,6 +11,11 @@ lays them out:
     scheduler/               config.json (SchedulerConfig: solver, steps, guidance, shift, limits)
 
 __call__ reads as its steps: check inputs, encode prompt, prepare latents, set timesteps, denoise, decode.
+Conditions (kino.diffusion.conditioning) put clean latents of given pixels into chosen latent frames;
+`init_latent` + `strength` start part way along the path (SDEdit). A video longer than one pass is made
+in windows that overlap by a few latent frames, each conditioned on the end of the last (`stream`), so
+memory does not grow with length; the modes that build conditions from images and videos are in
+kino.modes.
 """
 
 from __future__ import annotations
@@ -19,15 +25,16 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from kino.diffusion.conditioning import Condition, conditioned
 from kino.diffusion.flow import token_shift
-from kino.diffusion.samplers import Solver, guided, model_calls, solve, timesteps
+from kino.diffusion.samplers import Solver, model_calls, solve, timesteps
 from kino.errors import InputError, ModelError
 from kino.io import atomic_dir
 from kino.models.dit import DiT, autocast_for
@@ -57,11 +64,15 @@ class SchedulerConfig:
     height: int = 64
     seconds: float = 2.0
     max_latent_frames: int = 16  # what one pass holds: 1 + 4 * 15 = 61 pixel frames with the 4x VAE
+    window_overlap: int = 2  # latent frames a window of a long video shares with the one before
+    condition_guidance: float = 1.0  # guidance scale of condition frames (1: off; see conditioning.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "solver", Solver(self.solver))
         if self.num_inference_steps < 1 or self.max_latent_frames < 1 or self.fps <= 0 or self.seconds <= 0:
             raise InputError("scheduler config needs steps >= 1, max_latent_frames >= 1, fps > 0, seconds > 0")
+        if not 1 <= self.window_overlap < max(self.max_latent_frames, 2):
+            raise InputError(f"window_overlap must be in [1, max_latent_frames), got {self.window_overlap}")
 
     @classmethod
     def from_dict(cls, d: dict) -> SchedulerConfig:
@@ -84,7 +95,11 @@ class GenerationSettings:
     solver: str
     shift: float
     seed: int | None
-    latent_shape: tuple[int, ...]
+    latent_shape: tuple[int, ...]  # of one pass (one window of a long video)
+    condition_frames: tuple[int, ...] = ()  # latent frames held clean (a single pass)
+    condition_guidance: float = 1.0
+    strength: float | None = None  # SDEdit: the noise level sampling started from
+    windows: int = 1
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,54 @@ class VideoOutput:
     frames: np.ndarray
     settings: GenerationSettings
     timings: dict[str, float] = field(default_factory=dict)
+    seams: tuple[int, ...] = ()  # frame indices where a new window's own frames begin
+
+
+@dataclass(frozen=True)
+class Window:
+    """One pass of a long video: `cond_frames` pixel frames repeat the end of the video so far (clean
+    conditions), then `new_frames` are generated; `pixel_frames` (1 + 4k) is what the pass decodes."""
+
+    prompt: str
+    start: int  # index in the output of the first new frame
+    new_frames: int
+    cond_frames: int  # 0 for a first window or after a cut, else 1 + 4 (overlap - 1)
+    pixel_frames: int
+    reseed: bool = False  # restart the noise from the seed (a cut in a storyboard: shared seed)
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A piece of a long video: its prompt, length in frames, and whether it continues the previous one."""
+
+    prompt: str
+    num_frames: int
+    continuous: bool = True
+
+
+def plan_windows(shots: Sequence[Shot], max_frames: int, overlap_frames: int, temporal_factor: int = 4
+                 ) -> list[Window]:
+    """Cut shots into windows of at most max_frames pixel frames (1 + 4k). A window after the first
+    (or the first of a continuous shot) re-uses the last overlap_frames output frames as conditions."""
+    tf = temporal_factor
+
+    def pixels(n: int) -> int:  # frames a pass must decode to hold n
+        return 1 + -(-(n - 1) // tf) * tf
+
+    if overlap_frames >= max_frames:
+        raise InputError(f"the window overlap ({overlap_frames} frames) must be shorter than a pass ({max_frames})")
+    out: list[Window] = []
+    start = 0
+    for i, shot in enumerate(shots):
+        if shot.num_frames < 1:
+            raise InputError(f"shot {i + 1} has no frames; give it seconds > 0")
+        left, first = shot.num_frames, True
+        while left > 0:
+            cond = overlap_frames if out and (shot.continuous or not first) else 0
+            new = min(left, max_frames - cond)
+            out.append(Window(shot.prompt, start, new, cond, pixels(cond + new), reseed=first and i > 0 and not cond))
+            start, left, first = start + new, left - new, False
+    return out
 
 
 class KinoPipeline:
@@ -136,7 +199,7 @@ class KinoPipeline:
         return self.vae.config.pixel_frames(self.scheduler.max_latent_frames)
 
     def check_inputs(self, prompt: str, width: int, height: int, num_frames: int, fps: float,
-                     steps: int) -> None:
+                     steps: int, windowed: bool = True) -> None:
         """Raise InputError with one line for anything this pipeline cannot generate."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("the prompt is empty; describe the video, e.g. \"a red circle moves left\"")
@@ -150,26 +213,31 @@ class KinoPipeline:
             raise InputError(f"fps must be positive, got {fps}")
         if num_frames < 1:
             raise InputError(f"the video needs at least 1 frame, got {num_frames}")
-        if num_frames > self.max_frames:
+        if num_frames > self.max_frames and not windowed:
             longest = self.max_frames / fps
             raise InputError(f"{num_frames} frames ({num_frames / fps:g} s at {fps:g} fps) is more than one pass "
-                             f"holds ({self.max_frames} frames); use --seconds <= {math.floor(longest * 10) / 10:g}, "
-                             "or the long-video mode (coming)")
+                             f"holds ({self.max_frames} frames) in this mode; use --seconds <= "
+                             f"{math.floor(longest * 10) / 10:g}")
         if steps < 1:
             raise InputError(f"the number of steps must be at least 1, got {steps}")
 
     # -- the call -----------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def __call__(self, prompt: str, negative_prompt: str | None = None, seconds: float | None = None,
+    def __call__(self, prompt: str | Sequence[str], negative_prompt: str | None = None, seconds: float | None = None,
                  num_frames: int | None = None, fps: float | None = None, height: int | None = None,
                  width: int | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, solver: Solver | str | None = None,
                  shift: float | None = None, generator: torch.Generator | None = None, seed: int | None = None,
-                 callback: Callable[[int, int], None] | None = None) -> VideoOutput:
-        """Generate a video. Give seconds or num_frames (else the scheduler's default seconds).
+                 callback: Callable[[int, int], None] | None = None, condition: Condition | None = None,
+                 condition_guidance: float | None = None, init_latent: torch.Tensor | None = None,
+                 strength: float | None = None) -> VideoOutput:
+        """Generate a video (or an image: num_frames=1). Give seconds or num_frames (else the default seconds).
 
         A generator (CPU) or a seed makes the result reproducible; callback(step, total) reports progress.
+        `condition` holds clean latents in chosen frames of the pass; `init_latent` (1, C, T, h, w) with
+        `strength` in [0, 1] starts sampling from that latent noised to t = strength (SDEdit). A video
+        longer than one pass is made in windows (see `stream`); a list of prompts gives one per window.
         """
         s = self.scheduler
         t_start = time.perf_counter()
@@ -179,37 +247,68 @@ class KinoPipeline:
             num_frames = max(1, round((seconds if seconds is not None else s.seconds) * fps))
         steps = int(num_inference_steps or s.num_inference_steps)
         guidance = float(s.guidance_scale if guidance_scale is None else guidance_scale)
+        cond_scale = float(s.condition_guidance if condition_guidance is None else condition_guidance)
         solver = Solver(solver or s.solver)
         negative_prompt = negative_prompt or ""
-
-        # 1. check inputs
-        self.check_inputs(prompt, width, height, num_frames, fps, steps)
-
-        # 2. encode prompt (and the negative prompt, for guidance)
-        t0 = time.perf_counter()
-        cond, uncond = self.encode_prompt(prompt, negative_prompt if guidance != 1.0 else None)
-        t_encode = time.perf_counter() - t0
-
-        # 3. prepare latents: the VAE's frames are 1 + 4k, trimmed to num_frames after decoding
-        vc = self.vae.config
-        lat_t = vc.latent_frames(1 + -(-(num_frames - 1) // vc.temporal_factor) * vc.temporal_factor)
-        shape = (1, vc.latent_channels, lat_t, height // vc.spatial_factor, width // vc.spatial_factor)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if generator is None:
             seed = seed if seed is not None else secrets.randbits(63)  # reported in settings, so re-runnable
             generator = torch.Generator().manual_seed(seed)
+
+        # 1. check inputs
+        single = condition is not None or init_latent is not None
+        for p in prompts or [""]:
+            self.check_inputs(p, width, height, num_frames, fps, steps, windowed=not single)
+        if strength is not None and not 0.0 <= strength <= 1.0:
+            raise InputError(f"strength must be in [0, 1] (0 keeps the input, 1 ignores it), got {strength}")
+
+        if num_frames > self.max_frames or len(prompts) > 1:  # a long video: windows, then collect
+            shots = _split_prompts(prompts, num_frames, self.max_frames)
+            windows = plan_windows(shots, self.max_frames, self.overlap_frames, self.vae.config.temporal_factor)
+            frames = np.concatenate(list(self.stream(
+                windows, negative_prompt=negative_prompt, fps=fps, width=width, height=height, steps=steps,
+                guidance_scale=guidance, solver=solver, shift=shift, generator=generator, seed=seed,
+                condition_guidance=cond_scale, callback=callback)))
+            shape = self.latent_shape(windows[0].pixel_frames, width, height)
+            settings = GenerationSettings(prompts[0], negative_prompt, width, height, num_frames, fps, steps, guidance,
+                                          str(solver), float(shift or self.shift_for(shape)), seed, shape, (),
+                                          cond_scale, None, len(windows))
+            timings = {"total_s": time.perf_counter() - t_start,
+                       "model_calls": float(model_calls(solver, steps) * len(windows))}
+            return VideoOutput(frames, settings, timings, tuple(w.start for w in windows[1:]))
+
+        # 2. encode prompt (and the negative prompt, for guidance)
+        t0 = time.perf_counter()
+        cond, uncond = self.encode_prompt(prompts[0], negative_prompt if guidance != 1.0 or cond_scale != 1.0
+                                          else None)
+        t_encode = time.perf_counter() - t0
+
+        # 3. prepare latents: the VAE's frames are 1 + 4k, trimmed to num_frames after decoding
+        shape = self.latent_shape(num_frames, width, height)
         noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
 
         # 4. set timesteps, shifted by the token count
-        p = self.transformer.config.patch_size
-        tokens = lat_t // p[0] * (shape[3] // p[1]) * (shape[4] // p[2])
-        if shift is None:
-            shift = token_shift(tokens, s.base_shift, s.reference_tokens, s.max_shift)
+        shift = self.shift_for(shape) if shift is None else shift
         times = timesteps(steps, shift, self.device)
+        x = noise
+        if init_latent is not None:  # SDEdit (Meng et al. 2022): noise the input to t = strength
+            strength = 1.0 if strength is None else float(strength)
+            if tuple(init_latent.shape) != shape:
+                raise InputError(f"the input latent is {tuple(init_latent.shape)}, this pass needs {shape}")
+            times = torch.cat([times.new_tensor([strength]), times[times < strength]])
+            x = (1.0 - strength) * init_latent.float().to(self.device) + strength * noise
+        if condition is not None:
+            if tuple(condition.latent.shape) != shape:
+                raise InputError(f"the condition latent is {tuple(condition.latent.shape)}, this pass needs {shape}")
+            if condition.mask.any() and self.transformer.config.patch_size[0] != 1:
+                raise ModelError("conditioning frames needs a DiT with temporal patch size 1")
+            x = condition.impose(x)
 
         # 5. denoising loop
         t0 = time.perf_counter()
+        velocity = conditioned(self.transformer, cond, uncond, guidance, condition, cond_scale, noise)
         with autocast_for(self.device):
-            latent = solve(guided(self.transformer, cond, uncond, guidance), noise, times, solver, callback)
+            latent = solve(velocity, x, times, solver, callback)
         t_denoise = time.perf_counter() - t0
 
         # 6. decode
@@ -217,11 +316,100 @@ class KinoPipeline:
         frames = self.decode_latents(latent)[:num_frames]
         t_decode = time.perf_counter() - t0
 
-        settings = GenerationSettings(prompt, negative_prompt, width, height, num_frames, fps, steps, guidance,
-                                      str(solver), float(shift), seed, tuple(shape))
+        settings = GenerationSettings(prompts[0], negative_prompt, width, height, num_frames, fps, steps, guidance,
+                                      str(solver), float(shift), seed, tuple(shape),
+                                      tuple(condition.frames) if condition is not None else (), cond_scale,
+                                      strength if init_latent is not None else None)
         timings = {"encode_s": t_encode, "denoise_s": t_denoise, "decode_s": t_decode,
-                   "total_s": time.perf_counter() - t_start, "model_calls": float(model_calls(solver, steps))}
+                   "total_s": time.perf_counter() - t_start,
+                   "model_calls": float(model_calls(solver, len(times) - 1))}
         return VideoOutput(frames, settings, timings)
+
+    # -- long videos ----------------------------------------------------------------------------------
+
+    @property
+    def overlap_frames(self) -> int:
+        """Pixel frames two windows share: 1 + 4 (overlap - 1), re-encoded as the next window's head."""
+        return self.vae.config.pixel_frames(self.scheduler.window_overlap)
+
+    def stream(self, windows: Sequence[Window], negative_prompt: str = "", fps: float | None = None,
+               width: int | None = None, height: int | None = None, steps: int | None = None,
+               guidance_scale: float | None = None, solver: Solver | str | None = None, shift: float | None = None,
+               generator: torch.Generator | None = None, seed: int | None = None,
+               condition_guidance: float | None = None, callback: Callable[[int, int], None] | None = None,
+               first_condition: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """Yield each window's new frames (t, H, W, 3) uint8 as it is made (plan them with plan_windows).
+
+        A window with cond_frames > 0 re-encodes the last cond_frames frames made so far as a fresh clip
+        (latent frame 0 codes its first frame alone, as in training's head masks) and holds them clean;
+        only those frames are kept between windows, so memory does not grow with the video's length.
+        `first_condition` (cond_frames of the first window, uint8) continues a given video instead.
+        A cut window (reseed) restarts the noise from `seed`: shots share their seed.
+        """
+        if seed is None and generator is None:
+            seed = secrets.randbits(63)
+        generator = generator or torch.Generator().manual_seed(seed)
+        width, height = int(width or self.scheduler.width), int(height or self.scheduler.height)
+        tail = first_condition
+        for i, w in enumerate(windows):
+            if w.reseed and seed is not None:
+                generator = torch.Generator().manual_seed(seed)
+            condition = None
+            if w.cond_frames:
+                if tail is None or len(tail) < w.cond_frames:
+                    raise InputError(f"window {i + 1} continues {w.cond_frames} frames, but none came before it")
+                z = self.encode_frames(tail[-w.cond_frames:])  # (1, C, k, h, w)
+                shape = self.latent_shape(w.pixel_frames, width, height)
+                mask = torch.zeros(shape[2], dtype=torch.bool)
+                mask[:z.shape[2]] = True
+                full = torch.zeros(shape, device=self.device)
+                full[:, :, :z.shape[2]] = z
+                condition = Condition(full, mask)
+            step_cb = None if callback is None else (lambda k, n, i=i: callback(i * n + k, len(windows) * n))
+            out = self(w.prompt, negative_prompt=negative_prompt, num_frames=w.pixel_frames, fps=fps, width=width,
+                       height=height, num_inference_steps=steps, guidance_scale=guidance_scale, solver=solver,
+                       shift=shift, generator=generator, callback=step_cb, condition=condition,
+                       condition_guidance=condition_guidance)
+            new = out.frames[w.cond_frames:w.cond_frames + w.new_frames]  # (new, H, W, 3)
+            keep = self.overlap_frames
+            tail = np.concatenate([tail, new])[-keep:] if tail is not None else new[-keep:]
+            yield new
+
+    # -- latents --------------------------------------------------------------------------------------
+
+    def latent_shape(self, num_frames: int, width: int, height: int) -> tuple[int, int, int, int, int]:
+        """(1, C, T, h, w) of a pass that holds num_frames pixel frames (rounded up to 1 + 4k)."""
+        vc = self.vae.config
+        lat_t = vc.latent_frames(1 + -(-(num_frames - 1) // vc.temporal_factor) * vc.temporal_factor)
+        return (1, vc.latent_channels, lat_t, height // vc.spatial_factor, width // vc.spatial_factor)
+
+    def shift_for(self, shape: Sequence[int]) -> float:
+        """The scheduler's time shift for a latent of this shape (more tokens, more shift)."""
+        s, p = self.scheduler, self.transformer.config.patch_size
+        tokens = shape[2] // p[0] * (shape[3] // p[1]) * (shape[4] // p[2])
+        return token_shift(tokens, s.base_shift, s.reference_tokens, s.max_shift)
+
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 frames (T, H, W, 3) with T = 1 + 4k -> normalized latent (1, C, 1 + k, h, w).
+
+        A fresh causal clip: its latent frame 0 codes frame 0 alone, latent frame j frames 4j-3..4j.
+        """
+        dtype = next(self.vae.parameters()).dtype
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)  # (T, H, W, 3)
+        x = x.permute(3, 0, 1, 2)[None].to(dtype) / 127.5 - 1.0  # (1, 3, T, H, W) in [-1, 1]
+        return self.vae.encode(x).float()
+
+    def encode_inner(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 frames (4m, H, W, 3) meant for latent frames after the first -> latent (1, C, m, h, w).
+
+        Such a latent frame codes four pixel frames with a causal past. The clip given to the VAE is
+        the first frame, then the frames: its first latent frame (the lone first frame) is dropped and the
+        rest code the frames with that frame as their past. An image there is four copies of it.
+        """
+        tf = self.vae.config.temporal_factor
+        if len(frames) % tf or not len(frames):
+            raise InputError(f"inner condition frames come in groups of {tf}, got {len(frames)}")
+        return self.encode_frames(np.concatenate([frames[:1], frames]))[:, :, 1:]
 
     def encode_prompt(self, prompt: str, negative_prompt: str | None) -> tuple[dict, dict | None]:
         """The DiT's text conditions for the prompt and (when guiding) the negative prompt."""
@@ -299,3 +487,14 @@ class KinoPipeline:
         config = DIT_PRESETS[dit_preset](in_channels=vae.config.latent_channels,
                                          out_channels=vae.config.latent_channels, text_dim=text_encoder.dim)
         return cls(DiT(config), vae, text_encoder, scheduler, device)
+
+
+def _split_prompts(prompts: list[str], num_frames: int, max_frames: int) -> list[Shot]:
+    """One prompt: one shot. Several: the video's frames shared out evenly, one continuous shot each."""
+    if len(prompts) == 1:
+        return [Shot(prompts[0], num_frames)]
+    n = len(prompts)
+    if num_frames < n:
+        raise InputError(f"{n} prompts need at least {n} frames, got {num_frames}")
+    sizes = [num_frames // n + (i < num_frames % n) for i in range(n)]
+    return [Shot(p, k, continuous=True) for p, k in zip(prompts, sizes, strict=True)]

@@ -63,8 +63,8 @@ def test_input_errors(pipe):
         pipe("  ")
     with pytest.raises(InputError, match=r"size 40x16 is not a multiple of 16; try 32x16 or 48x16"):
         pipe("x", width=40, height=16)
-    with pytest.raises(InputError, match=r"use --seconds <= 1\.6, or the long-video mode \(coming\)"):
-        pipe("x", seconds=3, fps=8, width=16, height=16)  # one pass holds 1 + 4 * 3 = 13 frames
+    with pytest.raises(InputError, match=r"more than one pass holds \(13 frames\) in this mode; use --seconds <= 1\.6"):
+        pipe("x", seconds=3, fps=8, width=16, height=16, init_latent=torch.zeros(1, 4, 7, 1, 1))  # SDEdit: one pass
 
 
 def test_save_load_roundtrip(tmp_path, pipe):
