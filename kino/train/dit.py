@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,15 +27,25 @@ from kino.errors import InputError
 from kino.models.dit import DIT_PRESETS, DiT, DiTConfig, DiTPreset, autocast_for
 
 
+class LRSchedule(StrEnum):
+    """After the linear warmup: a flat rate, or a cosine decay to min_lr_ratio x lr at the last step."""
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
 @dataclass(frozen=True)
 class DiTTrainConfig:
     """A DiT training recipe; the defaults train world-tiny on a CPU."""
 
     preset: DiTPreset = DiTPreset.WORLD_TINY
     steps: int = 4000
-    batch_size: int = 8
+    batch_size: int = 8  # the global batch: clips per optimizer step over all ranks and accumulation
+    grad_accum: int = 1  # micro-batches per optimizer step on each rank
     lr: float = 3e-4
     warmup: int = 100
+    schedule: LRSchedule = LRSchedule.CONSTANT
+    min_lr_ratio: float = 0.1  # the cosine schedule's final rate, as a fraction of lr
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -52,6 +65,15 @@ class DiTTrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preset", DiTPreset(self.preset))
+        try:
+            object.__setattr__(self, "schedule", LRSchedule(self.schedule))
+        except ValueError:
+            raise InputError(f"schedule {self.schedule!r} is not one of "
+                             f"{', '.join(s.value for s in LRSchedule)}") from None
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise InputError(f"grad_accum {self.grad_accum} must be >= 1 and divide batch_size {self.batch_size}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise InputError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
         object.__setattr__(self, "num_frames", tuple(int(t) for t in self.num_frames))
         if isinstance(self.conditioning, dict):  # from a saved config
@@ -63,8 +85,12 @@ class DiTTrainConfig:
 
 
 def lr_at(step: int, cfg: DiTTrainConfig) -> float:
-    """Linear warmup then constant (rectified-flow DiTs train well at a flat rate; EMA smooths)."""
-    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+    """Linear warmup, then constant (rectified-flow DiTs train well at a flat rate; EMA smooths) or cosine."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup, 1))
+    if cfg.schedule is LRSchedule.CONSTANT or step < cfg.warmup:
+        return cfg.lr * warm
+    done = min(1.0, (step - cfg.warmup) / max(cfg.steps - cfg.warmup - 1, 1))  # 0 after warmup, 1 at the end
+    return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * done)))
 
 
 @torch.no_grad()
@@ -100,10 +126,18 @@ class DiTTrainer:
         self.model = DiT(config).to(self.device).train()
         self.model.gradient_checkpointing = cfg.gradient_checkpointing
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                     weight_decay=cfg.weight_decay)
+        self.opt = self.make_optimizer()
         self.forward = self.model.compile_blocks() if cfg.compile else self.model  # state dict unchanged
         self.step_count = 0
+        # Set by kino.train.distributed.distribute: the process layout and gradient-sync switch.
+        self.dist: Any = None
+        self.sync: Callable[[bool], AbstractContextManager] = lambda last: nullcontext()
+        self._null_text: Any = None
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over the model's (possibly sharded) parameters."""
+        return torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, betas=(0.9, 0.99),
+                                 weight_decay=self.cfg.weight_decay)
 
     def loss(self, videos: list[torch.Tensor], captions: list[str], generator: torch.Generator) -> torch.Tensor:
         """Flow-matching loss of clips (3, T_i, H_i, W_i) with their captions."""
@@ -146,64 +180,153 @@ class DiTTrainer:
 
     def step(self, batch: list[dict]) -> float:
         """One optimizer step on a batch of data-set items; returns the loss."""
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step_count)  # a pure fn of step
+        return self.train_step([batch]).loss
+
+    def micro_generator(self, micro: int) -> torch.Generator:
+        """The randomness of global micro-batch `micro` of this step: a pure function of (seed, step, micro).
+
+        The same samples get the same caption drops, timesteps and noise however a step's micro-batches are
+        spread over ranks and accumulation (micro 0 is the single-batch stream of earlier runs).
+        """
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step_count + micro * 1_000_000_007)
+
+    def batch_loss(self, batch: list[dict], generator: torch.Generator) -> torch.Tensor:
+        """The loss of one micro-batch: clips {"video", "caption"} or cached items {"latent", "text", ...}."""
+        if "latent" in batch[0]:
+            return self.latent_loss(batch, generator)
+        return self.loss([b["video"] for b in batch], [b["caption"] for b in batch], generator)
+
+    def train_step(self, micro_batches: list[list[dict]], first_micro: int = 0) -> StepStats:
+        """One optimizer step over this rank's micro-batches: gradients accumulate and sync on the last.
+
+        first_micro: the global index of this rank's first micro-batch in the step (rank x grad_accum).
+        The loss of each micro-batch is divided by their count, so accumulating equals one big batch;
+        DDP and FSDP average over ranks, so N ranks equal one process accumulating N x as many.
+        """
+        lr = lr_at(self.step_count, self.cfg)
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(self.step_count, self.cfg)
-        loss = self.loss([b["video"] for b in batch], [b["caption"] for b in batch], g)
+            group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        n, total = len(micro_batches), 0.0
+        for k, batch in enumerate(micro_batches):
+            with self.sync(k == n - 1):  # DDP no_sync / FSDP2 set_requires_gradient_sync before the last
+                loss = self.batch_loss(batch, self.micro_generator(first_micro + k)) / n
+                loss.backward()
+            total += float(loss.detach())
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if hasattr(norm, "full_tensor"):  # a DTensor under FSDP2
+            norm = norm.full_tensor()
         self.opt.step()
         update_ema(self.ema, self.model, self.cfg.ema_decay)
         self.step_count += 1
-        return float(loss.detach())
+        tokens = sum(self.item_tokens(b) for batch in micro_batches for b in batch)
+        return StepStats(self.step_count, total, float(norm), lr, sum(len(b) for b in micro_batches), tokens)
+
+    def item_tokens(self, item: dict) -> int:
+        """DiT tokens of one item: its latent's (t/pt) x (h/ph) x (w/pw)."""
+        p = self.model.config.patch_size
+        if "latent" in item:
+            t, h, w = item["latent"].shape[1:]
+        else:
+            vc = self.vae.config
+            frames, height, width = item["video"].shape[1:]
+            t, h, w = vc.latent_frames(frames), height // vc.spatial_factor, width // vc.spatial_factor
+        return -(-t // p[0]) * (h // p[1]) * (w // p[2])
+
+    def null_text(self) -> torch.Tensor:
+        """Hidden states (L, D) of the empty caption: what a dropped or missing cached caption becomes."""
+        if self._null_text is None:
+            e = self.text_encoder.encode([""])
+            self._null_text = e.hidden[0][e.mask[0].bool()].float().cpu()  # (L, D)
+        return self._null_text
+
+    def latent_loss(self, batch: list[dict], generator: torch.Generator) -> torch.Tensor:
+        """Flow-matching loss of cached items (kino data cache): latents (C, t, h, w), text states (L, D).
+
+        The same recipe as `loss` from the latents on: captions dropped with the flow config's
+        probability, token-shifted logit-normal t, one clip-size-weighted mean over packed clips.
+        """
+        cfg, dev = self.cfg, self.device
+        keep = (torch.rand(len(batch), generator=generator) >= cfg.flow.caption_dropout).tolist()
+        null = self.null_text()
+        texts = [b["text"][b["text_mask"]].float() if k and bool(b["text_mask"].any()) else null
+                 for b, k in zip(batch, keep, strict=True)]  # each (L_i, D)
+        width = max(x.shape[0] for x in texts)
+        text = torch.zeros(len(texts), width, texts[0].shape[1])  # (B, L, D)
+        mask = torch.zeros(len(texts), width, dtype=torch.bool)  # (B, L)
+        for i, x in enumerate(texts):
+            text[i, : x.shape[0]], mask[i, : x.shape[0]] = x, True
+        text, mask = text.to(dev), mask.to(dev)
+        same = all(b["latent"].shape == batch[0]["latent"].shape for b in batch)
+        if same and not cfg.packed:
+            latents = [torch.stack([b["latent"] for b in batch]).float().to(dev)]  # [(B, C, t, h, w)]
+        else:
+            latents = [b["latent"][None].float().to(dev) for b in batch]  # [(1, C, t_i, h_i, w_i)]
+        p = self.model.config.patch_size
+        paths = []
+        for z in latents:
+            tokens = z.shape[2] // p[0] * z.shape[3] // p[1] * z.shape[4] // p[2]
+            shift = token_shift(tokens, cfg.flow.base_shift, cfg.flow.reference_tokens, cfg.flow.max_shift)
+            t = sample_t((z.shape[0],), cfg.flow, shift, generator).to(dev)
+            noise = torch.randn(z.shape, generator=generator).to(dev)
+            paths.append(flow_path(z, noise, t))
+        with autocast_for(dev):
+            if len(paths) == 1:
+                return flow_loss(self.forward(paths[0].x_t, paths[0].t, text=text, text_mask=mask), paths[0])
+            preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text, text_mask=mask)
+        sizes = torch.tensor([q.target.numel() for q in paths], dtype=torch.float32, device=dev)
+        losses = torch.stack([flow_loss(pr[None], q) for pr, q in zip(preds, paths, strict=True)])
+        return (losses * sizes).sum() / sizes.sum()
 
     def save(self, run_dir: Path) -> Path:
-        from kino.train.checkpoint import save_checkpoint
+        """A checkpoint of this step: one safetensors file, or DCP shards when running distributed."""
+        from kino.train.checkpoint import save_checkpoint, save_sharded_checkpoint
 
-        return save_checkpoint(run_dir, self.step_count, self.model, self.model.config, self.opt, self.ema,
-                               data_position=self.step_count * self.cfg.batch_size,
-                               extra={"train": _plain(asdict(self.cfg))}, keep=self.cfg.keep)
+        save = save_sharded_checkpoint if self.dist is not None and self.dist.active else save_checkpoint
+        return save(run_dir, self.step_count, self.model, self.model.config, self.opt, self.ema,
+                    data_position=self.step_count * self.cfg.batch_size,
+                    extra={"train": _plain(asdict(self.cfg))}, keep=self.cfg.keep)
 
     def resume(self, run_dir: Path) -> bool:
-        """Load the latest checkpoint in run_dir, if any; True when one was loaded."""
-        from kino.train.checkpoint import latest_checkpoint, load_checkpoint
+        """Load the latest checkpoint in run_dir (either format, any world size); True when one was loaded."""
+        from kino.train import checkpoint as ck
 
-        last = latest_checkpoint(run_dir)
+        last = ck.latest_checkpoint(run_dir)
         if last is None:
             return False
-        self.step_count = load_checkpoint(last, self.model, self.opt, self.ema).step
+        sharded = ck.is_sharded(last) or (self.dist is not None and self.dist.active)
+        load = ck.load_sharded_checkpoint if sharded else ck.load_checkpoint
+        self.step_count = load(last, self.model, self.opt, self.ema).step
         return True
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one optimizer step did on this rank."""
+
+    step: int  # the step count after it
+    loss: float  # mean over this rank's micro-batches
+    grad_norm: float  # before clipping, over all ranks
+    lr: float
+    samples: int  # clips on this rank
+    tokens: int  # DiT tokens on this rank
 
 
 def train_dit(cfg: DiTTrainConfig, vae, out_dir: str | Path, resume: bool = False,
               device: torch.device | str = "cpu", data: Callable[[DiTTrainConfig, int], Iterable[dict]] | None = None,
               on_step: Callable[[int, int, float], None] | None = None,
-              model_config: DiTConfig | None = None) -> Path:
+              model_config: DiTConfig | None = None, **options: Any) -> Path:
     """Train (or resume) into out_dir/checkpoints and write the EMA pipeline to out_dir/pipeline.
 
     data(cfg, start) gives the stream of items {"video", "caption"} from data position `start` (default:
     the world). on_step(step, total, loss) reports progress; model_config replaces the preset's DiT config.
+    `options` are kino.train.loop.RunOptions fields (parallel, data source, logging, samples, evaluation).
     Returns the pipeline directory.
     """
-    from kino.models.text import TextEncoder
-    from kino.pipeline import KinoPipeline
+    from kino.train.loop import RunOptions, run_training
 
-    out = Path(out_dir)
-    trainer = DiTTrainer(cfg, vae, TextEncoder(), device, model_config)
-    if resume:
-        trainer.resume(out / "checkpoints")
-    stream: Iterator[dict] = iter((data or world_stream)(cfg, trainer.step_count * cfg.batch_size))
-    while trainer.step_count < cfg.steps:
-        loss = trainer.step([next(stream) for _ in range(cfg.batch_size)])
-        if not math.isfinite(loss):
-            raise InputError(f"the loss became {loss} at step {trainer.step_count}; lower --lr")
-        if trainer.step_count % cfg.checkpoint_every == 0 or trainer.step_count == cfg.steps:
-            trainer.save(out / "checkpoints")
-        if on_step is not None:
-            on_step(trainer.step_count, cfg.steps, loss)
-    pipe = KinoPipeline(trainer.ema, trainer.vae, trainer.text_encoder, device=device)
-    return pipe.save_pretrained(out / "pipeline")
+    return run_training(cfg, vae, out_dir, resume=resume, device=device, data=data, on_step=on_step,
+                        model_config=model_config, options=RunOptions(**options))
 
 
 def _plain(d):

@@ -1,0 +1,208 @@
+"""What each rank trains on at each step: its micro-batches, from any data source, resumable by step.
+
+A step's global batch is split into micro-batches: rank r of W, accumulating A, takes the global
+micro-batches r*A .. r*A + A - 1 of the step (kino.train.dit.DiTTrainer.micro_generator seeds each by
+that global index). So the ranks hold disjoint shares, and W ranks compute what one process
+accumulating W*A micro-batches computes. Every source restarts at any step (exact resume).
+
+Sources:
+  - the world (default): WorldClips rendered on the fly, `micro` clips per micro-batch, one shape each;
+  - a stream function data(cfg, start) -> items (tests, custom data): a global stream, each rank
+    keeping its share;
+  - a latent cache (`kino data cache` output): CachedClips through the token-budget BucketBatchSampler,
+    rank-sharded, bucketed or packed; one sampler batch per micro-batch;
+  - a manifest (`kino data prepare` output): ManifestClips decoded and VAE-encoded during training.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from kino.data.world import WorldClips
+from kino.errors import InputError
+
+MicroBatches = Iterator[list[dict]]  # this rank's micro-batches in order: step s, micro 0 .. A-1, step s+1, ...
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a global batch is shared: world_size ranks x accum micro-batches x micro clips."""
+
+    rank: int = 0
+    world_size: int = 1
+    accum: int = 1
+
+    def micro_size(self, batch_size: int) -> int:
+        """Clips per micro-batch for a global batch of batch_size clips."""
+        share = self.world_size * self.accum
+        if batch_size % share:
+            raise InputError(f"batch size {batch_size} must be a multiple of processes x grad_accum "
+                             f"= {self.world_size} x {self.accum} = {share}")
+        return batch_size // share
+
+    @property
+    def first_micro(self) -> int:
+        """The global index of this rank's first micro-batch in a step."""
+        return self.rank * self.accum
+
+    def global_micro(self, step: int, k: int) -> int:
+        """The index, counted over the whole run, of this rank's k-th micro-batch of `step`."""
+        return (step * self.world_size + self.rank) * self.accum + k
+
+
+# ----------------------------------------------------------------------------- the world
+
+
+class RankWorldClips(WorldClips):
+    """World clips of one rank's micro-batches from `start_step`; DataLoader workers take micro-batches in turn."""
+
+    def __init__(self, layout: Layout, micro: int, start_step: int, **world: Any) -> None:
+        super().__init__(group=micro, **world)  # a micro-batch is one WorldClips group: one shape
+        self.layout, self.micro, self.start_step = layout, micro, start_step
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        j = worker  # this rank's j-th micro-batch from start_step
+        while True:
+            step, k = divmod(j, self.layout.accum)
+            m = self.layout.global_micro(self.start_step + step, k)
+            for i in range(m * self.micro, (m + 1) * self.micro):
+                yield self.sample(i)
+            j += workers
+
+
+def world_micro_batches(cfg, layout: Layout, start_step: int, workers: int = 0) -> MicroBatches:
+    """The world stream of WorldClips (cfg's sizes, frame counts, captions) as this rank's micro-batches.
+
+    With one rank and no accumulation this is exactly kino.train.dit.world_stream's stream.
+    """
+    micro = layout.micro_size(cfg.batch_size)
+    data = RankWorldClips(layout, micro, start_step, seed=cfg.seed, sizes=cfg.sizes, num_frames=cfg.num_frames,
+                          fps=cfg.fps, caption_levels=cfg.caption_levels, image_prob=cfg.image_prob)
+    loader = DataLoader(data, batch_size=micro, num_workers=workers, collate_fn=list,
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    return iter(loader)
+
+
+# ----------------------------------------------------------------------------- a stream function
+
+
+def stream_micro_batches(data: Callable[[Any, int], Iterable[dict]], cfg, layout: Layout,
+                         start_step: int) -> MicroBatches:
+    """Cut a global item stream data(cfg, start) into this rank's micro-batches (others' items skipped)."""
+    micro = layout.micro_size(cfg.batch_size)
+    items = iter(data(cfg, start_step * cfg.batch_size))
+    mine = range(layout.first_micro * micro, (layout.first_micro + layout.accum) * micro)
+    while True:
+        step = [next(items) for _ in range(cfg.batch_size)]
+        share = [step[i] for i in mine]
+        yield from (share[k * micro : (k + 1) * micro] for k in range(layout.accum))
+
+
+# ----------------------------------------------------------------------------- prepared data
+
+
+def sampler_micro_batches(dataset: Dataset, shapes: list[tuple[int, int, int]], cfg, layout: Layout,
+                          start_step: int, token_budget: int, workers: int = 0,
+                          prepare: Callable[[dict, int], dict] | None = None) -> MicroBatches:
+    """A map-style data set through the token-budget BucketBatchSampler, one sampler batch per micro-batch.
+
+    Batches hold up to token_budget DiT tokens (per micro-batch), bucketed by shape or packed (cfg.packed);
+    each rank takes its own round-robin share of every epoch. The position after `start_step` steps is
+    found by walking the epochs (their order is a pure function of (seed, epoch)).
+    """
+    from kino.data.buckets import BatchMode, BucketBatchSampler
+
+    sampler = BucketBatchSampler(shapes, token_budget, mode=BatchMode.PACKED if cfg.packed else BatchMode.BUCKET,
+                                 seed=cfg.seed, rank=layout.rank, world_size=layout.world_size)
+    skip, epoch = start_step * layout.accum, 0
+    while True:
+        n = len(sampler.rank_batches(epoch))
+        if n == 0:
+            raise InputError(f"the data set has too few samples for {layout.world_size} processes")
+        if skip < n:
+            break
+        skip, epoch = skip - n, epoch + 1
+    sampler.load_state_dict({"epoch": epoch, "position": skip})
+    endless = _Endless(sampler)
+    loader = DataLoader(_Indexed(dataset, prepare), batch_sampler=endless, num_workers=workers,
+                        collate_fn=list, persistent_workers=workers > 0)
+    return iter(loader)
+
+
+class _Endless:
+    """The sampler's batches, epoch after epoch, from its current (epoch, position)."""
+
+    def __init__(self, sampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while True:
+            yield from self.sampler
+
+
+class _Indexed(Dataset):
+    """dataset[i], passed with its index through `prepare` (choosing a caption level, for example)."""
+
+    def __init__(self, dataset: Dataset, prepare: Callable[[dict, int], dict] | None) -> None:
+        self.dataset, self.prepare = dataset, prepare
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.dataset[i]
+        return self.prepare(item, i) if self.prepare is not None else item
+
+
+def default_token_budget(shapes: list[tuple[int, int, int]], micro: int) -> int:
+    """micro x the largest sample's tokens: a micro-batch of the biggest clips still fits."""
+    from kino.data.buckets import TokenFactors
+
+    factors = TokenFactors()
+    return micro * max(factors.latent_tokens(s) for s in shapes)
+
+
+class _CaptionLevel:
+    """Pick one caption level of a manifest clip, seeded by (seed, index): a picklable `prepare`."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __call__(self, item: dict, i: int) -> dict:
+        caps = [c for _, c in sorted(item["caption"].items()) if c]
+        pick = caps[int(np.random.default_rng([self.seed, i]).integers(len(caps)))] if caps else ""
+        return {"video": item["video"], "caption": pick, "id": item["id"]}
+
+
+def prepared_micro_batches(source: str | os.PathLike, cfg, layout: Layout, start_step: int,
+                           token_budget: int = 0, workers: int = 0) -> MicroBatches:
+    """Micro-batches from a latent cache folder (index.json) or a manifest file (`kino data prepare`)."""
+    from kino.data.clips import CachedClips, ManifestClips
+
+    path = Path(source)
+    if path.is_dir():
+        dataset: Dataset = CachedClips(path, seed=cfg.seed)
+        prepare = None
+    elif path.is_file():
+        dataset = ManifestClips(path)
+        prepare = _CaptionLevel(cfg.seed)
+    else:
+        raise InputError(f"--data {source}: not 'world', a cache folder (kino data cache) or a manifest file")
+    shapes = dataset.shapes
+    if not shapes:
+        raise InputError(f"--data {source} holds no clips")
+    budget = token_budget or default_token_budget(shapes, layout.micro_size(cfg.batch_size))
+    return sampler_micro_batches(dataset, shapes, cfg, layout, start_step, budget, workers, prepare)
+
+
