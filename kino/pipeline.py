@@ -134,10 +134,11 @@ class Shot:
     continuous: bool = True
 
 
-def plan_windows(shots: Sequence[Shot], max_frames: int, overlap_frames: int, temporal_factor: int = 4
-                 ) -> list[Window]:
+def plan_windows(shots: Sequence[Shot], max_frames: int, overlap_frames: int, temporal_factor: int = 4,
+                 first_cond: int = 0) -> list[Window]:
     """Cut shots into windows of at most max_frames pixel frames (1 + 4k). A window after the first
-    (or the first of a continuous shot) re-uses the last overlap_frames output frames as conditions."""
+    (or the first of a continuous shot) re-uses the last overlap_frames output frames as conditions;
+    first_cond > 0 makes the very first window continue that many given frames (extension)."""
     tf = temporal_factor
 
     def pixels(n: int) -> int:  # frames a pass must decode to hold n
@@ -152,7 +153,7 @@ def plan_windows(shots: Sequence[Shot], max_frames: int, overlap_frames: int, te
             raise InputError(f"shot {i + 1} has no frames; give it seconds > 0")
         left, first = shot.num_frames, True
         while left > 0:
-            cond = overlap_frames if out and (shot.continuous or not first) else 0
+            cond = overlap_frames if out and (shot.continuous or not first) else (first_cond if not out else 0)
             new = min(left, max_frames - cond)
             out.append(Window(shot.prompt, start, new, cond, pixels(cond + new), reseed=first and i > 0 and not cond))
             start, left, first = start + new, left - new, False
