@@ -47,6 +47,12 @@ FALL_SECONDS = 0.9  # falling: release to ground; an elastic bounce brings it ba
 EVENT_SPEED = (0.2, 0.3)  # collide / occlude, canvas widths per second
 SPECK_CELL = 0.2  # one speck per cell of this fraction of min(W, H), kept with SPECK_KEEP
 SPECK_KEEP = 0.5
+# The layout rule (see _keep_apart): two objects' paths overlap in at most this share of the
+# clip's frames, unless an event brings them together; LAYOUT_TRIES redraws of a start to get
+# there, judged on LAYOUT_SAMPLES frames spread over the clip.
+LAYOUT_OVERLAP = 0.1
+LAYOUT_TRIES = 24
+LAYOUT_SAMPLES = 48
 
 # Half-width of the upright shape (for contact and margins) and circumradius, in units of the
 # half-extent r = SIZE_FRACTION[size] * min(W, H).
@@ -120,7 +126,76 @@ def plan_scene(spec: SceneSpec, seed: int) -> Plan:
     pad = 0.25 * W + 0.5 * m  # wide enough that a zoomed-out view never shows an object twice
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 3])
     specks = _speck_layout(rng, W, H, m, pad)
-    return Plan(spec, objs, tuple(order), ramp, last, pad, specks, max(0.7, 0.01 * m))
+    plan = Plan(spec, objs, tuple(order), ramp, last, pad, specks, max(0.7, 0.01 * m))
+    _keep_apart(plan, seed, placed)
+    return plan
+
+
+def _keep_apart(plan: Plan, seed: int, placed: list) -> None:
+    """The layout rule: objects' paths overlap in at most LAYOUT_OVERLAP of the clip's frames.
+
+    A real scene generator does this so that what the captions say stays true: an object hidden
+    behind another for most of the clip is not "visible", and a viewer (or the analyzer) cannot
+    read its shape or motion. Two objects "overlap" in a frame when both are on screen and their
+    centres are closer than the sum of their half-widths (one covers a good part of the other).
+    Only the objects whose path the seed picks are moved: when the layout breaks the rule, up to
+    LAYOUT_TRIES fresh draws of all of them (start, direction, speed) are tried together, and the
+    first within the limit, else the least overlapping, is kept. Pairs that an event brings
+    together on purpose (collide, occlude) are exempt; objects placed by the spec (x or y given)
+    or moved by an event stay where they are, and the others keep away from them.
+    """
+    spec = plan.spec
+    K = len(spec.objects)
+    if K < 2:
+        return
+    scripted: set[int] = set()
+    exempt: set[frozenset[int]] = set()
+    for e in spec.events:
+        if e.kind in (EventKind.COLLIDE, EventKind.OCCLUDE):
+            scripted |= {e.subject, e.other}
+            exempt.add(frozenset((e.subject, e.other)))
+        elif e.kind == EventKind.LEAVE_RETURN:
+            scripted.add(e.subject)
+    free = [k for k, o in enumerate(spec.objects) if k not in scripted and o.x is None and o.y is None]
+    pairs = [
+        (i, j) for i in range(K) for j in range(i + 1, K)
+        if frozenset((i, j)) not in exempt and (i in free or j in free)
+    ]  # fmt: skip
+    if not pairs:
+        return
+    n = min(spec.num_frames, LAYOUT_SAMPLES)
+    t = np.linspace(0.0, plan.last, n) if n > 1 else np.zeros(1)  # (t,) seconds
+    half = np.array([HALF_WIDTH[o.shape] for o in plan.objs])  # (K,)
+    circum = np.array([CIRCUM[o.shape] for o in plan.objs])  # (K,)
+    W, H = spec.width, spec.height
+
+    def overlap() -> float:
+        s = states(plan, t)
+        x, y, scale = s["x"], s["y"], s["scale"]  # (t, K)
+        ext = scale * circum
+        on = (x + ext > 0) & (x - ext < W) & (y + ext > 0) & (y - ext < H)  # (t, K) on screen
+        worst = 0.0
+        for i, j in pairs:
+            near = (
+                np.hypot(x[:, i] - x[:, j], y[:, i] - y[:, j]) < scale[:, i] * half[i] + scale[:, j] * half[j]
+            )
+            worst = max(worst, float((on[:, i] & on[:, j] & near).mean()))
+        return worst
+
+    best, best_objs = overlap(), list(plan.objs)
+    for attempt in range(1, LAYOUT_TRIES + 1):
+        if best <= LAYOUT_OVERLAP:
+            break
+        starts = [p for i, p in enumerate(placed) if i not in free]
+        for k in free:  # the same draws as plan_scene, from a fresh stream per attempt
+            rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 1, k, attempt])
+            plan.objs[k] = _plan_motion(spec.objects[k], rng, spec, plan.last, starts)
+            p = plan.objs[k].p
+            starts.append((p.get("x0", p.get("x", W / 2)), p.get("y0", p.get("y", H / 2)), plan.objs[k].r))
+        f = overlap()
+        if f < best:
+            best, best_objs = f, list(plan.objs)
+    plan.objs[:] = best_objs
 
 
 def _plan_motion(o, rng: np.random.Generator, spec: SceneSpec, last: float, placed: list) -> ObjectPlan:

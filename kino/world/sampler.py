@@ -9,7 +9,11 @@ really drawn. So a model trained on TRAIN meets each held-out pair's parts, neve
 
 Other rules, in both splits: no spinning circle (a turning circle looks still); no object whose
 color is too close to the background (`spec.is_low_contrast`; for day_to_night also the night
-look); events only when the scene has the objects they need.
+look); events only when the scene has the objects they need; the crowding rule (ROOM below): the
+objects fit the room the camera leaves, else the largest are made smaller. Together with the
+renderer's layout rule (kino.world.motion: objects' paths overlap in at most LAYOUT_OVERLAP of
+the frames unless an event brings them together) this keeps every object of a scene visible for
+most of the clip, so that what the captions say of it is true.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ OBJECT_EVENT = 0.25  # chance of one of collide / leave_return / occlude, when t
 DAY_TO_NIGHT = 0.1  # chance of day_to_night, on a DAY_BACKGROUNDS scene
 DAY_BACKGROUNDS = (Background.WHITE, Background.GRAY, Background.SKY, Background.GRASS, Background.SUNSET)
 HORIZONTAL = (Motion.LEFT, Motion.RIGHT)
+# The crowding rule: a small object takes 1 unit of room, medium 2, large 3, one more when it
+# grows; a scene's objects fit in ROOM[camera] units (a pan or a zoom in leaves less of the canvas
+# where objects stay in view), else the largest are made a size smaller until they do (or all are small).
+ROOM_OF_SIZE = {Size.SMALL: 1, Size.MEDIUM: 2, Size.LARGE: 3}
+ROOM = {Camera.STATIC: 6, Camera.ZOOM_OUT: 6, Camera.PAN_LEFT: 5, Camera.PAN_RIGHT: 5, Camera.ZOOM_IN: 4}
 
 
 def heldout_pairs(obj: ObjectSpec) -> list[tuple]:
@@ -148,6 +157,7 @@ def sample_spec(
         avail = [c for c in colors if c not in used] or colors  # a dark-and-light scene may run short
         objects.append(_sample_object(rng, split, avail, roles.get(k), fixed))
         used.add(objects[-1].color)
+    _make_room(objects, camera)
     if event is not None and event.kind == EventKind.COLLIDE:
         s, o = event.subject, event.other
         toward = Motion.LEFT if objects[s].motion == Motion.RIGHT else Motion.RIGHT
@@ -173,6 +183,22 @@ def sample_spec(
         objects=tuple(objects), background=background, camera=camera, events=events,
         width=width, height=height, fps=fps, num_frames=num_frames,
     )  # fmt: skip
+
+
+def room_needed(objects: list[ObjectSpec] | tuple[ObjectSpec, ...]) -> int:
+    """How much of the canvas a scene's objects take, in ROOM units (see ROOM)."""
+    return sum(ROOM_OF_SIZE[o.size] + (o.motion == Motion.GROWING) for o in objects)
+
+
+def _make_room(objects: list[ObjectSpec], camera: Camera) -> None:
+    """The crowding rule: shrink the largest objects a size class at a time until they fit ROOM[camera]."""
+    while room_needed(objects) > ROOM[camera]:
+        sizes = list(Size)
+        k = max(range(len(objects)), key=lambda i: (ROOM_OF_SIZE[objects[i].size], i))
+        o = objects[k]
+        if o.size == Size.SMALL:
+            return
+        objects[k] = ObjectSpec(o.shape, o.color, sizes[sizes.index(o.size) - 1], o.motion)
 
 
 def _sample_object(
