@@ -49,33 +49,94 @@ def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
 
 
+def _size(text: str) -> tuple[int, int]:
+    from kino.errors import InputError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size {text!r} is not WIDTHxHEIGHT, e.g. 64x64") from None
+    return w, h
+
+
 @train_app.command("dit")
 def train_dit_cmd(
     vae: Path = typer.Option(..., help="A trained VAE folder (from `kino train vae`)."),
     preset: DiTPreset = typer.Option(DiTPreset.WORLD_TINY, help="DiT size."),
-    steps: int = typer.Option(4000, help="Total optimizer steps (a resumed run continues to this)."),
-    batch_size: int = typer.Option(8, help="Clips per step."),
-    lr: float = typer.Option(3e-4, help="Peak learning rate."),
-    out: Path = typer.Option(Path("runs/dit-world-tiny"), help="Run folder: checkpoints/ and pipeline/."),
-    resume: bool = typer.Option(False, help="Continue from the latest checkpoint in --out."),
+    dit_config: Path = typer.Option(None, help="A JSON file of DiTConfig fields that replaces the preset."),
+    data: str = typer.Option("world", help="'world' (rendered on the fly), a latent cache folder "
+                             "(kino data cache) or a manifest file (kino data prepare)."),
+    steps: int = typer.Option(None, help="Total optimizer steps (a resumed run continues to this). [recipe: 4000]"),
+    batch_size: int = typer.Option(None, help="Global batch: clips per step over all processes. [recipe: 8]"),
+    grad_accum: int = typer.Option(None, help="Micro-batches accumulated per step on each process. [recipe: 1]"),
+    lr: float = typer.Option(None, help="Peak learning rate. [recipe: 3e-4]"),
+    warmup: int = typer.Option(None, help="Linear warmup steps. [recipe: 100]"),
+    schedule: str = typer.Option(None, help="After warmup: constant or cosine. [recipe: constant]"),
+    grad_clip: float = typer.Option(None, help="Clip the gradient norm to this. [recipe: 1.0]"),
+    ema_decay: float = typer.Option(None, help="EMA decay per step. [recipe: 0.999]"),
+    size: list[str] = typer.Option(None, help="World clip size WIDTHxHEIGHT (repeat for several). [recipe: "
+                                   "64x64, 96x64, 64x96]"),
+    frames: list[int] = typer.Option(None, help="World clip frame counts, 1 + 4k (repeat). [recipe: 9, 17]"),
+    token_budget: int = typer.Option(0, help="DiT tokens per micro-batch for cache/manifest data "
+                                     "(0: micro-batch x the largest clip)."),
     packed: bool = typer.Option(False, help="Mix sizes in a batch (packed, block-diagonal attention)."),
-    checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
+    gradient_checkpointing: bool = typer.Option(False, help="Recompute block activations in backward."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile each DiT block."),
+    parallel: str = typer.Option("none", help="none, or ddp / fsdp under torchrun "
+                                 "(torchrun --nproc-per-node N -m kino train dit ...)."),
+    workers: int = typer.Option(0, help="Data-loading worker processes per process."),
+    out: Path = typer.Option(Path("runs/dit-world-tiny"), help="Run folder: checkpoints/, pipeline/, "
+                             "tensorboard/, samples/, eval/, metrics.jsonl."),
+    resume: bool = typer.Option(False, help="Continue from the latest checkpoint in --out."),
+    checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [recipe: 250]"),
+    keep: int = typer.Option(None, help="Checkpoints kept (the newest). [recipe: 3]"),
+    sample_every: int = typer.Option(0, help="Steps between sample videos (RUN/samples/); 0: none."),
+    sample_prompt: list[str] = typer.Option(None, help="A prompt for the sample videos (repeat for several)."),
+    eval_every: int = typer.Option(0, help="Steps between world evaluations (RUN/eval/); 0: none."),
+    log_every: int = typer.Option(10, help="Steps between log lines when stderr is not a terminal."),
+    tensorboard: bool = typer.Option(True, help="Write TensorBoard logs to RUN/tensorboard/."),
     seed: int = typer.Option(0, help="Seed of the initialization and of the data stream."),
-    device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda."),
+    threads: int = typer.Option(0, help="Torch CPU threads per process (0: the default)."),
+    device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda (under torchrun: cuda:LOCAL_RANK)."),
 ) -> None:
-    """Train the DiT with rectified flow on world clips; writes a pipeline directory at the end."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """Train the DiT with rectified flow; writes the EMA pipeline to RUN/pipeline at the end."""
+    import json
+    import os
 
+    import torch
+
+    from kino.errors import InputError
+    from kino.models.dit import DiTConfig
     from kino.models.vae import CausalVAE
+    from kino.train.distributed import Parallel
     from kino.train.dit import DiTTrainConfig, train_dit
+    from kino.train.loop import DEFAULT_PROMPTS
 
-    cfg = DiTTrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, packed=packed,
-                         checkpoint_every=checkpoint_every, seed=seed)
-    model_vae = CausalVAE.from_pretrained(vae, device=device)
-    columns = (TextColumn("training DiT"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TimeRemainingColumn())
-    with Progress(*columns) as bar:
-        task = bar.add_task("train", total=steps, loss="-")
-        path = train_dit(cfg, model_vae, out, resume=resume, device=device,
-                         on_step=lambda s, n, loss: bar.update(task, completed=s, loss=f"{loss:.4f}"))
-    typer.echo(f"saved {path}")
+    if threads < 0:
+        raise InputError(f"--threads {threads} must be >= 0 (0: the default)")
+    if threads:
+        torch.set_num_threads(threads)
+    if parallel not in {p.value for p in Parallel}:
+        raise InputError(f"--parallel {parallel!r} is not one of {', '.join(p.value for p in Parallel)}")
+    model_config = None
+    if dit_config is not None:
+        try:
+            model_config = DiTConfig.from_dict(json.loads(dit_config.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"--dit-config {dit_config}: {type(e).__name__}: {e}") from None
+    given = {"steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup": warmup,
+             "schedule": schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
+             "checkpoint_every": checkpoint_every, "keep": keep,
+             "sizes": tuple(_size(s) for s in size) if size else None,
+             "num_frames": tuple(frames) if frames else None}
+    cfg = DiTTrainConfig(preset=preset, packed=packed, gradient_checkpointing=gradient_checkpointing,
+                         compile=compile, seed=seed,
+                         **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults
+    model_vae = CausalVAE.from_pretrained(vae)  # the trainer moves it to this rank's device
+    path = train_dit(cfg, model_vae, out, resume=resume, device=device, model_config=model_config,
+                     parallel=parallel, source=data, token_budget=token_budget, workers=workers,
+                     log_every=log_every, tensorboard=tensorboard, console=True, sample_every=sample_every,
+                     sample_prompts=tuple(sample_prompt) if sample_prompt else DEFAULT_PROMPTS,
+                     eval_every=eval_every)
+    if os.environ.get("RANK", "0") == "0":  # one line from rank 0 under torchrun
+        typer.echo(f"saved {path}")

@@ -264,7 +264,8 @@ def load_sharded_checkpoint(
                 want["optim"] = get_optimizer_state_dict(model, optimizer)
             if ema is not None:
                 want["ema"] = get_model_state_dict(ema)
-            dcp.load(want, checkpoint_id=str(p / DCP_DIR))  # in place, resharded to this layout
+            alone = _rank()[1] == 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized())
+            dcp.load(want, checkpoint_id=str(p / DCP_DIR), no_dist=alone)  # in place, resharded to this layout
             set_model_state_dict(model, want["model"])
             if optimizer is not None:
                 set_optimizer_state_dict(model, optimizer, want["optim"])

@@ -25,7 +25,7 @@ from enum import StrEnum
 import torch
 import torch.distributed as dist
 
-from kino.errors import InputError
+from kino.errors import DependencyError, InputError
 
 
 class Parallel(StrEnum):
@@ -114,7 +114,11 @@ def distribute(trainer, info: DistInfo) -> None:
 
 def shard_dit(model: torch.nn.Module, mesh) -> None:
     """fully_shard each block's attention, cross-attention and MLP, then the root (see the module doc)."""
-    from torch.distributed.fsdp import fully_shard
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:
+        raise DependencyError(f"--parallel fsdp needs torch >= 2.6 (FSDP2's fully_shard); this is torch "
+                              f"{torch.__version__}; upgrade torch or use --parallel ddp") from None
 
     for block in model.blocks:
         for part in (block.attn, block.cross, block.mlp):
