@@ -223,17 +223,21 @@ def test_collide_changes_color_at_contact():
     assert tuple(tr.color[-1, 0]) == PALETTE["green"] and tuple(tr.color[0, 0]) == PALETTE["red"]
 
 
+@pytest.mark.parametrize("camera", [Camera.STATIC, Camera.PAN_LEFT, Camera.PAN_RIGHT])
 @pytest.mark.parametrize("motion", [Motion.LEFT, Motion.RIGHT, Motion.UP, Motion.DOWN])
-def test_leave_return(motion):
+def test_leave_return(motion, camera):
+    # under a pan too, the subject comes back whole (the path is planned on screen; a pan used to
+    # drag it away so that it came back as a sliver at the edge, or not at all)
     spec = scene(ObjectSpec("star", "yellow", "medium", motion), events=(Event("leave_return", 0),),
-                 background="navy", num_frames=24)  # fmt: skip
+                 background="navy", camera=camera, num_frames=24)  # fmt: skip
     tr = trajectory(spec, 2)
     vis = tr.visible[:, 0]
     assert vis[0] and vis[-1] and not vis.all()
     gone = np.nonzero(~vis)[0]
     assert (np.diff(gone) == 1).all()  # one absence, then it comes back
     area = mask(render(spec, 2), "yellow").sum((1, 2))
-    assert (area[gone] == 0).all() and area[-1] == area[0] > 30  # same object, same size
+    assert (area[gone] == 0).all() and area[0] > 30
+    assert abs(area[-1] - area[0]) <= 0.1 * area[0]  # same object, same size
 
 
 def test_occlude_passes_behind():

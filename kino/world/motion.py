@@ -370,10 +370,15 @@ def _plan_leave(spec: SceneSpec, objs: list[ObjectPlan], e, rng: np.random.Gener
     out = -gone if to_low else side + gone
     m2 = s.r + 1.0
     across = float(rng.uniform(m2, other_side - m2)) if other_side > 2 * m2 else other_side / 2
-    times = [0.0, 0.35 * ramp, 0.6 * ramp, 0.95 * ramp]
-    path = [inside, out, out, inside]
+    times = np.array([0.0, 0.35 * ramp, 0.6 * ramp, 0.95 * ramp])
+    path = np.array([inside, out, out, inside])
+    # the path is planned on screen: a pan would otherwise drag the subject away so that it comes
+    # back only as a sliver at the edge, or not at all (the scene slides by pan velocity x t)
+    slide = _pan_velocity(spec) * times
+    xs = path - slide if horiz else across - slide
+    ys = np.full(4, across) if horiz else path
     s.mode, s.grow, s.turns = "keys", 1.0, 0.0
-    s.p = {"t": times, "x": path if horiz else [across] * 4, "y": [across] * 4 if horiz else path}
+    s.p = {"t": times.tolist(), "x": xs.tolist(), "y": ys.tolist()}
 
 
 def _plan_occlude(spec: SceneSpec, objs: list[ObjectPlan], e, rng: np.random.Generator, ramp: float) -> None:
