@@ -63,7 +63,7 @@ def test_generate_writes_the_asked_video(model_dir, tmp_path, capsys):
         (["generate", "  "], 2, "the prompt is empty"),
         (["generate", "x", "--size", "70x64"], 2, "size 70x64 is not a multiple of 16; try 64x64 or 80x64"),
         (["generate", "x", "--size", "big"], 2, "is not WIDTHxHEIGHT"),
-        (["generate", "x", "--seconds", "60"], 2, "or the long-video mode (coming)"),
+        (["generate", "x", "--to-image"], 2, "--to-image needs --from-image"),
     ],
 )
 def test_errors_are_one_line(model_dir, tmp_path, capsys, args, code, message):

@@ -1,5 +1,17 @@
 """Command groups of the `kino` CLI; each module has `register(app)`. Heavy imports stay inside commands."""
 
-from kino.commands import data, enhance, eval, generate, quickstart, train, vae, verify, world
+from kino.commands import (
+    data,
+    enhance,
+    eval,
+    generate,
+    modes,
+    quickstart,
+    storyboard,
+    train,
+    vae,
+    verify,
+    world,
+)
 
-COMMAND_MODULES = [data, enhance, eval, generate, quickstart, train, vae, verify, world]
+COMMAND_MODULES = [data, enhance, eval, generate, modes, quickstart, storyboard, train, vae, verify, world]

@@ -1,4 +1,9 @@
-"""`kino generate "PROMPT" -o out.mp4` and `kino model init DIR`: thin wrappers over KinoPipeline."""
+"""`kino generate "PROMPT" -o out.mp4` and `kino model init DIR`: thin wrappers over KinoPipeline.
+
+`kino generate` also makes images (--image-only), animates one (--from-image, --to-image) and makes videos
+longer than one pass in windows (--seconds 60, optional --then prompts per window). `run_request` is the
+one runner every generating command (kino.commands.modes, storyboard) shares.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +49,11 @@ def generate(
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
     negative: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the same video.")] = None,
+    image_only: Annotated[bool, typer.Option("--image-only", help="Make one image (write it as .png).")] = False,
+    from_image: Annotated[Path | None, typer.Option(help="Animate this image: it is the first frame.")] = None,
+    to_image: Annotated[bool, typer.Option("--to-image", help="With --from-image: the image is the last frame.")] = False,
+    then: Annotated[list[str] | None, typer.Option(help="A prompt for the next window of a long video (repeatable).")] = None,
+    condition_guidance: Annotated[float | None, typer.Option(help="Guidance scale of the image condition (1: off).")] = None,
     model: Annotated[Path | None, typer.Option(help="Pipeline directory (default: the built-in model).")] = None,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="Torch CPU threads (0: torch's default; 1 is faster on a busy CPU).")] = 0,
@@ -51,10 +61,29 @@ def generate(
     c2pa: Annotated[bool, typer.Option("--c2pa/--no-c2pa", help="Sign the output with C2PA content credentials.")] = True,
     include_prompt: Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")] = False,
 ) -> None:
-    """Generate a video from a text prompt."""
+    """Generate a video (or, with --image-only, an image) from a text prompt."""
+    from kino.generation import GenerationRequest
+
+    width, height = parse_size(size) if size else (None, None)
+    if to_image and from_image is None:
+        raise InputError("--to-image needs --from-image IMAGE")
+    if image_only and output.suffix.lower() == ".mp4" and output == Path("out.mp4"):
+        output = Path("out.png")
+    request = GenerationRequest(prompt, negative_prompt=negative, seconds=seconds, fps=fps, width=width,
+                                height=height, steps=steps, guidance=guidance, seed=seed, enhance=enhance,
+                                c2pa=c2pa, include_prompt=include_prompt, image_only=image_only,
+                                from_image=from_image, to_image=to_image, prompts=tuple(then or ()),
+                                condition_guidance=condition_guidance)
+    run_request(request, output, model, device, threads)
+
+
+def run_request(request, output: Path, model: Path | None, device: str, threads: int) -> None:
+    """Load the pipeline, generate_file with a progress bar, print notes, provenance and what was written."""
+    import time
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kino.generation import GenerationRequest, generate_file
+    from kino.generation import generate_file
     from kino.pipeline import KinoPipeline
 
     if threads < 0:
@@ -63,25 +92,25 @@ def generate(
         import torch
 
         torch.set_num_threads(threads)
-    width, height = parse_size(size) if size else (None, None)
-    request = GenerationRequest(prompt, negative_prompt=negative, seconds=seconds, fps=fps, width=width,
-                                height=height, steps=steps, guidance=guidance, seed=seed, enhance=enhance,
-                                c2pa=c2pa, include_prompt=include_prompt)
     model_dir = resolve_model_dir(model)
     pipe = KinoPipeline.from_pretrained(model_dir, device=device)
+    t0 = time.perf_counter()
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("denoising", total=None)
         result = generate_file(
             pipe, request, output, model_name=model_dir.name,
             callback=lambda step, total: bar.update(task, completed=step, total=total),
-            on_prompt=(lambda text: bar.console.print(f"enhanced prompt: {text}")) if enhance else None,
+            on_prompt=(lambda text: bar.console.print(f"enhanced prompt: {text}")) if request.enhance else None,
         )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     s, r = result.output.settings, result.report
+    frames = len(result.output.frames)
     typer.echo(f"provenance: C2PA {'signed' if r.c2pa_signed else 'off'}, watermark {r.watermark_id or 'off'}, "
                f"frame review {r.frame_review}")
-    typer.echo(f"wrote {result.path} ({s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, seed {s.seed}, "
-               f"{result.output.timings['total_s']:.1f} s)")
+    typer.echo(f"wrote {result.path} ({result.mode}, {s.width}x{s.height}, {frames} frames at {s.fps:g} fps, "
+               f"seed {s.seed}, {time.perf_counter() - t0:.1f} s)")
 
 
 @model_app.command("init")
