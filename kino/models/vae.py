@@ -53,6 +53,11 @@ class VAEConfig:
     chunk_frames: int = 16  # pixel frames per streaming chunk (a multiple of temporal_factor)
     tile_size: int = 256  # spatial tile side in pixels for large frames (a multiple of spatial_factor)
     tile_overlap: int = 64  # pixels shared by neighbouring tiles, blended linearly
+    # Non-parametric shortcuts around the whole network (the space-to-channel shortcuts of DC-AE,
+    # Chen et al. 2024): the encoder adds the clip's causal block means to the latent, the decoder adds
+    # the latent's block means back, upsampled, to its output. The networks then learn the residual,
+    # and training starts at the block-mean reconstruction (~21 dB on the world) instead of ~12 dB.
+    shortcut: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -106,20 +111,20 @@ class VAEConfig:
 
 
 def vae_world_tiny(**kw) -> VAEConfig:
-    """The CPU model for kino's world: 4x8x8, 16 channels, 4x4 pixel patches, widths 32-128."""
-    return VAEConfig(**kw)
+    """The CPU model for kino's world: 4x8x8, 16 channels, 4x4 pixel patches, widths 48-128, shortcuts."""
+    return VAEConfig(**{"widths": (48, 96, 128), "shortcut": True, **kw})
 
 
 def vae_world_small(**kw) -> VAEConfig:
     """A wider world model for a GPU: 4x8x8, 16 channels."""
     return VAEConfig(**{"patch_size": 2, "widths": (64, 128, 256), "encoder_blocks": 2,
-                        "decoder_blocks": 3, **kw})
+                        "decoder_blocks": 3, "shortcut": True, **kw})
 
 
 def vae_real_base(**kw) -> VAEConfig:
     """Real-footage size, comparable to the open 4x8x8 causal VAEs (Wan 2.1, CogVideoX, Open-Sora)."""
     return VAEConfig(**{"patch_size": 1, "widths": (128, 256, 512, 512), "encoder_blocks": 2,
-                        "decoder_blocks": 3, **kw})
+                        "decoder_blocks": 3, "shortcut": True, **kw})
 
 
 VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-small": vae_world_small, "real-base": vae_real_base}
@@ -164,6 +169,13 @@ class CausalVAE(nn.Module):
         pc = c.in_channels * c.patch_size**2
         self.encoder = Encoder(pc, c.widths, c.encoder_blocks, c.latent_channels, levels, c.first_time_kernel)
         self.decoder = Decoder(pc, c.widths, c.decoder_blocks, c.latent_channels, levels, c.first_time_kernel)
+        if c.shortcut:  # residual branches start at zero: step 0 reconstructs the block means exactly
+            zc = c.latent_channels
+            with torch.no_grad():
+                for conv in (self.decoder.conv_out.conv, self.encoder.conv_out.conv):
+                    conv.weight[:zc if conv is self.encoder.conv_out.conv else None].zero_()
+                    conv.bias[:zc if conv is self.encoder.conv_out.conv else None].zero_()
+                self.encoder.conv_out.conv.bias[zc:].fill_(-8.0)  # posterior std e^-4 at the start
         self.register_buffer("latent_mean", torch.zeros(c.latent_channels))
         self.register_buffer("latent_std", torch.ones(c.latent_channels))
 
@@ -191,14 +203,57 @@ class CausalVAE(nn.Module):
         p = self.config.patch_size
         return rearrange(x, "b (c ph pw) t h w -> b c t (h ph) (w pw)", ph=p, pw=p)  # (B, C, T, H, W)
 
+    def _first(self, cache: dict | None, key: str) -> bool:
+        """True when this call holds the clip's first frame (no cache, or the stream's first chunk)."""
+        if cache is None:
+            return True
+        first = (self, key) not in cache
+        cache[(self, key)] = torch.empty(0)
+        return first
+
+    def _block_means(self, x: torch.Tensor, first: bool) -> torch.Tensor:
+        """Causal block means (B, Z, T', H', W') of pixels (B, C, T, H, W): frame 0 alone (when
+        `first`), then groups of temporal_factor frames, spatial_factor-square blocks, the C colour
+        means repeated over the Z channels (channel j carries colour j % C)."""
+        c = self.config
+        b, ch, t, h, w = x.shape
+        f, tf = c.spatial_factor, c.temporal_factor
+        p = x.reshape(b, ch, t, h // f, f, w // f, f).mean(dim=(4, 6))  # (B, C, T, H', W')
+        head, rest = (p[:, :, :1], p[:, :, 1:]) if first else (p[:, :, :0], p)
+        rest = rest.reshape(b, ch, rest.shape[2] // tf, tf, h // f, w // f).mean(3)  # (B, C, k, H', W')
+        p = torch.cat([head, rest], dim=2)  # (B, C, T', H', W')
+        return p[:, torch.arange(c.latent_channels, device=x.device) % ch]  # (B, Z, T', H', W')
+
+    def _unblock(self, z: torch.Tensor, first: bool) -> torch.Tensor:
+        """The inverse of `_block_means` for the decoder: colour means of latent (B, Z, T', H', W')
+        upsampled by repetition to pixels (B, C, T, H, W)."""
+        c = self.config
+        ch, zc = c.in_channels, c.latent_channels
+        sel = torch.zeros(ch, zc, device=z.device, dtype=z.dtype)
+        sel[torch.arange(zc) % ch, torch.arange(zc)] = 1.0
+        sel = sel / sel.sum(1, keepdim=True)  # (C, Z): average of the copies of each colour
+        p = torch.einsum("cz,bzthw->bcthw", sel, z)  # (B, C, T', H', W')
+        f, tf = c.spatial_factor, c.temporal_factor
+        p = p.repeat_interleave(f, dim=3).repeat_interleave(f, dim=4)  # (B, C, T', H, W)
+        if first:
+            return torch.cat([p[:, :, :1], p[:, :, 1:].repeat_interleave(tf, dim=2)], dim=2)
+        return p.repeat_interleave(tf, dim=2)  # (B, C, T, H, W)
+
     def moments(self, x: torch.Tensor, cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw posterior mean and log-variance (B, Z, T', H', W') of pixels x (B, C, T, H, W)."""
+        first = self._first(cache, "enc")
         mean, logvar = self.encoder(self._patch(x), cache).chunk(2, dim=1)  # 2 x (B, Z, T', H', W')
+        if self.config.shortcut:
+            mean = mean + self._block_means(x, first)
         return mean, logvar.clamp(-30.0, 20.0)
 
     def decode_raw(self, z: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         """Pixels (B, C, T, H, W) of a raw (not normalized) latent."""
-        return self._unpatch(self.decoder(z, cache))
+        first = self._first(cache, "dec")
+        out = self._unpatch(self.decoder(z, cache))
+        if self.config.shortcut:
+            out = out + self._unblock(z, first)
+        return out
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         """Training pass: sample the posterior and decode it."""
