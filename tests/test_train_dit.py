@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from kino.errors import InputError
 from kino.models.dit import DiTConfig
 from kino.models.text import TextEncoder
 from kino.models.vae import CausalVAE, VAEConfig
@@ -76,3 +78,74 @@ def test_exact_resume_and_pipeline_dir(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert sorted(p.name for p in (tmp_path / "full" / "checkpoints").iterdir()) == ["step-00000002",
                                                                                      "step-00000004"]
+
+
+# ----------------------------------------------------------------------------- schedule, data shares, cached latents
+
+
+def test_lr_schedule_warmup_constant_and_cosine():
+    from kino.train.dit import lr_at
+
+    c = cfg(steps=101, warmup=10, lr=1.0)
+    assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(50, c) == lr_at(100, c) == 1.0
+    k = cfg(steps=101, warmup=10, lr=1.0, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_at(10, k) == pytest.approx(1.0) and lr_at(100, k) == pytest.approx(0.1)
+    assert lr_at(55, k) == pytest.approx(0.55)  # halfway down the cosine: the mean of peak and floor
+    with pytest.raises(InputError):
+        cfg(schedule="linear")
+    with pytest.raises(InputError):
+        cfg(batch_size=4, grad_accum=3)
+
+
+def test_rank_shares_are_disjoint_and_resume_by_step():
+    from kino.train.data import Layout, stream_micro_batches
+
+    c = cfg(batch_size=8, grad_accum=2)
+    take = lambda layout, start, n: [[int(b["video"][0, 0, 0, 0] * 1e6) for b in mb]  # noqa: E731
+                                     for mb, _ in zip(stream_micro_batches(fake_stream, c, layout, start), range(n),
+                                                      strict=False)]
+    one = take(Layout(0, 1, 4), 0, 8)  # one process accumulating 4 micro-batches of 2
+    r0, r1 = take(Layout(0, 2, 2), 0, 4), take(Layout(1, 2, 2), 0, 4)
+    assert one[:2] == r0[:2] and one[2:4] == r1[:2] and one[4:6] == r0[2:4]  # step by step, rank by rank
+    assert take(Layout(1, 2, 2), 1, 2) == r1[2:4]  # resuming at step 1 gives the same share
+
+
+class LatentSet(torch.utils.data.Dataset):
+    """Cached items of two latent shapes, like kino.data.clips.CachedClips gives."""
+
+    shapes = [(2, 4, 4)] * 6 + [(1, 4, 8)] * 6
+
+    def __len__(self):
+        return len(self.shapes)
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return {"latent": torch.randn(4, *self.shapes[i], generator=g), "text": torch.randn(3 + i % 2, 384, generator=g),
+                "text_mask": torch.ones(3 + i % 2, dtype=torch.bool), "id": f"c{i}"}
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_cached_latents_train_with_token_budget_batches(packed):
+    from kino.train.data import Layout, sampler_micro_batches
+
+    c = cfg(batch_size=2, packed=packed)
+    data = LatentSet()
+    shares = [sampler_micro_batches(data, data.shapes, c, Layout(r, 2, 1), 0, token_budget=24) for r in (0, 1)]
+    batches = [[[b["id"] for b in next(s)] for _ in range(4)] for s in shares]  # two epochs of 3-clip batches
+    epoch = [i for r in (0, 1) for mb in batches[r][:2] for i in mb]
+    assert sorted(epoch) == sorted(f"c{i}" for i in range(12))  # one epoch: every clip once, over both ranks
+    for mb in batches[0]:
+        assert packed or len({data.shapes[int(i[1:])] for i in mb}) == 1  # bucketed: one shape per batch
+    later = sampler_micro_batches(data, data.shapes, c, Layout(0, 2, 1), 2, token_budget=24)
+    assert [[b["id"] for b in next(later)] for _ in range(2)] == batches[0][2:4]  # resumed at step 2, epochs on
+    shares = [sampler_micro_batches(data, data.shapes, c, Layout(r, 2, 1), 0, token_budget=24) for r in (0, 1)]
+    trainer = DiTTrainer(c, tiny_vae(), TextEncoder(), model_config=DIT)
+    batch = next(shares[0])
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    with torch.no_grad():
+        before = float(trainer.latent_loss(batch, g()))
+    stats = [trainer.train_step([batch]) for _ in range(5)]
+    with torch.no_grad():
+        after = float(trainer.latent_loss(batch, g()))
+    assert after < before and stats[-1].tokens == sum(trainer.item_tokens(b) for b in batch)
