@@ -396,7 +396,7 @@ class KinoPipeline:
         A fresh causal clip: its latent frame 0 codes frame 0 alone, latent frame j frames 4j-3..4j.
         """
         dtype = next(self.vae.parameters()).dtype
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)  # (T, H, W, 3)
+        x = torch.from_numpy(np.array(frames, dtype=np.uint8)).to(self.device)  # (T, H, W, 3), a writable copy
         x = x.permute(3, 0, 1, 2)[None].to(dtype) / 127.5 - 1.0  # (1, 3, T, H, W) in [-1, 1]
         return self.vae.encode(x).float()
 

@@ -1,0 +1,103 @@
+"""Measured continuity of the conditioned modes, with the world analyzer. Prints a markdown table.
+
+    .venv/bin/python benchmarks/continuity.py [--model DIR] [--n 4] [--long-seconds 60] [--steps 20]
+
+On world clips of the training split (64x64, 8 fps; the clip's detailed caption is the prompt):
+1. image-to-video: PSNR of generated frame 0 against the input frame (bar: >= 30 dB), and against the
+   input's VAE round trip (the most the mechanism can give);
+2. extension seams and 3. window seams: at each seam, the jump in object position (analyzer tracks)
+   and in color (mean |RGB| change) divided by the same jump between ordinary consecutive frames
+   (bar: <= 2x on average);
+4. loop closure: the same ratio for the step from the last frame back to the first (bar: <= 2x);
+5. interpolation: PSNR of the generated frames where the keyframes land against the keyframes;
+6. identity over a long video (--long-seconds): share of seconds in which the main object keeps its
+   color, shape and size (bar: >= 90%).
+--model defaults to the built-in model (kino.pipeline.builtin_model_dir()); any pipeline directory works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="pipeline directory (default: the built-in model)")
+    ap.add_argument("--n", type=int, default=4, help="world clips per measure")
+    ap.add_argument("--long-seconds", type=float, default=60.0)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    import torch
+
+    from kino import modes
+    from kino.data.world import WorldClips
+    from kino.pipeline import KinoPipeline, builtin_model_dir
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = args.model or builtin_model_dir()
+    pipe = KinoPipeline.from_pretrained(model, device=args.device)
+    fps = 8.0
+    kw = {"width": 64, "height": 64, "fps": fps, "num_inference_steps": args.steps}
+    clips = iter(WorldClips(seed=args.seed, split="train", sizes=((64, 64),), num_frames=(17,), fps=fps))
+    rows: dict[str, list[float]] = {k: [] for k in ("i2v", "i2v_rt", "ext_pos", "ext_col", "win_pos", "win_col",
+                                                    "loop_pos", "loop_col", "key", "identity")}
+    t0 = time.perf_counter()
+    for i in range(args.n):
+        item = next(clips)
+        video = ((item["video"].permute(1, 2, 3, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        prompt, seed = item["caption"], args.seed + i
+        out = modes.image_to_video(pipe, prompt, video[0], 17, seed=seed, **kw)
+        rows["i2v"].append(modes.psnr(out.frames[0], video[0]))
+        rows["i2v_rt"].append(modes.psnr(out.frames[0], pipe.decode_latents(pipe.encode_frames(video[:1]))[0]))
+        ext = modes.extend(pipe, prompt, video[:9], 24, seed=seed, **kw)
+        _add(rows, "ext", modes.seam_report(ext.frames, ext.seams, fps))
+        lp = modes.loop(pipe, prompt, 32, seed=seed, **kw)
+        _add(rows, "loop", modes.seam_report(lp.frames, lp.seams[-1:], fps))
+        it = modes.interpolate(pipe, prompt, [video[0], video[16]], num_frames=17, seed=seed, **kw)
+        rows["key"].append(float(np.mean([modes.psnr(it.frames[f], k)
+                                          for f, k in zip(it.key_frames, [video[0], video[16]], strict=True)])))
+    n_long = max(1, round(args.long_seconds * fps))
+    for i in range(max(1, args.n // 2)):
+        item = next(clips)
+        out = pipe(item["caption"], num_frames=n_long, seed=args.seed + 100 + i,
+                   **{k: v for k, v in kw.items() if v is not None})
+        _add(rows, "win", modes.seam_report(out.frames, out.seams, fps))
+        ident = modes.identity_consistency(out.frames, fps)
+        if ident is not None:
+            rows["identity"].append(ident)
+
+    def m(k: str) -> str:
+        v = [x for x in rows[k] if x is not None and np.isfinite(x)]
+        return f"{np.mean(v):.2f}" if v else "n/a"
+
+    print(f"continuity of {model} ({args.n} world clips, 64x64 at 8 fps, {time.perf_counter() - t0:.0f} s)\n")
+    print("| measure | value | bar |")
+    print("|---|---|---|")
+    print(f"| image-to-video frame-0 PSNR vs input (dB) | {m('i2v')} | >= 30 |")
+    print(f"| image-to-video frame-0 PSNR vs VAE round trip (dB) | {m('i2v_rt')} | |")
+    print(f"| extension seam / ordinary step: position | {m('ext_pos')} | <= 2 |")
+    print(f"| extension seam / ordinary step: color | {m('ext_col')} | <= 2 |")
+    print(f"| window seam / ordinary step ({args.long_seconds:g} s): position | {m('win_pos')} | <= 2 |")
+    print(f"| window seam / ordinary step ({args.long_seconds:g} s): color | {m('win_col')} | <= 2 |")
+    print(f"| loop closure / ordinary step: position | {m('loop_pos')} | <= 2 |")
+    print(f"| loop closure / ordinary step: color | {m('loop_col')} | <= 2 |")
+    print(f"| interpolation keyframe PSNR (dB) | {m('key')} | |")
+    print(f"| identity kept over {args.long_seconds:g} s (share of seconds) | {m('identity')} | >= 0.90 |")
+
+
+def _add(rows: dict, prefix: str, report) -> None:
+    rows[f"{prefix}_pos"].append(report.position_ratio)
+    rows[f"{prefix}_col"].append(report.color_ratio)
+
+
+if __name__ == "__main__":
+    main()
