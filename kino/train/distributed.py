@@ -18,6 +18,7 @@ Each rank draws a disjoint share of the global batch (kino.train.data), and chec
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,8 +91,6 @@ def distribute(trainer, info: DistInfo) -> None:
     trainer.dist = info
     if info.parallel is Parallel.NONE:
         return
-    if trainer.cfg.compile:
-        trainer.forward = trainer.model  # compile again below, after wrapping
     if info.parallel is Parallel.DDP:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -102,6 +101,9 @@ def distribute(trainer, info: DistInfo) -> None:
     else:
         from torch.distributed.device_mesh import init_device_mesh
 
+        # The MLP (an nn.Sequential) returns a view; FSDP2 warns in case a caller changes it in place.
+        # The DiT only reads it (gated() is out of place), so the warning is noise in every step's log.
+        warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
         mesh = init_device_mesh(trainer.device.type, (info.world_size,))
         shard_dit(trainer.model, mesh)
         shard_dit(trainer.ema, mesh)
@@ -109,7 +111,7 @@ def distribute(trainer, info: DistInfo) -> None:
         trainer.forward = trainer.model
         trainer.sync = lambda last: _GradientSync(trainer.model, last)
     if trainer.cfg.compile:
-        trainer.model.compile_blocks()
+        trainer.model.compile_blocks()  # again after wrapping (the trainer compiled before; in place, idempotent)
 
 
 def shard_dit(model: torch.nn.Module, mesh) -> None:
