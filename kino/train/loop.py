@@ -33,7 +33,7 @@ class RunOptions:
     """How a run executes and reports (the recipe itself is DiTTrainConfig)."""
 
     parallel: Parallel = Parallel.NONE
-    data: str = "world"  # "world", a cache folder (kino data cache) or a manifest file (kino data prepare)
+    source: str = "world"  # "world", a cache folder (kino data cache) or a manifest file (kino data prepare)
     token_budget: int = 0  # DiT tokens per micro-batch for cache/manifest data (0: micro-batch x largest clip)
     workers: int = 0  # DataLoader worker processes per rank
     log_every: int = 10
@@ -111,9 +111,9 @@ def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInf
     layout = Layout(info.rank, info.world_size, cfg.grad_accum)
     if data is not None:
         return stream_micro_batches(data, cfg, layout, start_step)
-    if options.data == "world":
+    if options.source == "world":
         return world_micro_batches(cfg, layout, start_step, options.workers)
-    return prepared_micro_batches(options.data, cfg, layout, start_step, options.token_budget, options.workers)
+    return prepared_micro_batches(options.source, cfg, layout, start_step, options.token_budget, options.workers)
 
 
 # ----------------------------------------------------------------------------- the EMA model at work
