@@ -5,6 +5,7 @@ from kino.commands import (
     enhance,
     eval,
     generate,
+    model_export,
     modes,
     quickstart,
     storyboard,
@@ -14,4 +15,4 @@ from kino.commands import (
     world,
 )
 
-COMMAND_MODULES = [data, enhance, eval, generate, modes, quickstart, storyboard, train, vae, verify, world]
+COMMAND_MODULES = [data, enhance, eval, generate, model_export, modes, quickstart, storyboard, train, vae, verify, world]

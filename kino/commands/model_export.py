@@ -1,0 +1,62 @@
+"""`kino model export`: write a pipeline folder for shipping (half-precision weights, chosen defaults).
+
+The built-in model is shipped this way: the trained EMA pipeline from `kino train dit` is exported
+with float16 weights (loaded back into float32 modules, so inference is unchanged in kind) and the
+sampling defaults measured for it; each weights file must stay within the repository's 16 MiB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kino.errors import InputError
+
+DTYPES = ("float16", "bfloat16", "float32")
+MAX_FILE_MIB = 16.0
+
+
+def export(
+    source: Annotated[Path, typer.Argument(help="A pipeline folder (e.g. RUN/pipeline from `kino train dit`).")],
+    dest: Annotated[Path, typer.Argument(help="Where to write the exported pipeline folder.")],
+    dtype: Annotated[str, typer.Option(help=f"Weights dtype: {', '.join(DTYPES)}.")] = "float16",
+    steps: Annotated[int | None, typer.Option(help="Default sampling steps to store.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Default text guidance scale to store.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing destination.")] = False,
+) -> None:
+    """Copy a pipeline with its weights cast to DTYPE and, optionally, new sampling defaults."""
+    import dataclasses
+
+    import torch
+
+    from kino.pipeline import KinoPipeline
+
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dest.exists() and not force:
+        raise InputError(f"{dest} already exists; pass --force to replace it")
+    if steps is not None and steps < 1:
+        raise InputError(f"--steps must be at least 1, got {steps}")
+    pipe = KinoPipeline.from_pretrained(source)
+    changes = {k: v for k, v in {"num_inference_steps": steps, "guidance_scale": guidance}.items() if v is not None}
+    if changes:
+        pipe.scheduler = dataclasses.replace(pipe.scheduler, **changes)
+    to = getattr(torch, dtype)
+    pipe.transformer.to(to)
+    pipe.vae.to(to)
+    pipe.save_pretrained(dest)
+    sizes = {p.relative_to(dest): p.stat().st_size / 2**20 for p in sorted(dest.rglob("*.safetensors"))}
+    for p, mib in sizes.items():
+        typer.echo(f"{p}: {mib:.2f} MiB")
+    typer.echo(f"wrote {dest} ({dtype}, {sum(sizes.values()):.2f} MiB of weights)")
+    too_big = [str(p) for p, mib in sizes.items() if mib > MAX_FILE_MIB]
+    if too_big:
+        typer.echo(f"note: {', '.join(too_big)} exceed {MAX_FILE_MIB:g} MiB, the repository's limit per file")
+
+
+def register(app: typer.Typer) -> None:
+    from kino.commands.generate import model_app
+
+    model_app.command("export")(export)
