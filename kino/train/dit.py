@@ -263,20 +263,30 @@ class DiTTrainer:
         else:
             latents = [b["latent"][None].float().to(dev) for b in batch]  # [(1, C, t_i, h_i, w_i)]
         p = self.model.config.patch_size
-        paths = []
+        # From here on as `loss` (kept in step with it: conditioning masks, size-weighted packed mean).
+        paths, weights = [], []
         for z in latents:
             tokens = z.shape[2] // p[0] * z.shape[3] // p[1] * z.shape[4] // p[2]
             shift = token_shift(tokens, cfg.flow.base_shift, cfg.flow.reference_tokens, cfg.flow.max_shift)
             t = sample_t((z.shape[0],), cfg.flow, shift, generator).to(dev)
             noise = torch.randn(z.shape, generator=generator).to(dev)
+            w = None
+            if cfg.conditioning.prob > 0 and z.shape[2] > 1:  # clean condition frames (kino.diffusion.conditioning)
+                masks = sample_masks(z.shape[0], z.shape[2], cfg.conditioning, generator)
+                t, w = masks.timesteps(t).to(dev), masks.loss_weight().to(dev)  # (B, T), (B, T)
             paths.append(flow_path(z, noise, t))
+            weights.append(w)
         with autocast_for(dev):
             if len(paths) == 1:
-                return flow_loss(self.forward(paths[0].x_t, paths[0].t, text=text, text_mask=mask), paths[0])
+                pred = self.forward(paths[0].x_t, paths[0].t, text=text, text_mask=mask)
+                return flow_loss(pred, paths[0], weights[0])
             preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text, text_mask=mask)
-        sizes = torch.tensor([q.target.numel() for q in paths], dtype=torch.float32, device=dev)
-        losses = torch.stack([flow_loss(pr[None], q) for pr, q in zip(preds, paths, strict=True)])
-        return (losses * sizes).sum() / sizes.sum()
+        per_frame = [q.target[0, 0, 0].numel() * q.target.shape[1] for q in paths]
+        sizes = torch.tensor([q.target.numel() if w is None else float(w.sum()) * n
+                              for q, w, n in zip(paths, weights, per_frame, strict=True)],
+                             dtype=torch.float32, device=dev)
+        losses = torch.stack([flow_loss(pr[None], q, w) for pr, q, w in zip(preds, paths, weights, strict=True)])
+        return (losses * sizes).sum() / sizes.sum().clamp_min(1.0)
 
     def save(self, run_dir: Path) -> Path:
         """A checkpoint of this step: one safetensors file, or DCP shards when running distributed."""
