@@ -413,7 +413,8 @@ def seam_report(frames: np.ndarray, seams: Sequence[int], fps: float = 8.0) -> S
 
 def identity_consistency(frames: np.ndarray, fps: float = 8.0) -> float | None:
     """Share of whole seconds in which the main object (the one seen longest) has the color, shape and size
-    it has most often over the whole video; None when no object is seen."""
+    it has most often over the whole video (labels the analyzer could not read in a second, e.g. the shape
+    of a clipped view, are skipped); None when no object is seen."""
     from kino.world.analyze import analyze
 
     a = analyze(frames, fps)
@@ -429,6 +430,10 @@ def identity_consistency(frames: np.ndarray, fps: float = 8.0) -> float | None:
         return max(set(vals), key=vals.count) if vals else None
 
     want = (mode(o.colors), mode(o.shapes), mode(sizes))
-    seconds = range(0, len(frames) - per + 1, per)
-    ok = [(mode(o.colors[s:s + per]), mode(o.shapes[s:s + per]), mode(sizes[s:s + per])) == want for s in seconds]
+    ok = []
+    for s in range(0, len(frames) - per + 1, per):
+        got = (mode(o.colors[s:s + per]), mode(o.shapes[s:s + per]), mode(sizes[s:s + per]))
+        seen = [(g, w) for g, w in zip(got, want, strict=True) if g is not None]
+        if seen:  # a second in which the object is hidden or clipped says nothing about its identity
+            ok.append(all(g == w for g, w in seen))
     return sum(ok) / len(ok) if ok else None
