@@ -501,6 +501,8 @@ def _events(dets, tracks, objects, darkening, background, H, W, merged) -> list[
                 events.append(SeenEvent(EventKind.LEAVE_RETURN, i, None, int(seen[g])))
             else:
                 other = _covering(dets, tracks, i, int(seen[g]), a)
+                if other is None:  # or where it went while unseen (a fast subject may vanish in one step)
+                    other = _hidden_by(dets, tracks, i, int(seen[g]), int(seen[g + 1]), a, b)
                 if other is not None:
                     events.append(SeenEvent(EventKind.OCCLUDE, i, other, int(seen[g])))
         # partly hidden: away from the border its area dips well below its whole size while it
@@ -534,6 +536,29 @@ def _nearest(dets, tracks, i, t) -> int | None:
             if d < best:
                 best, who = d, k
     return who
+
+
+def _box_at(dets, tracks, i, t, x, y, pad) -> int | None:
+    """The track other than i whose box at frame t, grown by pad/2, holds the point (x, y), if any."""
+    for k, tr in enumerate(tracks):
+        if k == i or t >= len(tr) or tr[t] < 0:
+            continue
+        x0, y0, x1, y1 = dets.box[tr[t]]
+        if x0 - pad / 2 <= x <= x1 + pad / 2 and y0 - pad / 2 <= y <= y1 + pad / 2:
+            return k
+    return None
+
+
+def _hidden_by(dets, tracks, i, t0, t1, a, b) -> int | None:
+    """The track that covers where track i must have been between sightings a (frame t0) and b (t1)."""
+    pad = math.sqrt(min(dets.area[a], dets.area[b]))
+    for t in range(t0 + 1, t1):
+        u = (t - t0) / (t1 - t0)  # straight between the two sightings
+        x, y = (1 - u) * dets.x[a] + u * dets.x[b], (1 - u) * dets.y[a] + u * dets.y[b]
+        k = _box_at(dets, tracks, i, t, x, y, pad)
+        if k is not None:
+            return k
+    return None
 
 
 def _covering(dets, tracks, i, t, j) -> int | None:
