@@ -59,13 +59,15 @@ def test_reconstruct_writes_a_video(kino, model_dir, tmp_path):
 
 def test_eval_prints_json(kino, model_dir, tmp_path):
     (tmp_path / "clips").mkdir()
-    write_video(tmp_path / "clips" / "a.mp4", np.full((9, 32, 32, 3), 128, np.uint8), fps=8)
+    # a textured clip: a flat one is reconstructed exactly by the block-mean shortcut (PSNR capped at 120)
+    frames = np.random.default_rng(1).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    write_video(tmp_path / "clips" / "a.mp4", frames, fps=8)
     r = kino("vae", "eval", "--data", str(tmp_path / "clips"), "--model", str(model_dir), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["clips"] == 1 and res["frames"] == 9
     assert res["compression"] == pytest.approx(3 * 9 * 32 * 32 / (16 * 3 * 4 * 4))
-    assert 0 < res["psnr"] < 100 and -1 <= res["ssim"] <= 1 and res["encode_fps"] > 0
+    assert 0 < res["psnr"] < 40 and -1 <= res["ssim"] < 0.9 and res["encode_fps"] > 0
 
 
 @pytest.mark.parametrize("case", ["not_video", "odd_size", "empty", "no_model"])
