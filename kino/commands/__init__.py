@@ -8,6 +8,7 @@ from kino.commands import (
     model_export,
     modes,
     quickstart,
+    serve,
     storyboard,
     train,
     vae,
@@ -15,4 +16,4 @@ from kino.commands import (
     world,
 )
 
-COMMAND_MODULES = [data, enhance, eval, generate, model_export, modes, quickstart, storyboard, train, vae, verify, world]
+COMMAND_MODULES = [data, enhance, eval, generate, model_export, modes, quickstart, serve, storyboard, train, vae, verify, world]

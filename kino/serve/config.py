@@ -1,0 +1,166 @@
+"""ServeConfig: everything `kino serve` can be told, validated when built.
+
+The server's options are defined here once; the command line (kino/commands/serve.py) fills them and the
+app (kino/serve/app.py) reads them. Sizes are the model's native sizes (multiples of its size multiple);
+OpenAI's sizes are accepted as aliases of one of them (see SIZE_ALIASES), so a client written against
+the Sora API runs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from kino.errors import InputError
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+# OpenAI's model names: accepted and echoed back, all served by the loaded model.
+OPENAI_MODELS = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
+
+
+class Aspect(StrEnum):
+    SQUARE = "square"
+    LANDSCAPE = "landscape"
+    PORTRAIT = "portrait"
+
+
+# OpenAI's sizes -> (aspect, scale index into the native sizes of that aspect)
+SIZE_ALIASES = {
+    "1280x720": (Aspect.LANDSCAPE, 0),
+    "720x1280": (Aspect.PORTRAIT, 0),
+    "1792x1024": (Aspect.LANDSCAPE, 1),
+    "1024x1792": (Aspect.PORTRAIT, 1),
+}
+
+
+class RestartPolicy(StrEnum):
+    """What happens on start to a job that was in progress when the server died."""
+
+    RETRY = "retry"  # queue it again (up to max_attempts runs in all), then fail it
+    FAIL = "fail"  # mark it failed with code server_restarted
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 6 for p in parts):
+        raise InputError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 64x64")
+    return int(parts[0]), int(parts[1])
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How `kino serve` runs. Defaults suit the tiny CPU model on one machine."""
+
+    model_dir: Path | None = None  # None: the built-in model
+    data_dir: Path = Path("kino-serve-data")  # jobs.sqlite3, videos/, uploads/
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()
+    no_auth: bool = False  # only allowed on a loopback host
+    devices: tuple[str, ...] = ("cpu",)  # one worker (one generation at a time) per device
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    # limits
+    queue_size: int = 32  # queued jobs past which POSTs get 429 + Retry-After
+    max_active_per_key: int = 8  # queued + in-progress jobs one key may have
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 32 * 1024 * 1024
+    max_prompt_chars: int = 2000
+    max_seconds: float = 20.0
+    max_shots: int = 16
+    # what is generated
+    sizes: tuple[str, ...] = ("64x64", "112x64", "64x112", "128x128", "224x128", "128x224")
+    default_size: str | None = None  # None: the model's own
+    default_seconds: float | None = None  # None: the model's own
+    steps: int | None = None  # sampling steps (None: the model's own)
+    enhance: bool = True  # expand prompts into the detailed captions the model trained on
+    edit_strength: float = 0.6  # SDEdit noise level of /v1/videos/edits
+    # lifetime
+    expiry_seconds: int = 24 * 3600  # assets are deleted this long after a job completes
+    cleanup_interval: float = 60.0
+    on_restart: RestartPolicy = RestartPolicy.RETRY
+    max_attempts: int = 2
+    safety_policy: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "on_restart", _choice(RestartPolicy, self.on_restart, "on_restart"))
+        object.__setattr__(self, "api_keys", tuple(k for k in self.api_keys if k))
+        if self.no_auth and self.host not in LOCAL_HOSTS:
+            raise InputError(f"--no-auth is only allowed on a loopback host ({', '.join(LOCAL_HOSTS)}), not "
+                             f"{self.host}; give --api-key KEY (or KINO_API_KEYS) instead")
+        if not self.no_auth and not self.api_keys:
+            raise InputError("the server needs an API key: --api-key KEY (or KINO_API_KEYS=k1,k2), or "
+                             "--no-auth on 127.0.0.1 to run without one")
+        if any(len(k) < 8 or any(c.isspace() for c in k) for k in self.api_keys):
+            raise InputError("API keys must be at least 8 characters without spaces")
+        if not 0 <= self.port <= 65535:
+            raise InputError(f"port {self.port} is out of range; use 0-65535 (0: any free port)")
+        for name in ("queue_size", "max_active_per_key", "max_request_bytes", "max_upload_bytes",
+                     "max_prompt_chars", "max_shots", "max_attempts", "expiry_seconds"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_seconds <= 0 or self.cleanup_interval <= 0:
+            raise InputError("max_seconds and cleanup_interval must be > 0")
+        if not self.devices:
+            raise InputError("give at least one device, e.g. --device cpu")
+        if self.steps is not None and not 1 <= self.steps <= 1000:
+            raise InputError(f"steps must be in [1, 1000], got {self.steps}")
+        if not 0.0 <= self.edit_strength <= 1.0:
+            raise InputError(f"edit_strength must be in [0, 1], got {self.edit_strength}")
+        if not self.sizes:
+            raise InputError("give at least one size, e.g. --size 64x64")
+        for s in self.sizes:
+            parse_size(s)
+        if self.default_size is not None and self.default_size not in self.sizes:
+            raise InputError(f"default size {self.default_size} is not one of the sizes {', '.join(self.sizes)}")
+        if self.default_seconds is not None and not 0 < self.default_seconds <= self.max_seconds:
+            raise InputError(f"default seconds must be in (0, {self.max_seconds:g}]")
+
+    @property
+    def local(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+    def by_aspect(self) -> dict[Aspect, list[tuple[int, int]]]:
+        """The native sizes of each aspect, smallest first."""
+        out: dict[Aspect, list[tuple[int, int]]] = {a: [] for a in Aspect}
+        for s in self.sizes:
+            w, h = parse_size(s)
+            out[Aspect.SQUARE if w == h else Aspect.LANDSCAPE if w > h else Aspect.PORTRAIT].append((w, h))
+        return {a: sorted(v, key=lambda wh: wh[0] * wh[1]) for a, v in out.items()}
+
+    def resolve_size(self, text: str) -> tuple[int, int]:
+        """A native size or an OpenAI alias -> (width, height); InputError naming the valid values."""
+        if text in self.sizes:
+            return parse_size(text)
+        if text in SIZE_ALIASES:
+            aspect, scale = SIZE_ALIASES[text]
+            options = self.by_aspect()[aspect] or self.by_aspect()[Aspect.SQUARE] or [parse_size(self.sizes[0])]
+            return options[min(scale, len(options) - 1)]
+        raise InputError(f"size {text!r} is not supported; valid sizes are {', '.join(self.sizes)} "
+                         f"(or OpenAI's {', '.join(SIZE_ALIASES)}, mapped to the nearest aspect)")
+
+    def resolve_seconds(self, value, what: str = "seconds") -> float:
+        """'4', 4 or 2.5 -> float in (0, max_seconds]; InputError saying the valid range."""
+        try:
+            s = float(str(value).strip())
+        except ValueError:
+            s = float("nan")
+        if not 0 < s <= self.max_seconds:  # also rejects nan
+            raise InputError(f"{what} {value!r} is not valid; give a number of seconds in (0, {self.max_seconds:g}],"
+                             f" e.g. \"2\" or OpenAI's \"4\", \"8\", \"12\"")
+        return s
+
+
+def _choice(enum, value, name: str):
+    try:
+        return enum(value)
+    except ValueError:
+        raise InputError(f"{name} {value!r} is not valid; choose one of {', '.join(e.value for e in enum)}") from None
+
+
+def keys_from_env() -> tuple[str, ...]:
+    """API keys from KINO_API_KEYS (comma separated)."""
+    return tuple(k.strip() for k in os.environ.get("KINO_API_KEYS", "").split(",") if k.strip())

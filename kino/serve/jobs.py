@@ -1,0 +1,262 @@
+"""The job store: one SQLite file in WAL mode that the API writes and the workers read.
+
+Every state change is one short transaction (BEGIN IMMEDIATE), so a job is never lost or claimed twice,
+across threads and across processes, and a server killed at any moment restarts from a consistent file:
+`recover` turns jobs that were in progress into queued ones (or failed ones) before the workers start.
+
+    queued --claim--> in_progress --complete--> completed --expire--> completed (assets deleted)
+                                  \\--fail-----> failed
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kino.serve.config import RestartPolicy
+
+STATUSES = ("queued", "in_progress", "completed", "failed")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    completed_at INTEGER,
+    expires_at INTEGER,
+    model TEXT NOT NULL,
+    prompt TEXT,
+    seconds TEXT NOT NULL,
+    size TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    params TEXT NOT NULL,
+    remixed_from_video_id TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    expired INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+"""
+
+
+class QueueFull(Exception):
+    """The queue holds queue_size jobs; `queued` says how many wait."""
+
+    def __init__(self, queued: int, scope: str) -> None:
+        super().__init__(f"{queued} jobs are queued")
+        self.queued, self.scope = queued, scope
+
+
+def new_id() -> str:
+    """A server-made id: the only thing any stored file name is built from."""
+    return "video_" + secrets.token_hex(16)
+
+
+def valid_id(text: str) -> bool:
+    return len(text) == 38 and text.startswith("video_") and all(c in "0123456789abcdef" for c in text[6:])
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    owner: str
+    status: str
+    progress: int
+    created_at: int
+    model: str
+    prompt: str | None
+    seconds: str
+    size: str
+    kind: str
+    params: dict = field(default_factory=dict)
+    started_at: int | None = None
+    completed_at: int | None = None
+    expires_at: int | None = None
+    remixed_from_video_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    expired: bool = False
+    seq: int = 0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        d = dict(row)
+        d["params"] = json.loads(d["params"])
+        d["expired"] = bool(d["expired"])
+        return cls(**d)
+
+
+class JobStore:
+    """Jobs in `path` (SQLite, WAL). Safe to share between threads; each thread has its own connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process (WAL)
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def create(self, *, owner: str, model: str, prompt: str | None, seconds: str, size: str, kind: str,
+               params: dict, queue_size: int, max_active: int, remixed_from: str | None = None) -> Job:
+        """Queue a job; QueueFull when the queue (or this owner's share of it) is full."""
+        now = int(time.time())
+        jid = new_id()
+        with self._tx() as db:
+            queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+            if queued >= queue_size:
+                raise QueueFull(queued, "server")
+            mine = db.execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('queued', 'in_progress')",
+                              (owner,)).fetchone()[0]
+            if mine >= max_active:
+                raise QueueFull(mine, "key")
+            db.execute("INSERT INTO jobs (id, owner, status, created_at, model, prompt, seconds, size, kind, params,"
+                       " remixed_from_video_id) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (jid, owner, now, model, prompt, seconds, size, kind, json.dumps(params), remixed_from))
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (jid,)).fetchone()
+        return Job.from_row(row)
+
+    def claim(self) -> Job | None:
+        """Take the oldest queued job and mark it in progress (one claimer wins)."""
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET status = 'in_progress', progress = 0, started_at = ?, attempts = attempts + 1"
+                       " WHERE id = ?", (int(time.time()), row["id"]))
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone()
+        return Job.from_row(row)
+
+    def set_progress(self, jid: str, progress: int) -> bool:
+        """Record progress (0-100); False when the job is gone (deleted) or no longer running."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET progress = ? WHERE id = ? AND status = 'in_progress'",
+                             (int(progress), jid))
+        return cur.rowcount == 1
+
+    def complete(self, jid: str, seconds: str, size: str, expires_at: int) -> bool:
+        now = int(time.time())
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, expires_at = ?,"
+                             " seconds = ?, size = ? WHERE id = ? AND status = 'in_progress'",
+                             (now, expires_at, seconds, size, jid))
+        return cur.rowcount == 1
+
+    def fail(self, jid: str, code: str, message: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET status = 'failed', completed_at = ?, error_code = ?, error_message = ?"
+                             " WHERE id = ? AND status IN ('queued', 'in_progress')",
+                             (int(time.time()), code, message[:1000], jid))
+        return cur.rowcount == 1
+
+    def delete(self, jid: str, owner: str) -> Job | None:
+        """Remove a job (any status); returns it, or None when the owner has no such job."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ? AND owner = ?", (jid, owner)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM jobs WHERE id = ?", (jid,))
+        return None if row is None else Job.from_row(row)
+
+    def recover(self, policy: RestartPolicy, max_attempts: int) -> tuple[int, int]:
+        """On start: jobs left in progress by a dead server are queued again or failed. -> (requeued, failed)"""
+        with self._tx() as db:
+            failed = 0
+            if policy is RestartPolicy.RETRY:
+                requeued = db.execute("UPDATE jobs SET status = 'queued', progress = 0, started_at = NULL"
+                                      " WHERE status = 'in_progress' AND attempts < ?", (max_attempts,)).rowcount
+            else:
+                requeued = 0
+            failed = db.execute(
+                "UPDATE jobs SET status = 'failed', completed_at = ?, error_code = 'server_restarted', error_message ="
+                " 'the server stopped while this video was being generated' WHERE status = 'in_progress'",
+                (int(time.time()),)).rowcount
+        return requeued, failed
+
+    def expire(self, now: int | None = None) -> list[str]:
+        """Mark completed jobs whose assets expired; returns their ids (the caller deletes the files)."""
+        now = int(time.time()) if now is None else now
+        with self._tx() as db:
+            ids = [r["id"] for r in db.execute(
+                "SELECT id FROM jobs WHERE status = 'completed' AND expired = 0 AND expires_at <= ?", (now,))]
+            db.executemany("UPDATE jobs SET expired = 1 WHERE id = ?", [(i,) for i in ids])
+        return ids
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def get(self, jid: str, owner: str | None = None) -> Job | None:
+        db = self._db()
+        if owner is None:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (jid,)).fetchone()
+        else:
+            row = db.execute("SELECT * FROM jobs WHERE id = ? AND owner = ?", (jid, owner)).fetchone()
+        return None if row is None else Job.from_row(row)
+
+    def list(self, owner: str, after: str | None = None, limit: int = 20, order: str = "desc"
+             ) -> tuple[list[Job], bool]:
+        """One page of the owner's jobs, newest first (desc) or oldest first; -> (jobs, has_more)."""
+        db = self._db()
+        op, direction = ("<", "DESC") if order == "desc" else (">", "ASC")
+        args: list = [owner]
+        where = "owner = ?"
+        if after:
+            row = db.execute("SELECT seq FROM jobs WHERE id = ? AND owner = ?", (after, owner)).fetchone()
+            if row is None:
+                raise KeyError(after)
+            where += f" AND seq {op} ?"
+            args.append(row["seq"])
+        rows = db.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY seq {direction} LIMIT ?",
+                          (*args, limit + 1)).fetchall()
+        return [Job.from_row(r) for r in rows[:limit]], len(rows) > limit
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db().execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
+
+    def by_status(self, status: str) -> list[Job]:
+        rows = self._db().execute("SELECT * FROM jobs WHERE status = ? ORDER BY seq", (status,)).fetchall()
+        return [Job.from_row(r) for r in rows]
+
+    def ids(self) -> set[str]:
+        return {r["id"] for r in self._db().execute("SELECT id FROM jobs")}
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

@@ -1,0 +1,85 @@
+"""Helpers for the server's tests and load benchmark: a tiny model directory, a free port, and real uvicorn
+servers on 127.0.0.1 (in a thread of this process, or as a `kino serve` subprocess)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def tiny_model_dir(directory: str | os.PathLike, steps: int = 2) -> Path:
+    """A very small pipeline directory (narrow VAE, one-block DiT): a 64x64 second takes well under a second."""
+    import torch
+
+    from kino.models.dit import DiT, DiTConfig
+    from kino.models.text import TextEncoder
+    from kino.models.vae import CausalVAE, VAEConfig
+    from kino.pipeline import KinoPipeline, SchedulerConfig
+
+    d = Path(directory)
+    if (d / "model_index.json").is_file():
+        return d
+    torch.manual_seed(0)
+    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
+    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384))
+    pipe = KinoPipeline(dit, vae, TextEncoder(), SchedulerConfig(num_inference_steps=steps, seconds=1.0))
+    return pipe.save_pretrained(d)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"no server on port {port} after {timeout:g} s")
+
+
+class ThreadServer:
+    """A uvicorn server for `app` on 127.0.0.1:port in a background thread of this process."""
+
+    def __init__(self, app, port: int) -> None:
+        import uvicorn
+
+        self.port = port
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_subprocess(model_dir: Path, data_dir: Path, port: int, *args: str, env: dict | None = None,
+                     log: Path | None = None) -> subprocess.Popen:
+    """`python -m kino serve` on 127.0.0.1:port; returns once the port is open (the model is loaded)."""
+    cmd = [sys.executable, "-m", "kino", "serve", "--model", str(model_dir), "--data-dir", str(data_dir),
+           "--port", str(port), "--threads", "1", *args]
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    wait_for_port(port, proc=proc)
+    return proc
