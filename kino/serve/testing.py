@@ -83,3 +83,23 @@ def start_subprocess(model_dir: Path, data_dir: Path, port: int, *args: str, env
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     wait_for_port(port, proc=proc)
     return proc
+
+
+_PIPES: dict[str, object] = {}
+
+
+def shared_pipe(model_dir: str | os.PathLike):
+    """One loaded pipeline per model directory for the whole test session (its MiniLM loads once)."""
+    from kino.pipeline import KinoPipeline
+
+    key = str(model_dir)
+    if key not in _PIPES:
+        _PIPES[key] = KinoPipeline.from_pretrained(model_dir)
+    return _PIPES[key]
+
+
+def shared_model_dir(tmp_path_factory) -> Path:
+    """The tiny model, written once per test session (into pytest's temporary folders)."""
+    if "model_dir" not in _PIPES:
+        _PIPES["model_dir"] = tiny_model_dir(tmp_path_factory.mktemp("serve-model") / "tiny")
+    return _PIPES["model_dir"]
