@@ -79,7 +79,8 @@ class Service:
         for w in self.workers:
             w.stop()
         for w in self.workers:
-            w.join(timeout=30)
+            if w.is_alive():
+                w.join(timeout=30)
 
     def clean(self, now: int | None = None) -> int:
         """Delete expired assets and uploads no unfinished job needs; returns the number of expired videos."""
