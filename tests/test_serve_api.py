@@ -217,3 +217,16 @@ def test_full_queue_answers_429_with_retry_after(env, tmp_path, tmp_path_factory
         assert int(codes[2].headers["Retry-After"]) >= 1 and err(codes[2])["type"] == "rate_limit_error"
         assert httpx.get(f"{s.url}/v1/videos").json()["data"][0]["status"] == "queued"
 
+
+
+def test_expired_assets_are_deleted(server):
+    c = client(server)
+    v = wait(c, c.videos.create(prompt="a green ball", seconds="1", size="64x64").id)
+    svc = server.app.state.service
+    path = svc.storage.asset(v.id)
+    assert path.is_file() and v.expires_at is not None
+    assert svc.clean(now=v.expires_at - 1) == 0 and path.is_file()
+    assert svc.clean(now=v.expires_at) >= 1  # this test runs last in the module: it expires every video
+    assert not path.exists() and not svc.storage.asset(v.id, "thumbnail").exists()
+    r = httpx.get(f"{server.url}/v1/videos/{v.id}/content", headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 400 and "expired" in err(r)["message"]

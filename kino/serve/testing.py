@@ -56,7 +56,7 @@ class ThreadServer:
     def __init__(self, app, port: int) -> None:
         import uvicorn
 
-        self.port = port
+        self.app, self.port = app, port
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
