@@ -225,7 +225,8 @@ def test_expired_assets_are_deleted(server):
     svc = server.app.state.service
     path = svc.storage.asset(v.id)
     assert path.is_file() and v.expires_at is not None
-    assert svc.clean(now=v.expires_at - 1) == 0 and path.is_file()
+    svc.clean(now=v.expires_at - 1)  # earlier videos expire, this one not yet
+    assert path.is_file()
     assert svc.clean(now=v.expires_at) >= 1  # this test runs last in the module: it expires every video
     assert not path.exists() and not svc.storage.asset(v.id, "thumbnail").exists()
     r = httpx.get(f"{server.url}/v1/videos/{v.id}/content", headers={"Authorization": f"Bearer {KEY}"})
