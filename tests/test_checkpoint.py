@@ -85,3 +85,21 @@ def test_vae_training_resumes_exactly(tmp_path):
     for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), k
     assert a.latent_std.ne(1).any()  # statistics were measured and stored with the weights
+
+
+def test_vae_decoder_finetune_keeps_the_latent_space(tmp_path):
+    from kino.models.vae import CausalVAE
+    from kino.train.vae import VAETrainConfig, train_vae
+
+    torch.set_num_threads(1)
+    cfg = dict(sizes=((32, 32),), num_frames=(5,), image_prob=0.5, batch_size=1, stats_clips=1, warmup=2,
+               log_every=100)
+    first = train_vae(VAETrainConfig(steps=2, checkpoint_every=2, **cfg), tmp_path / "a", progress=False)
+    tuned = train_vae(VAETrainConfig(steps=3, checkpoint_every=3, train_encoder=False, **cfg), tmp_path / "b",
+                      progress=False, init_from=first)
+    a, b = CausalVAE.from_pretrained(first), CausalVAE.from_pretrained(tuned)
+    sa, sb = a.state_dict(), b.state_dict()
+    enc = [k for k in sa if k.startswith("encoder.")] + ["latent_mean", "latent_std"]
+    dec = [k for k in sa if k.startswith("decoder.")]
+    assert all(torch.equal(sa[k], sb[k]) for k in enc)  # the encoder and its statistics are kept
+    assert any(not torch.equal(sa[k], sb[k]) for k in dec)  # the decoder trained

@@ -23,6 +23,8 @@ def train_vae_cmd(
     adversarial: bool = typer.Option(False, help="Add a PatchGAN adversarial loss after adv-start steps."),
     checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [recipe: 200]"),
     seed: int = typer.Option(0, help="Seed of the model's initialization and of the data stream."),
+    init_from: Path = typer.Option(None, help="Start a new run from this VAE folder or checkpoint's weights."),
+    freeze_encoder: bool = typer.Option(False, help="Train the decoder only (the latent space stays fixed)."),
     threads: int = typer.Option(0, help="Torch CPU threads (0: all cores)."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda."),
 ) -> None:
@@ -39,9 +41,12 @@ def train_vae_cmd(
     if data != WORLD and not Path(data).is_dir():
         raise InputError(f"--data {data!r} is neither 'world' nor a folder")
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "checkpoint_every": checkpoint_every}
-    cfg = VAETrainConfig(preset=str(preset), adversarial=adversarial, seed=seed,
+    if freeze_encoder and init_from is None and not resume:
+        raise InputError("--freeze-encoder needs --init-from (a trained VAE whose encoder to keep) or --resume")
+    cfg = VAETrainConfig(preset=str(preset), adversarial=adversarial, seed=seed, train_encoder=not freeze_encoder,
                          **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults
-    path = train_vae(cfg, out, data=data, resume=resume, device=device)
+    path = train_vae(cfg, out, data=data, resume=resume, device=device,
+                     init_from=None if resume else init_from)
     typer.echo(f"saved {path}")
 
 

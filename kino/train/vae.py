@@ -61,6 +61,10 @@ class VAETrainConfig:
     keep: int = 3
     log_every: int = 25
     stats_clips: int = 16  # training clips used to measure the latent mean and std
+    # Decoder fine-tuning (as Stable Diffusion's ft-MSE VAE decoder): with the encoder frozen, the
+    # latent space (and its stored statistics) stays fixed, so a DiT can train on it while the
+    # decoder keeps improving.
+    train_encoder: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,6 +75,11 @@ class VAETrainConfig:
             raise InputError("steps, batch_size, checkpoint_every and log_every must be >= 1")
         if not self.lr > 0:
             raise InputError(f"lr {self.lr} must be > 0")
+
+
+def _architecture(config) -> dict:
+    """The fields of a VAEConfig that shape the weights (streaming settings left out)."""
+    return {k: v for k, v in asdict(config).items() if k not in ("chunk_frames", "tile_size", "tile_overlap")}
 
 
 def lr_at(step: int, cfg: VAETrainConfig) -> float:
@@ -115,15 +124,28 @@ def measure_latent_stats(model: CausalVAE, clips, count: int) -> tuple[torch.Ten
 
 
 def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resume: bool = False,
-              device: str | torch.device = "cpu", progress: bool = True) -> Path:
-    """Train (or resume) a VAE into `out_dir`; returns the last checkpoint's folder."""
+              device: str | torch.device = "cpu", progress: bool = True,
+              init_from: str | Path | None = None) -> Path:
+    """Train (or resume) a VAE into `out_dir`; returns the last checkpoint's folder.
+
+    `init_from` (a VAE folder or checkpoint) starts a new run from those weights and latent
+    statistics, e.g. to fine-tune the decoder with `cfg.train_encoder=False`.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = Path(out_dir)
     torch.manual_seed(cfg.seed)
-    model = CausalVAE(vae_preset(cfg.preset)).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    if init_from is not None:
+        model = CausalVAE.from_pretrained(init_from, device=device).train()
+        if _architecture(model.config) != _architecture(vae_preset(cfg.preset)):
+            raise InputError(f"{init_from} is not a {cfg.preset} VAE; pass its preset with --preset")
+    else:
+        model = CausalVAE(vae_preset(cfg.preset)).to(device).train()
+    if not cfg.train_encoder:
+        model.encoder.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = d_opt = None
     if cfg.adversarial:
         disc = PatchDiscriminator().to(device)
@@ -146,7 +168,8 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
         return torch.stack([it["video"] for it in items]).to(device)  # (B, 3, T, H, W)
 
     def checkpoint(step: int) -> Path:
-        model.set_latent_stats(*measure_latent_stats(model, iter(stats_clips), cfg.stats_clips))
+        if cfg.train_encoder:  # a frozen encoder keeps the statistics it came with
+            model.set_latent_stats(*measure_latent_stats(model, iter(stats_clips), cfg.stats_clips))
         extra: dict[str, Any] = {"train": asdict(cfg), "data": data}
         if disc is not None:
             extra |= {"disc": disc.state_dict(), "d_opt": d_opt.state_dict()}
@@ -175,7 +198,7 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
                 loss = loss + cfg.adv_weight * generator_adv_loss(disc(outp.recon))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
             opt.step()
             if use_adv:
                 d_loss = hinge_d_loss(disc(x), disc(outp.recon.detach()))
