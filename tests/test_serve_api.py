@@ -148,8 +148,9 @@ def test_kino_modes_storyboard_loop_connect_interpolate(server):
     interp = httpx.post(f"{url}/interpolations", headers=h, data={"prompt": "red turns blue", "seconds": "2"},
                         files=[("keyframes", ("a.png", png("red"))), ("keyframes", ("b.png", png("blue")))])
     assert interp.status_code == 200, interp.text
-    assert wait(c, conn.json()["id"]).status == "completed"
-    assert wait(c, interp.json()["id"]).status == "completed"
+    for job in (conn, interp):
+        done = wait(c, job.json()["id"])
+        assert done.status == "completed", done.error
 
 
 def err(r: httpx.Response) -> dict:
