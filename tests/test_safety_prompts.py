@@ -205,3 +205,14 @@ def test_cli_safety_check(capsys, tmp_path):
         main(["safety", "check", "a red ball bouncing", "--policy", str(policy)])
     assert e.value.code == 0
     assert "allow" in capsys.readouterr().out
+
+
+def test_short_fragments_are_left_to_the_term_lists():
+    from kino.safety.prompts import check_prompt
+
+    # one-word mode prompts ("extend ... more") once tripped the learned layer
+    for word in ("more", "before", "after", "blue", "again", "slower"):
+        assert check_prompt(word).allowed, word
+    # a short prompt that names what the lists know is still refused
+    assert not check_prompt("nude woman").allowed
+    assert not check_prompt("mickey mouse").allowed

@@ -89,6 +89,11 @@ class SafetyPolicy:
     classifier: bool = True  # the embedding classifier (kino/safety/classifier.py); False turns it off
     # per-category probability thresholds that replace the shipped ones (chosen on validation)
     classifier_thresholds: tuple[tuple[Category, float], ...] = ()
+    # The learned layer judges prompts of at least this many words. On one- or two-word fragments
+    # ("more", "before") sentence embeddings carry too little to decide and fired on harmless words;
+    # named people, brands and obscenities in short prompts are still caught by the term lists and
+    # the profanity model.
+    classifier_min_words: int = 3
 
     def __post_init__(self) -> None:
         t = self.profanity_threshold
@@ -174,11 +179,11 @@ def _default_mapping() -> dict[str, Any]:
 
 
 KNOWN_KEYS = {"categories", "profanity_threshold", "allow", "terms", "classifier", "frames", "c2pa", "watermark"}
-CLASSIFIER_KEYS = {"enabled", "thresholds"}
+CLASSIFIER_KEYS = {"enabled", "thresholds", "min_words"}
 
 
-def _classifier_section(c: Any) -> tuple[bool, tuple[tuple[Category, float], ...]]:
-    """([classifier] enabled, thresholds) from a policy mapping's section."""
+def _classifier_section(c: Any) -> tuple[bool, tuple[tuple[Category, float], ...], int]:
+    """([classifier] enabled, thresholds, min_words) from a policy mapping's section."""
     if not isinstance(c, dict) or set(c) - CLASSIFIER_KEYS:
         raise InputError(f"bad [classifier] section in safety policy; valid keys: {sorted(CLASSIFIER_KEYS)}")
     thresholds = c.get("thresholds") or {}
@@ -186,7 +191,10 @@ def _classifier_section(c: Any) -> tuple[bool, tuple[tuple[Category, float], ...
         pairs = tuple(sorted((category(k), float(v)) for k, v in thresholds.items()))
     except (TypeError, ValueError, AttributeError):
         raise InputError("[classifier] thresholds must map categories to numbers, e.g. { ip = 0.9 }") from None
-    return bool(c.get("enabled", True)), pairs
+    min_words = c.get("min_words", 3)
+    if not isinstance(min_words, int) or min_words < 1:
+        raise InputError(f"[classifier] min_words must be a whole number >= 1, got {min_words!r}")
+    return bool(c.get("enabled", True)), pairs, min_words
 
 
 def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -> SafetyConfig:
@@ -204,7 +212,7 @@ def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -
     user = d.get("classifier", {})
     if not isinstance(user, dict):
         raise InputError("[classifier] in a safety policy is a table, e.g. enabled = false")
-    enabled, thresholds = _classifier_section({**(base or {}).get("classifier", {}), **user})
+    enabled, thresholds, min_words = _classifier_section({**(base or {}).get("classifier", {}), **user})
     policy = SafetyPolicy(
         categories=frozenset(category(c) for c in m.get("categories", [c.value for c in Category])),
         profanity_threshold=threshold,
@@ -212,6 +220,7 @@ def config_from_mapping(d: dict[str, Any], base: dict[str, Any] | None = None) -
         extra_terms=extra,
         classifier=enabled,
         classifier_thresholds=thresholds,
+        classifier_min_words=min_words,
     )
     frames = None
     if m.get("frames"):

@@ -141,7 +141,7 @@ def _classify(norms: list[str], policy: SafetyPolicy, encoder) -> list[tuple[Dec
     out: list[tuple[Decision | None, float | None]] = [(None, None)] * len(norms)
     if not enabled:
         return out
-    todo = [i for i, norm in enumerate(norms) if norm]
+    todo = [i for i, norm in enumerate(norms) if len(norm.split()) >= policy.classifier_min_words]
     for i, scores in zip(todo, category_scores_many([norms[i] for i in todo], encoder, clf), strict=True):
         # The category furthest over its threshold wins (enum order breaks ties).
         over = [(scores[c.value] - thresholds[c.value], c) for c in enabled if scores[c.value] >= thresholds[c.value]]
