@@ -44,3 +44,23 @@ def test_export_casts_weights_and_stores_defaults(tmp_path, capsys):
         assert torch.allclose(p.half().float(), q.float()), k  # exactly the rounded weights
     code, _, err = run(["model", "export", str(src), str(dst)], capsys)
     assert code == 2 and "already exists" in err
+
+
+def test_export_swaps_in_a_finetuned_decoder_only(tmp_path, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    pipe = KinoPipeline.from_presets("world-tiny", "world-tiny", seed=1)
+    pipe.save_pretrained(src)
+    tuned = KinoPipeline.from_pretrained(src).vae
+    with torch.no_grad():
+        tuned.decoder.conv_out.conv.bias.add_(0.25)  # a "fine-tuned" decoder, same encoder
+    tuned.save_pretrained(tmp_path / "tuned")
+    code, _, err = run(["model", "export", str(src), str(dst), "--dtype", "float32", "--vae",
+                        str(tmp_path / "tuned")], capsys)
+    assert code == 0, err
+    got = KinoPipeline.from_pretrained(dst).vae.decoder.conv_out.conv.bias
+    assert torch.equal(got, tuned.decoder.conv_out.conv.bias)
+    with torch.no_grad():
+        tuned.encoder.conv_in.conv.bias.add_(0.1)  # another encoder: another latent space
+    tuned.save_pretrained(tmp_path / "other")
+    code, _, err = run(["model", "export", str(src), str(tmp_path / "x"), "--vae", str(tmp_path / "other")], capsys)
+    assert code == 2 and "another encoder" in err and not (tmp_path / "x").exists()

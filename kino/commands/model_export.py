@@ -24,6 +24,8 @@ def export(
     dtype: Annotated[str, typer.Option(help=f"Weights dtype: {', '.join(DTYPES)}.")] = "float16",
     steps: Annotated[int | None, typer.Option(help="Default sampling steps to store.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Default text guidance scale to store.")] = None,
+    vae: Annotated[Path | None, typer.Option(help="A VAE whose decoder replaces the pipeline's (a decoder "
+                                                  "fine-tuned with --freeze-encoder: same encoder, same latents).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing destination.")] = False,
 ) -> None:
     """Copy a pipeline with its weights cast to DTYPE and, optionally, new sampling defaults."""
@@ -40,6 +42,8 @@ def export(
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be at least 1, got {steps}")
     pipe = KinoPipeline.from_pretrained(source)
+    if vae is not None:
+        pipe.vae = _same_latent_space(pipe.vae, vae)
     changes = {k: v for k, v in {"num_inference_steps": steps, "guidance_scale": guidance}.items() if v is not None}
     if changes:
         pipe.scheduler = dataclasses.replace(pipe.scheduler, **changes)
@@ -54,6 +58,21 @@ def export(
     too_big = [str(p) for p, mib in sizes.items() if mib > MAX_FILE_MIB]
     if too_big:
         typer.echo(f"note: {', '.join(too_big)} exceed {MAX_FILE_MIB:g} MiB, the repository's limit per file")
+
+
+def _same_latent_space(old, path: Path):
+    """The VAE at `path`, if its encoder and latent statistics equal `old`'s (the DiT's latent space)."""
+    import torch
+
+    from kino.models.vae import CausalVAE
+
+    new = CausalVAE.from_pretrained(path)
+    a, b = old.state_dict(), new.state_dict()
+    keys = [k for k in a if k.startswith("encoder.")] + ["latent_mean", "latent_std"]
+    if a.keys() != b.keys() or any(not torch.equal(a[k].float(), b[k].float()) for k in keys):
+        raise InputError(f"--vae {path} has another encoder or latent statistics than the pipeline's VAE; "
+                         "only a decoder fine-tuned with `kino train vae --freeze-encoder` can replace it")
+    return new
 
 
 def register(app: typer.Typer) -> None:
