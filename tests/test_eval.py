@@ -5,17 +5,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from kino.cli import main
-from kino.eval.metrics import measure, motion_smoothness, summarize, temporal_consistency
+from kino.eval.metrics import (
+    PSNR_CAP,
+    ConditionMetrics,
+    measure,
+    motion_smoothness,
+    summarize,
+    summarize_conditioning,
+    temporal_consistency,
+)
 from kino.eval.runner import EvalConfig, evaluate
 from kino.eval.suites import Suite, load_prompts, suite_prompts
 from kino.world.analyze import analyze
 from kino.world.render import render
 from kino.world.score import Score
-from kino.world.spec import ObjectSpec, SceneSpec
+from kino.world.spec import ObjectSpec, PromptSpec, SceneSpec
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -146,3 +155,83 @@ def test_metrics_known_answers():
     jumpy = a.objects[0]
     jumpy.track = [(10.0, 10.0) if t % 2 else (50.0, 50.0) for t in range(len(jumpy.track))]
     assert motion_smoothness(a) < 0.1
+
+
+# ----------------------------------------------------------------------------- the conditioning suite
+
+
+def test_conditioning_suite_is_deterministic_training_split_and_takes_modes_in_turn():
+    from kino.world.sampler import is_heldout
+
+    a, b = suite_prompts(Suite.CONDITIONING, size=6), suite_prompts(Suite.CONDITIONING, size=6)
+    assert a == b and not any(is_heldout(i.scene) for i in a)
+    assert [i.condition.value for i in a] == ["image-to-video", "extend", "interpolate"] * 2
+    assert a[0].expect == PromptSpec.of_scene(a[0].scene)  # scored against everything the scene says
+    assert all(i.condition is None for i in suite_prompts(Suite.WORLD_TRAIN, size=3))
+
+
+def test_conditioning_reference_is_the_ceiling_and_deterministic(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for out in (a, b):
+        code, stdout, err = run(["eval", "--reference", "--suite", "conditioning", "--limit", "3",
+                                 "--json", str(out)], capsys)
+        assert code == 0, err
+    ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+    assert ra == rb
+    assert [r["condition"] for r in ra["results"]] == ["image-to-video", "extend", "interpolate"]
+    c = ra["summary"]["conditioning"]
+    # the render is its own input at the conditioned frames: identical, so the cap (a wrong frame is not)
+    assert c["image_to_video_psnr"] == PSNR_CAP and c["interpolate_psnr"] == PSNR_CAP
+    assert 0.5 < c["extend_seam_color"] < 2  # the seam of the truth is an ordinary step
+    assert ra["summary"]["adherence_total"] >= 0.9
+    rows = [ln for ln in stdout.splitlines() if "│" in ln]
+    at = [i for i, ln in enumerate(rows) if "frame-0 PSNR" in ln or "seam / ordinary step" in ln]
+    assert len(at) == 3 and "adherence: total" in rows[-1] and at[-1] < len(rows) - 1  # the total stays last
+
+
+def test_conditioning_with_a_model_measures_the_conditioned_frames(model_dir, tmp_path, capsys):
+    from kino.modes import psnr
+    from kino.pipeline import KinoPipeline
+
+    out = tmp_path / "cond.json"
+    code, stdout, err = run(["eval", "--model", str(model_dir), "--suite", "conditioning", "--limit", "3",
+                             "--size", "64x64", "--seconds", "1", "--steps", "2", "--json", str(out)], capsys)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    i2v, ext, interp = (r["metrics"]["conditioning"] for r in report["results"])
+    # image-to-video's frame 0 decodes from the image's latent alone: exactly the VAE round trip's PSNR
+    # (to the JSON's 4 decimals; this untrained VAE's frames 1.. are within 0.02 dB of it, so keep it tight)
+    item = suite_prompts(Suite.CONDITIONING, 64, 64, 8.0, 8, size=1)[0]
+    truth = render(item.scene, 0)
+    pipe = KinoPipeline.from_pretrained(model_dir)
+    want = psnr(pipe.decode_latents(pipe.encode_frames(truth[:1]))[0], truth[0])
+    assert i2v["psnr"] == pytest.approx(want, abs=2e-4)
+    assert interp["psnr"] < PSNR_CAP and ext["psnr"] is None and ext["seam_color"] > 0
+    s = report["summary"]["conditioning"]
+    assert s["image_to_video_psnr"] == i2v["psnr"] and s["extend_seam_color"] == ext["seam_color_ratio"]
+
+
+def test_conditioning_measures_known_answers():
+    from kino.eval.conditioning import Conditioned, measure_conditioned
+    from kino.modes import Mode
+
+    rng = np.random.default_rng(0)
+    video = rng.integers(10, 240, (6, 16, 16, 3), dtype=np.uint8)
+    off = video.copy()
+    off[2] += 5  # frame 2 is the input plus 5 everywhere: MSE 25, PSNR 10 log10(255^2 / 25) = 34.15 dB
+    m = measure_conditioned(Conditioned(off, Mode.INTERPOLATE, keys=((2, video[2]), (5, video[5]))), 8.0)
+    assert m.psnr == pytest.approx((10 * np.log10(255**2 / 25) + PSNR_CAP) / 2)  # frame 5 identical: the cap
+    # flat frames brightening 2 levels a frame, 10 at the seam (frame 3): the seam is 5 ordinary steps
+    flat = np.stack([np.full((16, 16, 3), v, np.uint8) for v in (20, 22, 24, 34, 36, 38)])
+    m = measure_conditioned(Conditioned(flat, Mode.EXTEND, seams=(3,)), 8.0)
+    assert (m.seam_color, m.ordinary_color, m.psnr) == (10.0, 2.0, None)
+    still = ConditionMetrics("extend", seam_color=0.0, ordinary_color=0.0)  # a still video: no ratio of its own
+    assert still.to_dict()["seam_color_ratio"] is None
+    s = summarize_conditioning([m, still, ConditionMetrics("image-to-video", psnr=30.0)])
+    assert s["extend_seam_color"] == pytest.approx(5.0) and s["image_to_video_psnr"] == 30.0  # pooled: 5 / 1
+    assert s["interpolate_psnr"] is None and summarize_conditioning([]) is None
+
+
+def test_conditioning_needs_three_frames(capsys):
+    code, _, err = run(["eval", "--reference", "--suite", "conditioning", "--seconds", "0.25"], capsys)
+    assert code == 2 and "at least 3 frames" in err and len(err.strip().splitlines()) == 1

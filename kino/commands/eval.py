@@ -29,7 +29,8 @@ def evaluate_command(
                                                  "(the analyzer's ceiling; no model needed).")] = False,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
 ) -> None:
-    """Measure prompt adherence, temporal consistency, motion smoothness and dynamic degree."""
+    """Measure prompt adherence, temporal consistency, motion smoothness and dynamic degree (and, for the
+    conditioning suite, how image-to-video, extension and interpolation keep what they were given)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,7 +72,8 @@ def evaluate_command(
 
 
 def summary_table(report):
-    """A rich table: per-attribute adherence, consistency, smoothness, dynamic degree, the total last."""
+    """A rich table: per-attribute adherence, consistency, smoothness, dynamic degree, conditioning (when
+    measured), the total last."""
     from rich.table import Table
 
     s, c = report.summary, report.canvas
@@ -88,6 +90,14 @@ def summary_table(report):
         table.add_row(f"temporal consistency: {kind}", "", "", fmt(v))
     table.add_row("motion smoothness", "", "", fmt(s.smoothness))
     table.add_row("dynamic degree", "", "", fmt(s.dynamic_degree))
+    if s.conditioning is not None:  # the conditioning suite: how the conditioned frames and seams came out
+        table.add_section()
+        db = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        table.add_row("image-to-video: frame-0 PSNR (dB)", "", "", db(s.conditioning["image_to_video_psnr"]))
+        table.add_row("interpolation: keyframe PSNR (dB)", "", "", db(s.conditioning["interpolate_psnr"]))
+        for kind in ("position", "color"):
+            table.add_row(f"extension: seam / ordinary step, {kind}", "", "",
+                          fmt(s.conditioning[f"extend_seam_{kind}"]))
     table.add_section()
     met = sum(m for m, _ in s.adherence.values())
     asked = sum(a for _, a in s.adherence.values())

@@ -16,9 +16,15 @@ Per video (from the world analyzer's `Analysis` and the scorer's `Score`):
 - dynamic degree: the video is dynamic when an object's centroid strays DYNAMIC_THRESHOLD * min(H, W)
   from where it was first seen, the camera moves, or an object is seen spinning, growing or shrinking
   (VBench's dynamic degree counts videos with optical flow above a threshold; this is the world's analog).
+- conditioning (the conditioning suite only, kino/eval/conditioning.py): PSNR in dB of the output at the
+  conditioned frames against the inputs given there (image-to-video: frame 0; interpolation: the
+  keyframes; identical frames count as PSNR_CAP), and for an extension the step into the seam against
+  the ordinary steps (kino.modes.seam_report: object position and mean |RGB| change).
 
 Suite totals: adherence is pooled (sum met / sum asked per kind, then over all kinds); consistency and
 smoothness are means over the videos that have a value; dynamic degree is the share of dynamic videos.
+Conditioning: PSNR is the mean per mode; the seam ratio is pooled (mean seam jump / mean ordinary step
+over the extensions), since one still video's near-zero ordinary step would swamp a mean of ratios.
 """
 
 from __future__ import annotations
@@ -35,6 +41,28 @@ from kino.world.spec import SIZE_FRACTION, Camera, EventKind, Motion, Shape, Siz
 JERK_SCALE = 0.25  # mean |second difference| (short sides per frame^2) that scores 0: random jumps
 DYNAMIC_THRESHOLD = 0.05  # centroid displacement, fraction of the short side, that counts as motion
 CONSISTENCY_KEYS = ("color", "shape", "size")
+PSNR_CAP = 100.0  # dB for identical frames (PSNR is infinite); one value off by 1 in a 64x64 frame: 89 dB
+
+
+@dataclass(frozen=True)
+class ConditionMetrics:
+    """How a conditioned video keeps what it was given; None where the mode has no such measure."""
+
+    mode: str  # kino.modes.Mode value: image-to-video, extend, interpolate
+    psnr: float | None = None  # dB, mean over the conditioned frames (frame 0, the keyframes)
+    seam_position: float | None = None  # extension: centroid jump into the seam, fraction of min(H, W)
+    ordinary_position: float | None = None  # ... and the mean of the other steps
+    seam_color: float | None = None  # extension: mean |RGB| change into the seam (0-255)
+    ordinary_color: float | None = None
+
+    def to_dict(self) -> dict:
+        r = lambda v: None if v is None else round(v, 4)  # noqa: E731
+        ratio = lambda a, b: None if a is None or not b else round(a / b, 4)  # noqa: E731
+        return {"mode": self.mode, "psnr": r(self.psnr), "seam_position": r(self.seam_position),
+                "ordinary_position": r(self.ordinary_position), "seam_color": r(self.seam_color),
+                "ordinary_color": r(self.ordinary_color),
+                "seam_position_ratio": ratio(self.seam_position, self.ordinary_position),
+                "seam_color_ratio": ratio(self.seam_color, self.ordinary_color)}
 
 
 @dataclass(frozen=True)
@@ -46,6 +74,7 @@ class VideoMetrics:
     smoothness: float | None
     motion: float  # largest centroid displacement, fraction of the short side
     dynamic: bool
+    conditioning: ConditionMetrics | None = None  # the conditioning suite's videos only
 
     @property
     def met(self) -> int:
@@ -63,10 +92,11 @@ class VideoMetrics:
             "smoothness": None if self.smoothness is None else round(self.smoothness, 4),
             "motion": round(self.motion, 4),
             "dynamic": self.dynamic,
+            "conditioning": None if self.conditioning is None else self.conditioning.to_dict(),
         }
 
 
-def measure(analysis: Analysis, result: Score) -> VideoMetrics:
+def measure(analysis: Analysis, result: Score, conditioning: ConditionMetrics | None = None) -> VideoMetrics:
     """All per-video metrics from what the analyzer saw and how it scored against the prompt."""
     return VideoMetrics(
         adherence=adherence_counts(result),
@@ -74,6 +104,7 @@ def measure(analysis: Analysis, result: Score) -> VideoMetrics:
         smoothness=motion_smoothness(analysis),
         motion=displacement(analysis),
         dynamic=is_dynamic(analysis),
+        conditioning=conditioning,
     )
 
 
@@ -149,6 +180,7 @@ class Summary:
     smoothness: float | None
     dynamic_degree: float | None
     per_video_adherence: float | None = None  # mean of each video's met / asked
+    conditioning: dict[str, float | None] | None = None  # CONDITIONING_KEYS -> value; None: no such videos
 
     @property
     def total(self) -> float | None:
@@ -165,6 +197,7 @@ class Summary:
             "consistency": {k: r(v) for k, v in self.consistency.items()},
             "smoothness": r(self.smoothness),
             "dynamic_degree": r(self.dynamic_degree),
+            "conditioning": None if self.conditioning is None else {k: r(v) for k, v in self.conditioning.items()},
         }
 
 
@@ -178,7 +211,30 @@ def summarize(videos: list[VideoMetrics]) -> Summary:
     consistency = {k: _mean([v.consistency[k] for v in videos]) for k in CONSISTENCY_KEYS}
     per_video = _mean([v.met / v.asked if v.asked else None for v in videos])
     dyn = float(np.mean([v.dynamic for v in videos])) if videos else None
-    return Summary(len(videos), adherence, consistency, _mean([v.smoothness for v in videos]), dyn, per_video)
+    return Summary(len(videos), adherence, consistency, _mean([v.smoothness for v in videos]), dyn, per_video,
+                   summarize_conditioning([v.conditioning for v in videos if v.conditioning is not None]))
+
+
+CONDITIONING_KEYS = ("image_to_video_psnr", "interpolate_psnr", "extend_seam_position", "extend_seam_color")
+
+
+def summarize_conditioning(cs: list[ConditionMetrics]) -> dict[str, float | None] | None:
+    """Mean PSNR per mode and pooled seam / ordinary step of the extensions (None: no conditioned video)."""
+    if not cs:
+        return None
+    ext = [c for c in cs if c.mode == "extend"]
+
+    def pooled(seam: str, ordinary: str) -> float | None:
+        s = _mean([getattr(c, seam) for c in ext if getattr(c, ordinary) is not None])
+        o = _mean([getattr(c, ordinary) for c in ext if getattr(c, seam) is not None])
+        return None if s is None or not o else s / o
+
+    return dict(zip(CONDITIONING_KEYS, (
+        _mean([c.psnr for c in cs if c.mode == "image-to-video"]),
+        _mean([c.psnr for c in cs if c.mode == "interpolate"]),
+        pooled("seam_position", "ordinary_position"),
+        pooled("seam_color", "ordinary_color"),
+    ), strict=True))
 
 
 # ----------------------------------------------------------------------------- helpers

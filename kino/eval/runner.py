@@ -2,7 +2,8 @@
 
 A video comes from the pipeline (`KinoPipeline.__call__`, the one way in) or, with `reference=True`,
 from the world renderer drawing the prompt's ground-truth scene: the analyzer's ceiling, needing no
-model. Every (prompt, seed) is independent and seeded, so a run is deterministic and any subset of it
+model. An item with a `condition` (the conditioning suite) renders its scene and gives parts of it to
+that mode of kino.modes (kino/eval/conditioning.py). Every (prompt, seed) is independent and seeded, so a run is deterministic and any subset of it
 can run in another process; the JSON report is written to a temporary name and renamed into place.
 """
 
@@ -71,6 +72,7 @@ class VideoResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.item.id, "prompt": self.item.prompt, "seed": self.seed,
+                "condition": None if self.item.condition is None else self.item.condition.value,
                 "generated_from": self.generated_from, "expect": self.item.expect.to_dict(),
                 "score": self.score, "metrics": self.metrics.to_dict(), "analysis": self.analysis}
 
@@ -126,6 +128,10 @@ def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | N
     if pipe is None and not config.reference:
         raise InputError("evaluating a model needs a pipeline; pass one, or use the reference renders")
     canvas = resolve_canvas(config, None if config.reference else pipe)
+    if any(item.condition is not None for item in items):
+        from kino.eval.conditioning import check_frames
+
+        check_frames(canvas.num_frames)  # before any video is made
     total = len(items) * config.seeds
     results = []
     for item in items:
@@ -141,19 +147,29 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
                  pipe: KinoPipeline | None) -> VideoResult:
     """One video of one prompt and seed, analyzed and scored against what the original prompt asked."""
     from kino.world.analyze import analyze
+    from kino.world.render import render
     from kino.world.score import score
 
-    if config.reference:
-        from kino.world.render import render
-
-        frames = render(reference_scene(item, canvas.width, canvas.height, canvas.fps, canvas.num_frames), seed)
-        text = "reference render"
-    else:
+    text = "reference render"
+    if not config.reference:
         text = item.prompt
         if config.enhance:
             from kino.enhance import enhance
 
             text = enhance(item.prompt, seed=seed).text
+    conditioned = None
+    if config.reference or item.condition is not None:
+        truth = render(reference_scene(item, canvas.width, canvas.height, canvas.fps, canvas.num_frames), seed)
+    if item.condition is not None:  # part of the rendered scene given to the mode (reference: the scene kept)
+        from kino.eval.conditioning import condition_on_truth, measure_conditioned, reference_conditioned
+
+        made = reference_conditioned(item.condition, truth, canvas.fps) if config.reference else \
+            condition_on_truth(item.condition, truth, text, pipe, canvas.fps, width=canvas.width,
+                               height=canvas.height, num_inference_steps=config.steps, seed=seed)
+        frames, conditioned = made.frames, measure_conditioned(made, canvas.fps)
+    elif config.reference:
+        frames = truth
+    else:
         out = pipe(text, width=canvas.width, height=canvas.height, num_frames=canvas.num_frames, fps=canvas.fps,
                    num_inference_steps=config.steps, seed=seed)
         frames = out.frames  # (T, H, W, 3) uint8
@@ -162,7 +178,7 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     seen = {k: v for k, v in analysis.to_dict().items() if k not in ("pan", "zoom", "objects")}
     seen["objects"] = [{k: o[k] for k in ("color", "shape", "size", "motion")} for o in analysis.to_dict()["objects"]]
     seen["summary"] = analysis.summary()
-    return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result))
+    return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result, conditioned))
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:

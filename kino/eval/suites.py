@@ -9,8 +9,9 @@ draws the same specs and captions on every machine, at the canvas the evaluation
 - world-heldout: the same from the held-out split (color/shape and shape/motion pairs never trained on).
 - short-prompts: short, user-like prompts (the SHORT captions of training specs); expect is what the
   prompt parser reads in them, so only the attributes the prompt names are scored.
-
-There is no conditioning suite: the pipeline has no image-to-video or extension mode yet (docs/eval.md).
+- conditioning: training-split specs captioned as world-train, each with a conditioned mode in turn
+  (image-to-video, forward extension, interpolation; `condition`): the runner renders the scene and
+  gives the mode its first frame, its first second, or its first and last frames (kino.eval.conditioning).
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kino.errors import InputError
 from kino.world.spec import PromptSpec, SceneSpec
 
-SUITE_SIZE = 48  # prompts per built-in suite
-SUITE_SEEDS = {"world-train": 1001, "world-heldout": 1002, "short-prompts": 1003}  # spec-drawing seeds
+if TYPE_CHECKING:
+    from kino.modes import Mode
+
+SUITE_SIZE = 48  # prompts per built-in suite (the conditioning suite: 16 per mode)
+SUITE_SEEDS = {"world-train": 1001, "world-heldout": 1002, "short-prompts": 1003,
+               "conditioning": 1004}  # spec-drawing seeds
 
 
 class Suite(StrEnum):
@@ -36,6 +42,7 @@ class Suite(StrEnum):
     WORLD_TRAIN = "world-train"
     WORLD_HELDOUT = "world-heldout"
     SHORT_PROMPTS = "short-prompts"
+    CONDITIONING = "conditioning"
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,18 @@ class EvalPrompt:
     prompt: str
     expect: PromptSpec
     scene: SceneSpec | None = None  # ground truth for --reference; None: completed from expect
+    condition: Mode | None = None  # conditioning suite: the mode given parts of the rendered scene
 
     def to_dict(self) -> dict:
         return {"id": self.id, "prompt": self.prompt, "expect": self.expect.to_dict(),
-                "scene": None if self.scene is None else self.scene.to_dict()}
+                "scene": None if self.scene is None else self.scene.to_dict(),
+                "condition": None if self.condition is None else self.condition.value}
 
 
 def suite_prompts(suite: Suite | str, width: int = 64, height: int = 64, fps: float = 8.0,
                   num_frames: int = 16, size: int = SUITE_SIZE) -> list[EvalPrompt]:
     """The `size` prompts of a built-in suite, with scenes drawn on the given canvas."""
+    from kino.eval.conditioning import CONDITION_MODES
     from kino.world.caption import CaptionLevel, caption
     from kino.world.parse import parse_prompt
     from kino.world.sampler import Split, sample_spec
@@ -72,7 +82,8 @@ def suite_prompts(suite: Suite | str, width: int = 64, height: int = 64, fps: fl
             level = CaptionLevel.DETAILED if i % 2 == 0 else CaptionLevel.MEDIUM
             text = caption(spec, level, seed=i)
             expect = PromptSpec.of_scene(spec)
-        items.append(EvalPrompt(f"{suite.value}-{i:03d}", text, expect, spec))
+        mode = CONDITION_MODES[i % len(CONDITION_MODES)] if suite is Suite.CONDITIONING else None
+        items.append(EvalPrompt(f"{suite.value}-{i:03d}", text, expect, spec, mode))
     return items
 
 
