@@ -95,7 +95,7 @@ class Enhanced:
 
 
 class Enhancer(Protocol):
-    def enhance(self, prompt: str, seed: int = 0) -> Enhanced: ...
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None) -> Enhanced: ...
 
 
 # ----------------------------------------------------------------------------- world expander
@@ -112,13 +112,18 @@ class WorldExpander:
     def __init__(self, width: int = 64, height: int = 64, fps: float = 8.0, num_frames: int = 17) -> None:
         self.canvas = (width, height, fps, num_frames)
 
-    def enhance(self, prompt: str, seed: int = 0) -> Enhanced:
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None) -> Enhanced:
+        """The detailed caption of `prompt`. What the prompt leaves open is drawn from a generator seeded
+        by (prompt, seed), or by (context, seed) when given: the shots of one storyboard pass their
+        shared subject, so each shot fills the open attributes (background, camera, unasked colors)
+        the same way and the subject stays consistent from shot to shot."""
         from kino.world.caption import CaptionLevel, caption
         from kino.world.parse import parse_prompt
 
         prompt = _check_prompt(prompt)
         asked = parse_prompt(prompt)
-        spec = complete_spec(asked, np.random.default_rng(_seed_of(prompt, seed)), *self.canvas)
+        rng = np.random.default_rng(_seed_of(prompt if context is None else context, seed))
+        spec = complete_spec(asked, rng, *self.canvas)
         text = caption(spec, CaptionLevel.DETAILED, seed=seed)
         unknown = unknown_words(prompt)
         if unknown:
@@ -237,8 +242,8 @@ class ChatEnhancer:
             msgs += [{"role": "user", "content": short}, {"role": "assistant", "content": detailed}]
         return msgs + [{"role": "user", "content": prompt}]
 
-    def enhance(self, prompt: str, seed: int = 0) -> Enhanced:
-        prompt = _check_prompt(prompt)
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None) -> Enhanced:
+        prompt = _check_prompt(prompt)  # the chat model sees the prompt alone; context seeds the fallback
         errors = []
         for attempt in range(self.config.retries + 1):
             try:
@@ -250,7 +255,7 @@ class ChatEnhancer:
                     time.sleep(min(2.0, 0.25 * 2**attempt))
         note = f"prompt enhancer at {self.config.base_url} failed ({errors[-1]}); used the offline expander"
         warnings.warn(note, stacklevel=2)
-        out = self.fallback.enhance(prompt, seed)
+        out = self.fallback.enhance(prompt, seed, context)
         return replace(out, fell_back=True, notes=(note,))
 
     def _ask(self, prompt: str, seed: int) -> str:

@@ -165,7 +165,7 @@ def _build(data, name: str, line: Callable[..., int]) -> Storyboard:
 
 def generate_storyboard_file(pipe, board: Storyboard, output: str | os.PathLike, model_name: str = "kino",
                              safety=None, enhancer=None, callback: Callable[[int, int], None] | None = None,
-                             on_prompt: Callable[[str], None] | None = None, *, enhance: bool = False,
+                             on_prompt: Callable[[str], None] | None = None, *, enhance: bool = True,
                              c2pa: bool = True, include_prompt: bool = False, steps: int | None = None,
                              guidance: float | None = None, seed: int | None = None):
     """Make the storyboard's video and publish it to `output` like generate_file (policy on every shot's
@@ -198,7 +198,9 @@ def generate_storyboard_file(pipe, board: Storyboard, output: str | os.PathLike,
         text = board.prompt_of(shot)
         enforce_prompt(text, safety)
         if enhance:
-            text = (enhancer or make_enhancer()).enhance(text, seed=seed).text
+            # one context for every shot: the open attributes are filled the same way in each
+            context = board.subject or board.prompt_of(board.shots[0])
+            text = (enhancer or make_enhancer()).enhance(text, seed=seed, context=context).text
             enforce_prompt(text, safety)
         prompts.append(text)
         if on_prompt is not None:

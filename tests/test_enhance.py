@@ -205,3 +205,16 @@ def test_short_prompt_helper_is_parsed():
     p = parse_prompt(short_prompt("red", "star", "large", "spinning", "night", "zoom_in"))
     assert p.objects[0] == ObjectQuery(Shape.STAR, Color.RED, Size.LARGE, Motion.SPINNING)
     assert p.background is Background.NIGHT and p.camera is Camera.ZOOM_IN
+
+
+def test_storyboard_context_fills_open_attributes_alike():
+    from kino.enhance import WorldExpander
+    from kino.world.parse import parse_prompt
+
+    ex = WorldExpander()
+    a = ex.enhance("a red circle. it rolls left", seed=4, context="a red circle").text
+    b = ex.enhance("a red circle. it falls", seed=4, context="a red circle").text
+    pa, pb = parse_prompt(a), parse_prompt(b)
+    assert pa.background == pb.background and pa.camera == pb.camera  # the same scene around the subject
+    assert pa.objects[0].color == pb.objects[0].color == "red"
+    assert pa.objects[0].motion != pb.objects[0].motion  # each shot keeps what it asked

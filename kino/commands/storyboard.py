@@ -16,7 +16,8 @@ def storyboard(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.mp4).")] = Path("out.mp4"),
     steps: Steps = None, guidance: Guidance = None, seed: Seed = None, model: Model = None,
     device: Device = "cpu", threads: Threads = 0,
-    enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand each shot's prompt first.")] = False,
+    enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand each shot's prompt into a detailed caption first (the "
+                                          "subject's open attributes filled the same way in every shot).")] = True,
     c2pa: C2pa = True, include_prompt: IncludePrompt = False,
 ) -> None:
     """Make a storyboard (shots with prompt, seconds, cut or continuous transition) into one video."""
