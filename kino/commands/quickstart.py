@@ -39,6 +39,7 @@ def quickstart(
     from kino.generation import GenerationRequest, generate_file
     from kino.pipeline import KinoPipeline
 
+    out.parent.mkdir(parents=True, exist_ok=True)  # the default folder, outputs/, is made on first use
     t0 = time.perf_counter()
     pipe = KinoPipeline.from_pretrained(model)
     t_load = time.perf_counter() - t0
