@@ -215,7 +215,10 @@ def _iter_av(p: Path) -> Iterator[np.ndarray]:
         if not container.streams.video:
             raise MediaError(f"{p}: no video stream in this file")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # Slice threading only: with frame threading ("AUTO") FFmpeg can deadlock in
+        # avcodec_free_context when a reader stops early (max_frames) while frames are in flight
+        # (seen in CI: read_video(..., max_frames=10) hung for minutes). kino's clips are small.
+        stream.thread_type = "SLICE"
         try:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")  # (H, W, 3)
