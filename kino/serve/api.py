@@ -203,6 +203,13 @@ async def image_input(svc, value, param: str) -> str:
     return await run_in_threadpool(checked, lambda: svc.storage.save_image(data, param), param)
 
 
+async def required_video(svc, body: dict, owner: str) -> tuple[str, Job | None]:
+    """The body's `video` (extensions and edits need one), as `video_input` reads it."""
+    if body.get("video") in (None, ""):
+        raise bad("video is required: {\"id\": \"video_...\"} or an upload", "video", "missing_required_parameter")
+    return await video_input(svc, body["video"], "video", owner)
+
+
 async def video_input(svc, value, param: str, owner: str) -> tuple[str, Job | None]:
     """An uploaded video or {id} of a completed video of this owner -> (stored input name, source job)."""
     if isinstance(value, UploadFile):
@@ -386,9 +393,7 @@ async def extend_video(request: Request, owner: str = Depends(owner_of)):
     if body.get("seconds") in (None, ""):
         raise bad("seconds (the length of the new part) is required", "seconds", "missing_required_parameter")
     w, h, seconds = size_and_seconds(svc, body)
-    if body.get("video") in (None, ""):
-        raise bad("video is required: {\"id\": \"video_...\"} or an upload", "video", "missing_required_parameter")
-    name, src = await video_input(svc, body["video"], "video", owner)
+    name, src = await required_video(svc, body, owner)
     if src is not None and body.get("size") in (None, ""):
         w, h = map(int, src.size.split("x"))
     before = float(src.seconds) if src is not None else await run_in_threadpool(_duration, svc, name)
@@ -404,9 +409,7 @@ async def edit_video(request: Request, owner: str = Depends(owner_of)):
     body = await read_body(request)
     prompt = text(body, "prompt", svc, required=True)
     strength = number(body, "strength", float, 0.0, 1.0)
-    if body.get("video") in (None, ""):
-        raise bad("video is required: {\"id\": \"video_...\"} or an upload", "video", "missing_required_parameter")
-    name, src = await video_input(svc, body["video"], "video", owner)
+    name, src = await required_video(svc, body, owner)
     w, h = map(int, src.size.split("x")) if src is not None else svc.config.resolve_size(svc.default_size)
     frames = await run_in_threadpool(_frames, svc, name)
     if frames > svc.max_frames:
