@@ -132,22 +132,52 @@ class WorldExpander:
         return Enhanced(prompt, text, EnhanceBackend.WORLD, seed)
 
 
+COMPLETE_TRIES = 4000  # prior draws complete_spec tries before it falls back (~50 us each)
+
+
 def complete_spec(asked, rng: np.random.Generator, width: int, height: int, fps: float, num_frames: int):
-    """A full SceneSpec that has everything `asked` (a PromptSpec) and priors for the rest."""
-    from kino.world.sampler import Split, sample_spec
-    from kino.world.spec import ObjectSpec
+    """A full SceneSpec that has everything `asked` (a PromptSpec) and priors for the rest.
+
+    The rest is a draw from the world's priors given what is asked (rejection sampling): a training
+    scene is drawn with exactly the asked number of objects, the asked attributes are put in, and
+    the draw is kept only when the scene still keeps the world's rules (`follows_rules`: a backdrop
+    the asked colors stand out on, distinct colors, events that fit the asked motions), has every
+    asked event, and shows no held-out pair the prompt did not ask for. So the caption never says
+    what the renderer cannot show ("circling" and "leaves the frame"), never puts a white object on
+    a white backdrop, and never adds a combination the model has not trained on. After
+    COMPLETE_TRIES draws (a prompt asking for something the rules forbid) the last draw is kept with
+    unasked events that contradict it dropped and asked events added.
+    """
+    from kino.world.sampler import Split, follows_rules, heldout_pairs, sample_spec
 
     n_asked = max(len(asked.objects), asked.count or 0)
-    for _ in range(200):
+    last = None
+    for _ in range(COMPLETE_TRIES):
         spec = sample_spec(rng, Split.TRAIN, width=width, height=height, fps=fps, num_frames=num_frames)
-        if n_asked and len(spec.objects) < n_asked:
+        if n_asked and len(spec.objects) != n_asked:
             continue
-        break
-    objects = list(spec.objects)
-    if n_asked:
-        objects = objects[:n_asked]
+        last = spec = _put_asked(spec, asked)
+        kinds = {e.kind for e in spec.events}
+        if not set(asked.events) <= kinds or not follows_rules(spec):
+            continue
+        if any(not _asked_pair(asked, i, pair) for i, o in enumerate(spec.objects) for pair in heldout_pairs(o)):
+            continue
+        return spec
+    if last is None:  # no draw had the asked count (more objects than a scene holds): the old way
+        spec = sample_spec(rng, Split.TRAIN, width=width, height=height, fps=fps, num_frames=num_frames)
+        objects = list(spec.objects)[:n_asked]
         while len(objects) < n_asked:
             objects.append(objects[-1])
+        last = _put_asked(replace(spec, objects=tuple(objects)), asked)
+    events = tuple(e for e in last.events if e.kind in asked.events or e.kind.value == "day_to_night")
+    return _with_events(replace(last, events=events), asked.events)
+
+
+def _put_asked(spec, asked):
+    """`spec` with the asked attributes of `asked` (objects by position, background, camera) put in."""
+    from kino.world.spec import ObjectSpec
+
+    objects = list(spec.objects)
     for i, q in enumerate(asked.objects[: len(objects)]):
         o = objects[i]
         objects[i] = ObjectSpec(
@@ -161,14 +191,21 @@ def complete_spec(asked, rng: np.random.Generator, width: int, height: int, fps:
             depth=o.depth,
         )
     events = tuple(e for e in spec.events if e.subject < len(objects) and (e.other or 0) < len(objects))
-    out = replace(
+    return replace(
         spec,
         objects=tuple(objects),
         background=asked.background or spec.background,
         camera=asked.camera or spec.camera,
         events=events,
     )
-    return _with_events(out, asked.events)
+
+
+def _asked_pair(asked, i: int, pair: tuple) -> bool:
+    """True when the prompt asked object `i` for both parts of the held-out `pair`."""
+    if i >= len(asked.objects):
+        return False
+    q = asked.objects[i]
+    return all(v in (q.shape, q.color, q.motion) for v in pair)
 
 
 def _with_events(spec, kinds):

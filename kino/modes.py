@@ -205,8 +205,10 @@ def image_to_video(pipe, prompt: str, image: np.ndarray, num_frames: int, to_ima
     return ModeOutput(out.frames, out.settings, Mode.IMAGE_TO_VIDEO, notes=tuple(notes), timings=out.timings)
 
 
-def extend(pipe, prompt: str, video: np.ndarray, num_frames: int, backward: bool = False, **kw) -> ModeOutput:
-    """Add num_frames after the video (windows when longer than a pass) or, backward, before it (one pass)."""
+def extend(pipe, prompt: str, video: np.ndarray, num_frames: int, backward: bool = False, blend: bool = True,
+           **kw) -> ModeOutput:
+    """Add num_frames after the video (windows when longer than a pass) or, backward, before it (one pass;
+    the video's first frames fade in from the pass's decode of them, as in `connect`)."""
     from kino.pipeline import Shot, plan_windows
 
     width, height = _size(pipe, kw)
@@ -221,6 +223,8 @@ def extend(pipe, prompt: str, video: np.ndarray, num_frames: int, backward: bool
         cond = _condition(pipe, total, width, height, tail=pipe.encode_inner(inner))
         out = _call(pipe, prompt, kw, num_frames=total, condition=cond)
         new = out.frames[:total - len(inner)][-num_frames:]  # generated frames just before the video's start
+        if blend:
+            video = _fade_in(out.frames[total - len(inner):], video)  # as in connect
         return ModeOutput(np.concatenate([new, video]), out.settings, Mode.EXTEND, (len(new),), tuple(notes),
                           timings=out.timings)
     head = _head_frames(pipe, video)
@@ -237,9 +241,30 @@ def extend(pipe, prompt: str, video: np.ndarray, num_frames: int, backward: bool
                       Mode.EXTEND, seams, tuple(notes))
 
 
+def crossfade(made: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Frames that go from `made` to `given` (same length L): frame i is (1 - w) made + w given with
+    w = (i + 1) / (L + 1). A generated transition flows into the pass's own decode of the conditioning
+    frames, not into the given frames themselves, which differ from it by the VAE's round trip; fading
+    from one to the other over the conditioning frames spreads that difference over L steps instead of
+    putting all of it in the one step at the seam."""
+    w = (np.arange(1, len(made) + 1, dtype=np.float32) / (len(made) + 1))[:, None, None, None]
+    mixed = (1.0 - w) * made.astype(np.float32) + w * given.astype(np.float32)
+    return mixed.round().clip(0, 255).astype(np.uint8)
+
+
+def _fade_in(made: np.ndarray, video: np.ndarray) -> np.ndarray:
+    """`video` whose first frames fade in from `made`, the pass's decode of them (an image's copies: one frame)."""
+    n = min(len(made), len(video))
+    return np.concatenate([crossfade(made[:n], video[:n]), video[n:]])
+
+
 def connect(pipe, prompt: str, a: np.ndarray, b: np.ndarray, num_frames: int, mode: Mode = Mode.CONNECT,
-            include_b: bool = True, **kw) -> ModeOutput:
-    """A transition of num_frames from the end of a into the start of b; the output is a, it, then b."""
+            include_b: bool = True, blend: bool = True, **kw) -> ModeOutput:
+    """A transition of num_frames from the end of a into the start of b; the output is a, it, then b.
+
+    With `blend`, b's first frames (the tail condition) fade in from the pass's decode of them (crossfade),
+    so the step from the transition into b is as smooth as the pass itself; `loop` does the same with the
+    start of its video, which is the closure of the loop."""
     width, height = _size(pipe, kw)
     notes: list[str] = []
     a = fit_frames(a, width, height, "the first video", notes)
@@ -250,13 +275,19 @@ def connect(pipe, prompt: str, a: np.ndarray, b: np.ndarray, num_frames: int, mo
     cond = _condition(pipe, total, width, height, head=pipe.encode_frames(a[-head:]), tail=pipe.encode_inner(inner))
     out = _call(pipe, prompt, kw, num_frames=total, condition=cond)
     gen = out.frames[head:total - len(inner)]  # (>= num_frames, H, W, 3)
+    if blend:
+        made = out.frames[total - len(inner):]
+        if include_b:
+            b = _fade_in(made, b)
+        else:  # a loop: b is a, whose start follows the transition when the video repeats
+            a = _fade_in(made, a)
     parts = [a, gen, b] if include_b else [a, gen]
     seams = (len(a), len(a) + len(gen)) if include_b else (len(a),)
     return ModeOutput(np.concatenate(parts), out.settings, mode, seams, tuple(notes), timings=out.timings)
 
 
 def loop(pipe, prompt: str, num_frames: int, video: np.ndarray | None = None,
-         transition_frames: int | None = None, **kw) -> ModeOutput:
+         transition_frames: int | None = None, blend: bool = True, **kw) -> ModeOutput:
     """A video whose last frame flows into its first: make (or take) a video, then generate a transition
     from its end back to its start and append it. Played on repeat, the seam is the transition's end."""
     if video is None:
@@ -266,7 +297,7 @@ def loop(pipe, prompt: str, num_frames: int, video: np.ndarray | None = None,
         video = body.frames
     else:
         trans = transition_frames or num_frames
-    out = connect(pipe, prompt, video, video, trans, mode=Mode.LOOP, include_b=False, **kw)
+    out = connect(pipe, prompt, video, video, trans, mode=Mode.LOOP, include_b=False, blend=blend, **kw)
     return ModeOutput(out.frames, out.settings, Mode.LOOP, out.seams + (len(out.frames),), out.notes,
                       timings=out.timings)
 

@@ -75,6 +75,33 @@ def test_expander_keeps_every_asked_attribute(color, shape, size, motion, backgr
     assert len(out.text) > len(prompt)  # a detailed caption, not the prompt back
 
 
+@pytest.mark.parametrize(
+    "prompt",
+    ["green ball circling", "a white square on a white background", "a red star collides with a blue box",
+     "a yellow diamond moving up, leaves the frame and comes back", "a huge star passes behind a big square",
+     "three circles", "a red ball and a red box"],
+)
+def test_completion_keeps_the_worlds_rules(prompt):
+    """What the expander fills in never contradicts what was asked or the world's rules: no white backdrop
+    for a white object, no leave-and-return for a circling one, every asked event, no unasked held-out pair."""
+    import numpy as np
+
+    from kino.enhance import complete_spec
+    from kino.world.sampler import follows_rules, heldout_pairs
+
+    asked = parse_prompt(prompt)
+    for seed in range(12):
+        spec = complete_spec(asked, np.random.default_rng(seed), 64, 64, 8.0, 16)
+        for q, o in zip(asked.objects, spec.objects, strict=False):
+            assert all(getattr(q, k) in (None, getattr(o, k)) for k in ("shape", "color", "size", "motion"))
+        assert set(asked.events) <= {e.kind for e in spec.events}
+        if prompt == "a white square on a white background":  # asked: kept, though it breaks a rule
+            assert spec.background == Background.WHITE
+        elif prompt != "a red ball and a red box":
+            assert follows_rules(spec), (prompt, spec)
+            assert not any(heldout_pairs(o) for o in spec.objects[len(asked.objects):]), spec
+
+
 def test_expander_is_deterministic_per_seed():
     a = enhance("a red ball bouncing", seed=3)
     b = enhance("a red ball bouncing", seed=3)

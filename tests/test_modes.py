@@ -105,13 +105,19 @@ def test_forward_extension_keeps_the_source_and_seams(pipe):
 
 def test_backward_extension_and_connect(pipe):
     clip = frames(9)
+    n_in = len(modes._inner_frames(pipe, clip))  # the video's first frames, given as the tail condition
     back = modes.extend(pipe, "before", clip, 6, backward=True, **KW)
-    assert back.frames.shape == (15, 16, 16, 3) and np.array_equal(back.frames[6:], clip) and back.seams == (6,)
+    assert back.frames.shape == (15, 16, 16, 3) and back.seams == (6,)
+    # the source passes through, but for its first frames, which fade in from the pass's decode of them
+    assert np.array_equal(back.frames[6 + n_in:], clip[n_in:])
+    assert not np.array_equal(back.frames[6:6 + n_in], clip[:n_in])
+    raw = modes.extend(pipe, "before", clip, 6, backward=True, blend=False, **KW)
+    assert np.array_equal(raw.frames[6:], clip)
     a, b = frames(9, seed=1), frames(9, seed=2)
     out = modes.connect(pipe, "a into b", a, b, 4, **KW)
     n_gen = out.seams[1] - out.seams[0]
     assert out.seams[0] == 9 and n_gen >= 4
-    assert np.array_equal(out.frames[:9], a) and np.array_equal(out.frames[-9:], b)
+    assert np.array_equal(out.frames[:9], a) and np.array_equal(out.frames[-9 + n_in:], b[n_in:])
     # both ends of the transition pass are conditions: head (2 latents of a) and tail (b's start)
     assert out.settings.condition_frames[:2] == (0, 1) and out.settings.condition_frames[-1] == \
         out.settings.latent_shape[2] - 1
@@ -119,11 +125,23 @@ def test_backward_extension_and_connect(pipe):
 
 def test_loop_appends_a_transition_back_to_the_start(pipe):
     clip = frames(9)
+    n_in = len(modes._inner_frames(pipe, clip))
     out = modes.loop(pipe, "round", 4, video=clip, **KW)
-    assert np.array_equal(out.frames[:9], clip) and len(out.frames) >= 13
+    assert np.array_equal(out.frames[n_in:9], clip[n_in:]) and len(out.frames) >= 13
+    raw = modes.loop(pipe, "round", 4, video=clip, blend=False, **KW)
+    assert np.array_equal(raw.frames[:9], clip)
+    # the start fades in from the transition pass's own decode of it: the closure step shrinks
+    assert modes.seam_report(out.frames, out.seams[-1:]).color_seam < \
+        modes.seam_report(raw.frames, raw.seams[-1:]).color_seam
     assert out.seams == (9, len(out.frames))  # the loop's seam is the end flowing into frame 0
     made = modes.loop(pipe, "round", 16, **KW)
     assert len(made.frames) == 16
+
+
+def test_crossfade_goes_from_made_to_given():
+    made, given = np.zeros((3, 2, 2, 3), np.uint8), np.full((3, 2, 2, 3), 200, np.uint8)
+    out = modes.crossfade(made, given)
+    assert [int(f[0, 0, 0]) for f in out] == [50, 100, 150]  # weights 1/4, 2/4, 3/4 of the given frames
 
 
 def test_interpolation_places_keyframes(pipe):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from kino.world.sampler import (
     HELDOUT_SHAPE_MOTION,
     ROOM,
     Split,
+    follows_rules,
     heldout_pairs,
     is_heldout,
     room_needed,
@@ -91,6 +93,26 @@ def test_rules_hold_in_both_splits(draws):
                     assert s.objects[e.subject].motion in (Motion.LEFT, Motion.RIGHT, Motion.UP, Motion.DOWN)
                 if e.kind == EventKind.DAY_TO_NIGHT:
                     assert s.background != Background.NIGHT
+
+
+def test_follows_rules_accepts_every_draw_and_rejects_broken_scenes(draws):
+    assert all(follows_rules(s) for split in Split for s in draws[split])
+    base = SceneSpec(objects=(ObjectSpec(Shape.SQUARE, Color.RED, Size.MEDIUM, Motion.RIGHT),),
+                     background=Background.NAVY)
+    assert follows_rules(base)
+    broken = [
+        replace(base, background=Background.WHITE, objects=(ObjectSpec(Shape.SQUARE, Color.WHITE),)),
+        replace(base, objects=(ObjectSpec(Shape.CIRCLE, Color.RED, motion=Motion.SPINNING),)),
+        replace(base, objects=(ObjectSpec(Shape.CIRCLE, Color.RED, motion=Motion.CIRCLING),),
+                events=(Event(EventKind.LEAVE_RETURN, 0),)),  # circling never leaves the frame
+        replace(base, objects=base.objects * 2),  # two red objects
+        replace(base, events=(Event(EventKind.DAY_TO_NIGHT),)),  # navy is not a day backdrop
+        replace(base, objects=tuple(ObjectSpec(s, c, Size.LARGE) for s, c in
+                                    ((Shape.STAR, Color.RED), (Shape.SQUARE, Color.BLUE), (Shape.CIRCLE,
+                                                                                          Color.GREEN)))),
+    ]
+    for spec in broken:
+        assert not follows_rules(spec), spec
 
 
 def test_frequencies(draws):

@@ -82,6 +82,8 @@ def train_dit_cmd(
     size: list[str] = typer.Option(None, help="World clip size WIDTHxHEIGHT (repeat for several). [recipe: "
                                    "64x64, 96x64, 64x96]"),
     frames: list[int] = typer.Option(None, help="World clip frame counts, 1 + 4k (repeat). [recipe: 9, 17]"),
+    caption_level: list[str] = typer.Option(None, help="World caption levels short|medium|detailed, drawn "
+                                            "evenly (repeat one to weight it). [recipe: short, medium, detailed]"),
     token_budget: int = typer.Option(0, help="DiT tokens per micro-batch for cache/manifest data "
                                      "(0: micro-batch x the largest clip)."),
     packed: bool = typer.Option(False, help="Mix sizes in a batch (packed, block-diagonal attention)."),
@@ -133,7 +135,8 @@ def train_dit_cmd(
              "schedule": schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
              "checkpoint_every": checkpoint_every, "keep": keep,
              "sizes": tuple(_size(s) for s in size) if size else None,
-             "num_frames": tuple(frames) if frames else None}
+             "num_frames": tuple(frames) if frames else None,
+             "caption_levels": tuple(caption_level) if caption_level else None}
     cfg = DiTTrainConfig(preset=preset, packed=packed, gradient_checkpointing=gradient_checkpointing,
                          compile=compile, seed=seed,
                          **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults

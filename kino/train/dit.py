@@ -76,6 +76,11 @@ class DiTTrainConfig:
             raise InputError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
         object.__setattr__(self, "num_frames", tuple(int(t) for t in self.num_frames))
+        levels = ("short", "medium", "detailed")
+        if not self.caption_levels or any(str(c) not in levels for c in self.caption_levels):
+            raise InputError(f"caption levels {', '.join(map(str, self.caption_levels)) or '(none)'}: each must be "
+                             f"one of {', '.join(levels)}")
+        object.__setattr__(self, "caption_levels", tuple(str(c) for c in self.caption_levels))
         if isinstance(self.conditioning, dict):  # from a saved config
             object.__setattr__(self, "conditioning", ConditionConfig(**self.conditioning))
         if min(self.steps, self.batch_size, self.checkpoint_every) < 1 or self.lr <= 0:

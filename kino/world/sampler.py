@@ -185,6 +185,55 @@ def sample_spec(
     )  # fmt: skip
 
 
+def follows_rules(spec: SceneSpec) -> bool:
+    """True when `spec` keeps the rules every sampled scene keeps (both splits; the module docstring).
+
+    The rules: no spinning circle; objects of different colors, none of them low-contrast with the
+    background (nor with the night look under day_to_night, which needs a day background); the
+    crowding rule; at most one object event, on objects whose motions it fits (leave_return: a
+    straight move; collide: a horizontal subject meeting a still object or one coming toward it,
+    and a new color; occlude: a horizontal subject passing behind a still object at least its size).
+    `kino.enhance.complete_spec` keeps to them when it fills what a prompt leaves open.
+    """
+    objs = spec.objects
+    if any((o.shape, o.motion) in NEVER_SHAPE_MOTION for o in objs):
+        return False
+    if len({o.color for o in objs}) < len(objs):
+        return False
+    kinds = [e.kind for e in spec.events]
+    looks = [spec.background]
+    if EventKind.DAY_TO_NIGHT in kinds:
+        if spec.background not in DAY_BACKGROUNDS:
+            return False
+        looks.append(Background.NIGHT)
+    if any(is_low_contrast(o.color, b) for o in objs for b in looks):
+        return False
+    crowded = room_needed(objs) > ROOM[spec.camera] and any(o.size != Size.SMALL for o in objs)
+    if crowded and EventKind.OCCLUDE not in kinds:  # an occluder is sized up after the crowding rule
+        return False
+    object_events = [e for e in spec.events if e.kind != EventKind.DAY_TO_NIGHT]
+    if len(object_events) > 1:
+        return False
+    for e in object_events:
+        s = objs[e.subject]
+        if e.kind == EventKind.LEAVE_RETURN:
+            if s.motion not in (Motion.LEFT, Motion.RIGHT, Motion.UP, Motion.DOWN):
+                return False
+            continue
+        o = objs[e.other]
+        if s.motion not in HORIZONTAL:
+            return False
+        if e.kind == EventKind.COLLIDE:
+            toward = Motion.LEFT if s.motion == Motion.RIGHT else Motion.RIGHT
+            if o.motion not in (Motion.STILL, toward) or collide_color(s.color, e.color) == s.color:
+                return False
+        elif e.kind == EventKind.OCCLUDE:
+            sizes = list(Size)
+            if o.motion != Motion.STILL or o.depth <= s.depth or sizes.index(o.size) < sizes.index(s.size):
+                return False
+    return True
+
+
 def room_needed(objects: list[ObjectSpec] | tuple[ObjectSpec, ...]) -> int:
     """How much of the canvas a scene's objects take, in ROOM units (see ROOM)."""
     return sum(ROOM_OF_SIZE[o.size] + (o.motion == Motion.GROWING) for o in objects)
