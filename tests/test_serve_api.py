@@ -121,6 +121,12 @@ def test_image_to_video_upload_and_provenance(server):
     assert done.status == "completed" and done.mode == "image-to-video"
     prov = httpx.get(f"{server.url}/v1/videos/{v.id}/provenance", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert prov["outcome"] == "ok" and prov["made_by_kino"] and prov["watermark_present"]
+    # a remix keeps the mode and the image (its own copy: the source's deletion does not take it away)
+    r = c.videos.remix(v.id, prompt="a red square moves left")
+    c.videos.delete(v.id)
+    r = wait(c, r.id)
+    assert r.status == "completed" and r.mode == "image-to-video" and r.remixed_from_video_id == v.id, r.error
+    assert (r.size, r.seconds) == ("64x64", "1")
 
 
 def test_kino_modes_storyboard_loop_connect_interpolate(server):
@@ -230,5 +236,7 @@ def test_expired_assets_are_deleted(server):
     assert path.is_file()
     assert svc.clean(now=v.expires_at) >= 1  # this test runs last in the module: it expires every video
     assert not path.exists() and not svc.storage.asset(v.id, "thumbnail").exists()
+    # the inputs finished videos kept for their remixes (the image-to-video test's) went with them
+    assert not [f.name for f in svc.storage.uploads.iterdir() if not f.name.startswith(".")]
     r = httpx.get(f"{server.url}/v1/videos/{v.id}/content", headers={"Authorization": f"Bearer {KEY}"})
     assert r.status_code == 400 and "expired" in err(r)["message"]

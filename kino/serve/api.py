@@ -5,7 +5,7 @@
     GET    /v1/videos/{id}                 the video object (status, progress, ...)
     DELETE /v1/videos/{id}
     GET    /v1/videos/{id}/content         ?variant=video|thumbnail|spritesheet
-    POST   /v1/videos/{id}/remix           same seed, size and length, new prompt
+    POST   /v1/videos/{id}/remix           same mode, inputs, seed, size and length; new prompt
     POST   /v1/videos/extensions           continue a video (by id, or uploaded)
     POST   /v1/videos/edits                SDEdit a video by prompt
     kino:
@@ -353,7 +353,7 @@ def delete_video(video_id: str, request: Request, owner: str = Depends(owner_of)
     if job is None:
         raise not_found(video_id)
     svc.storage.delete_assets(job.id)
-    if job.status == "queued":
+    if job.status in ("queued", "completed"):  # a running job's worker deletes them when it stops
         svc.storage.delete_inputs(job.params.get("inputs_all", []))
     return {"id": job.id, "object": "video.deleted", "deleted": True}
 
@@ -380,9 +380,26 @@ async def remix_video(video_id: str, request: Request, owner: str = Depends(owne
     p = src.params
     w, h = (p["width"], p["height"]) if "width" in p else map(int, src.size.split("x"))
     seconds = float(p.get("seconds") or float(src.seconds))
-    params = {"mode": "text", "prompt": prompt, "seconds": seconds, "width": w, "height": h, "seed": p.get("seed")}
-    return await enqueue(svc, owner, kind="text", prompt=prompt, model=src.model, seconds=f"{seconds:g}",
-                         size=f"{w}x{h}", params=params, check=[prompt], remixed_from=src.id)
+    if src.kind == "storyboard" or "mode" not in p:  # one new prompt for several shots: a text-to-video remix
+        params = {"mode": "text", "prompt": prompt, "seconds": seconds, "width": w, "height": h,
+                  "seed": p.get("seed")}
+        return await enqueue(svc, owner, kind="text", prompt=prompt, model=src.model, seconds=f"{seconds:g}",
+                             size=f"{w}x{h}", params=params, check=[prompt], remixed_from=src.id)
+    # the same mode, inputs (an image-to-video's image, an extension's video, ...), seed and settings
+    params = {k: v for k, v in p.items() if k not in ("inputs_all", "prompt")} | {"prompt": prompt}
+    try:
+        params["inputs"] = await run_in_threadpool(_copied_inputs, svc, p.get("inputs", {}))
+    except OSError:
+        raise ApiError(409, f"the inputs of video {src.id} are no longer stored; it cannot be remixed",
+                       code="inputs_gone") from None
+    return await enqueue(svc, owner, kind=src.kind, prompt=prompt, model=src.model, seconds=src.seconds,
+                         size=src.size, params=params, check=[prompt], remixed_from=src.id)
+
+
+def _copied_inputs(svc, inputs: dict) -> dict:
+    """Fresh copies of a job's stored inputs (names or lists of names), for a remix of it."""
+    copy = svc.storage.copy_input
+    return {k: [copy(n) for n in v] if isinstance(v, list) else copy(v) for k, v in inputs.items()}
 
 
 @router.post("/videos/extensions", response_model=Video, openapi_extra=request_body("extend"))

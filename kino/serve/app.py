@@ -83,14 +83,19 @@ class Service:
                 w.join(timeout=30)
 
     def clean(self, now: int | None = None) -> int:
-        """Delete expired assets and uploads no unfinished job needs; returns the number of expired videos."""
+        """Delete expired assets and uploads no unfinished or unexpired job needs; returns the number of expired
+        videos."""
         ids = self.store.expire(now)
         for jid in ids:
             self.storage.delete_assets(jid)
+            job = self.store.get(jid)
+            if job is not None:
+                self.storage.delete_inputs(job.params.get("inputs_all", []))
         needed = set()
-        for status in ("queued", "in_progress"):
+        for status in ("queued", "in_progress", "completed"):  # a completed video's inputs serve its remixes
             for job in self.store.by_status(status):
-                needed.update(job.params.get("inputs_all", []))
+                if not job.expired:
+                    needed.update(job.params.get("inputs_all", []))
         cutoff = time.time() - 600  # an upload is saved a moment before its job is queued
         for f in self.storage.uploads.iterdir():
             if f.name not in needed and not f.name.startswith(".") and f.stat().st_mtime < cutoff:

@@ -68,6 +68,17 @@ class Storage:
             dst.write_bytes(src.read_bytes())
         return name
 
+    def copy_input(self, name: str) -> str:
+        """A hard link (else a copy) of a stored input under a new name, for a job that reuses another's inputs
+        (a remix): each job deletes its own inputs, so the two never share a file."""
+        src = self.input_path(name)
+        dst = self.uploads / f"{name.split('-', 1)[0]}-{secrets.token_hex(12)}{src.suffix}"
+        try:
+            os.link(src, dst)
+        except OSError:
+            dst.write_bytes(src.read_bytes())
+        return dst.name
+
     def save_image(self, data: bytes, what: str) -> str:
         """Decode an uploaded image; store it as PNG under a random name. InputError if it does not decode."""
         from PIL import Image, UnidentifiedImageError

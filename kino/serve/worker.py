@@ -91,6 +91,7 @@ class Worker(threading.Thread):
     def run_job(self, job: Job) -> None:
         out = self.storage.asset(job.id)
         p = job.params
+        done = False
         try:
             result = self._generate(job, out, Progress(self.store, job.id, p.get("phases", 1)))
             self.storage.write_previews(job.id, result.output.frames)
@@ -113,8 +114,9 @@ class Worker(threading.Thread):
             elif not isinstance(e, KinoError):
                 message = f"internal error: {type(e).__name__}: {message}"
             self.store.fail(job.id, error_code(e), message)
-        finally:
-            self.storage.delete_inputs(p.get("inputs_all", []))
+        finally:  # a finished video keeps its inputs (a remix reuses them) until it is deleted or expires
+            if not done:
+                self.storage.delete_inputs(p.get("inputs_all", []))
 
     def _generate(self, job: Job, out, progress: Progress):
         from kino.generation import GenerationRequest, generate_file
