@@ -149,3 +149,13 @@ def test_cached_latents_train_with_token_budget_batches(packed):
     with torch.no_grad():
         after = float(trainer.latent_loss(batch, g()))
     assert after < before and stats[-1].tokens == sum(trainer.item_tokens(b) for b in batch)
+
+
+def test_oversubscription_rule():
+    """2 threads on 2 cores next to a busy process ran ~10x slower than 1 thread: kino train warns then."""
+    from kino.commands.train import oversubscribed
+
+    assert oversubscribed(2, 2, 1.0)
+    assert not oversubscribed(1, 2, 1.0)  # one thread never waits on another
+    assert not oversubscribed(2, 2, 0.1)  # an idle machine
+    assert not oversubscribed(8, 16, 3.0)

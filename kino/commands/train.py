@@ -38,6 +38,7 @@ def train_vae_cmd(
         raise InputError(f"--threads {threads} must be >= 0 (0: all cores)")
     if threads:
         torch.set_num_threads(threads)
+    warn_if_oversubscribed(torch.get_num_threads(), device)
     if data != WORLD and not Path(data).is_dir():
         raise InputError(f"--data {data!r} is neither 'world' nor a folder")
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "checkpoint_every": checkpoint_every}
@@ -62,6 +63,29 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise InputError(f"--size {text!r} is not WIDTHxHEIGHT, e.g. 64x64") from None
     return w, h
+
+
+def oversubscribed(threads: int, cores: int, load: float) -> bool:
+    """True when `threads` CPU threads would share `cores` with about `load` busy processes: OpenMP
+    threads then wait on each other at every parallel region, and training runs several times slower
+    than with fewer threads (measured 2026-11-29: 2 threads on 2 cores next to one busy process ran
+    ~10x slower than 1 thread)."""
+    return threads > 1 and threads + load > cores + 0.5
+
+
+def warn_if_oversubscribed(threads: int, device: str) -> None:
+    """One warning line on stderr when a CPU run would oversubscribe the cores (see `oversubscribed`)."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return
+    cores = os.cpu_count() or 1
+    if str(device).startswith("cpu") and oversubscribed(threads, cores, load):
+        typer.echo(f"kino: warning: {threads} torch threads on {cores} cores with a load average of {load:.1f}: "
+                   f"busy processes make the threads wait on each other (several times slower); "
+                   f"consider --threads {max(1, int(cores - load + 0.5))}", err=True)
 
 
 @train_app.command("dit")
@@ -123,6 +147,7 @@ def train_dit_cmd(
         raise InputError(f"--threads {threads} must be >= 0 (0: the default)")
     if threads:
         torch.set_num_threads(threads)
+    warn_if_oversubscribed(torch.get_num_threads(), device)
     if parallel not in {p.value for p in Parallel}:
         raise InputError(f"--parallel {parallel!r} is not one of {', '.join(p.value for p in Parallel)}")
     model_config = None
