@@ -149,6 +149,7 @@ def complete_spec(asked, rng: np.random.Generator, width: int, height: int, fps:
     unasked events that contradict it dropped and asked events added.
     """
     from kino.world.sampler import Split, follows_rules, heldout_pairs, sample_spec
+    from kino.world.spec import EventKind
 
     n_asked = max(len(asked.objects), asked.count or 0)
     last = None
@@ -169,7 +170,7 @@ def complete_spec(asked, rng: np.random.Generator, width: int, height: int, fps:
         while len(objects) < n_asked:
             objects.append(objects[-1])
         last = _put_asked(replace(spec, objects=tuple(objects)), asked)
-    events = tuple(e for e in last.events if e.kind in asked.events or e.kind.value == "day_to_night")
+    events = tuple(e for e in last.events if e.kind in asked.events or e.kind is EventKind.DAY_TO_NIGHT)
     return _with_events(replace(last, events=events), asked.events)
 
 

@@ -59,25 +59,13 @@ class Storage:
 
     def keep_source(self, jid: str) -> str:
         """A hard link (else a copy) of a finished video, so a queued job keeps its input if it is deleted."""
-        src = self.asset(jid)
-        name = f"src-{secrets.token_hex(12)}.mp4"
-        dst = self.uploads / name
-        try:
-            os.link(src, dst)
-        except OSError:
-            dst.write_bytes(src.read_bytes())
-        return name
+        return _link(self.asset(jid), self.uploads / f"src-{secrets.token_hex(12)}.mp4")
 
     def copy_input(self, name: str) -> str:
         """A hard link (else a copy) of a stored input under a new name, for a job that reuses another's inputs
         (a remix): each job deletes its own inputs, so the two never share a file."""
         src = self.input_path(name)
-        dst = self.uploads / f"{name.split('-', 1)[0]}-{secrets.token_hex(12)}{src.suffix}"
-        try:
-            os.link(src, dst)
-        except OSError:
-            dst.write_bytes(src.read_bytes())
-        return dst.name
+        return _link(src, self.uploads / f"{name.split('-', 1)[0]}-{secrets.token_hex(12)}{src.suffix}")
 
     def save_image(self, data: bytes, what: str) -> str:
         """Decode an uploaded image; store it as PNG under a random name. InputError if it does not decode."""
@@ -129,3 +117,12 @@ class Storage:
             tmp = out.with_name("." + out.name)
             Image.fromarray(image).save(tmp, format="JPEG", quality=90)
             tmp.rename(out)
+
+
+def _link(src: Path, dst: Path) -> str:
+    """Hard-link src to dst (else copy it: another file system); returns dst's name."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        dst.write_bytes(src.read_bytes())
+    return dst.name
