@@ -169,7 +169,8 @@ def test_score_matches_asked_objects_to_seen_ones_in_any_order():
         Attribute.MOTION,
         Attribute.CAMERA,
     }
-    assert score(a, PromptSpec()).fraction == 1.0  # nothing asked
+    assert score(a, PromptSpec()).fraction is None  # nothing asked: no score, never 1.0
+    assert "nothing measurable" in score(a, PromptSpec()).summary()
     half = score(a, parse_prompt("two red balls"))
     assert 0 < half.fraction < 1
     assert json.loads(json.dumps(half.to_dict()))["asked"] == len(half.checks)

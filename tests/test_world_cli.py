@@ -81,6 +81,16 @@ def test_analyze_prints_a_table_and_the_score(sampled, capsys):
     assert 0.0 <= float(last.split()[1]) <= 1.0
 
 
+def test_analyze_nothing_asked_is_no_score(sampled, capsys):
+    """A prompt outside the world's vocabulary asks for nothing measurable: no "score: 1.000" (finding 5)."""
+    d = json.loads((sampled / "specs.jsonl").read_text().splitlines()[0])
+    code, out, err = run(["world", "analyze", str(sampled / d["file"]), "-p", "a cat"], capsys)
+    assert code == 0, err
+    assert "nothing measurable was asked" in " ".join(out.split()) and "score:" not in out
+    code, out, _ = run(["world", "analyze", str(sampled / d["file"]), "--json", "-p", "a cat"], capsys)
+    assert json.loads(out)["score"]["fraction"] is None
+
+
 def test_analyze_json(sampled, capsys):
     d = json.loads((sampled / "specs.jsonl").read_text().splitlines()[1])
     code, out, _ = run(

@@ -51,7 +51,7 @@ def quickstart(
     met = score(analysis, parse_prompt(prompt))
     s = result.output.settings
     console.print(f"[bold]analyzer sees[/bold]: {analysis.summary()}")
-    console.print(f"[bold]prompt[/bold] {prompt!r}: {met.fraction:.2f} of asked attributes met")
+    console.print(f"[bold]prompt[/bold] {prompt!r}: {met.summary()}")
     console.print(f"{s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, {s.num_inference_steps} steps; "
                   f"load {t_load:.1f} s, generate and write {t_all - t_load:.1f} s")
     console.print(f"wrote {out}")
@@ -78,7 +78,7 @@ def _world_sample(out: Path, seed: int, console) -> None:
     result = score(analysis, parse_prompt(prompt))
     console.print(f"[bold]scene[/bold]: {caption(spec, CaptionLevel.DETAILED, seed=seed)}")
     console.print(f"[bold]analyzer sees[/bold]: {analysis.summary()}")
-    console.print(f"[bold]prompt[/bold] {prompt!r}: {result.fraction:.2f} of asked attributes met")
+    console.print(f"[bold]prompt[/bold] {prompt!r}: {result.summary()}")
     console.print(f"wrote {out}")
 
 

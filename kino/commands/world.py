@@ -139,8 +139,9 @@ def _print_analysis(analysis, result) -> None:
             c.label, c.asked, c.seen or "-", "[green]met[/green]" if c.met else "[red]missed[/red]"
         )
     console.print(checks)
-    console.print(f"{result.met} of {len(result.checks)} asked attributes met")
-    print(f"score: {result.fraction:.3f}")
+    console.print(result.summary())
+    if result.fraction is not None:
+        print(f"score: {result.fraction:.3f}")
 
 
 def register(app: typer.Typer) -> None:

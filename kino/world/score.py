@@ -54,7 +54,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Score:
-    """Every check; `fraction` is the share met (1.0 when nothing was asked)."""
+    """Every check; `fraction` is the share met, None when nothing measurable was asked (a prompt
+    outside the world's vocabulary asks for nothing the analyzer can check: that is no score, not 1.0)."""
 
     checks: tuple[Check, ...] = field(default_factory=tuple)
 
@@ -63,12 +64,20 @@ class Score:
         return sum(c.met for c in self.checks)
 
     @property
-    def fraction(self) -> float:
-        return self.met / len(self.checks) if self.checks else 1.0
+    def fraction(self) -> float | None:
+        return self.met / len(self.checks) if self.checks else None
+
+    def summary(self) -> str:
+        """One line for people: "3 of 4 asked attributes met (0.75)", or that nothing measurable was asked."""
+        if not self.checks:
+            return "nothing measurable was asked (no color, shape, size, motion, camera, background or event " \
+                "the world's analyzer can check)"
+        n = len(self.checks)
+        return f"{self.met} of {n} asked attribute{'' if n == 1 else 's'} met ({self.fraction:.2f})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "fraction": round(self.fraction, 4),
+            "fraction": None if self.fraction is None else round(self.fraction, 4),
             "met": self.met,
             "asked": len(self.checks),
             "checks": [
