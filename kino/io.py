@@ -461,6 +461,45 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def atomic_write(target: str | os.PathLike, mode: str | None = "w", encoding: str | None = None,
+                 mkdir: bool = False) -> Iterator:
+    """Write a file under a temporary name beside `target`; on success it is renamed into place.
+
+    `mode` "w" (text, UTF-8 unless `encoding`) or "wb" yields the open file; `mode=None` yields the
+    temporary path, for writers that take a file name (safetensors, PyAV). The finished file gets the
+    mode an ordinarily created one would have (0666 less the umask, not mkstemp's 0600). On an exception
+    the temporary file is removed and `target` is left as it was; a missing folder is an InputError
+    unless `mkdir`.
+
+        with atomic_write("specs.jsonl") as f:
+            f.write(text)
+    """
+    out = Path(target)
+    if mkdir:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    elif not out.parent.is_dir():
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+    if mode is not None and mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w', 'wb' or None, got {mode!r}")
+    # hidden, and ending in the target's suffix for tools that read the format from the name
+    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}", dir=out.parent)
+    tmp = Path(name)
+    try:
+        if mode is None:
+            os.close(fd)
+            yield tmp
+        else:
+            text = {"encoding": encoding or "utf-8"} if mode == "w" else {}
+            with os.fdopen(fd, mode, **text) as f:
+                yield f
+        publish_mode(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def publish_mode(path: Path) -> None:
     """Give a temporary file (0600) or folder (0700) the mode a normally created one would have."""
     umask = os.umask(0)

@@ -250,3 +250,29 @@ def test_atomic_dir_replaces_on_success_and_keeps_old_on_failure(tmp_path):
         (d / "b.txt").write_text("three")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_write_follows_the_umask_and_leaves_nothing_on_failure(tmp_path):
+    from kino.io import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.json") as f:
+            f.write("{}\n")
+        with atomic_write(tmp_path / "b.bin", mode="wb") as f:
+            f.write(b"\x00")
+        with atomic_write(tmp_path / "c.txt", mode=None) as tmp:
+            tmp.write_text("by name")
+    finally:
+        os.umask(umask)
+    for name in ("a.json", "b.bin", "c.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name  # not mkstemp's 0600
+    with pytest.raises(RuntimeError):
+        with atomic_write(tmp_path / "a.json") as f:
+            f.write("half")
+            raise RuntimeError("failed half way")
+    assert (tmp_path / "a.json").read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.bin", "c.txt"]
+    with pytest.raises(InputError, match="does not exist"):
+        with atomic_write(tmp_path / "missing" / "x.txt") as f:
+            f.write("x")

@@ -7,13 +7,12 @@ kino world analyze clip.mp4 [--prompt "a red ball bouncing"] [--json]
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import typer
 
 from kino.errors import InputError
+from kino.io import atomic_write
 
 world_app = typer.Typer(help="The procedural world: sample clips, analyze videos.", no_args_is_help=True)
 
@@ -80,10 +79,8 @@ def sample(
             )
             bar.advance(task)
     # specs.jsonl appears whole or not at all
-    fd, tmp = tempfile.mkstemp(prefix=".specs.", suffix=".jsonl", dir=out)
-    with os.fdopen(fd, "w") as fh:
+    with atomic_write(out / "specs.jsonl") as fh:
         fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, out / "specs.jsonl")
     typer.echo(f"wrote {n} clips ({width}x{height}, {num_frames} frames at {fps:g} fps, {split}) to {out}")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from kino.data.clips import ClipShaping, ManifestClips
 from kino.data.manifest import atomic_write_text
 from kino.errors import InputError, MediaError
+from kino.io import atomic_write
 
 CACHE_VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -172,14 +172,8 @@ def _build_shard(data: ManifestClips, span: range, s: int, vae: VideoEncoder, te
         clips.append({"id": rec.id, "key": key, "latent_shape": list(latent.shape), "levels": levels})
         tick()
     name = shard_name(s)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".safetensors", dir=out)
-    os.close(fd)
-    try:
+    with atomic_write(out / f"{name}.safetensors", mode=None) as tmp:
         save_file(tensors, tmp, metadata={"shard": str(s)})
-        os.replace(tmp, out / f"{name}.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     body = {"shard": f"{name}.safetensors", "clips": clips, "failed": failed, "text_dim": text_dim}
     atomic_write_text(out / f"{name}.json", json.dumps(body, indent=1) + "\n")  # last: marks it complete
 

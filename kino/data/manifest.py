@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
@@ -132,17 +131,11 @@ def relative_path(path: str | os.PathLike, manifest_dir: str | os.PathLike) -> s
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text to a temporary file beside `path`, then rename it into place."""
+    from kino.io import atomic_write
+
     p = Path(path)
-    if not p.parent.exists():
-        raise InputError(f"cannot write {p}: folder {p.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(p) as f:
+        f.write(text)
     return p
 
 

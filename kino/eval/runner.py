@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,15 +182,10 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """json.dump to a temporary file in the target's folder, then os.replace it into place."""
+    from kino.io import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, mkdir=True) as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
     return path

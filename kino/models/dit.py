@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from kino.errors import InputError, ModelError
+from kino.io import atomic_write
 from kino.models.presets import DiTPreset  # noqa: F401 (re-exported: the CLI choices)
 from kino.models.rope import RotaryEmbedding3D, apply_rope, grid_coords  # noqa: F401 (re-exported)
 
@@ -401,10 +401,8 @@ class DiT(nn.Module):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        os.close(fd)
-        save_file(state, tmp)
-        os.replace(tmp, d / "model.safetensors")
+        with atomic_write(d / "model.safetensors", mode=None) as tmp:
+            save_file(state, tmp)
         _write_json(d / "config.json", {"_class_name": "DiT", **self.config.to_dict()})
         return d
 
@@ -431,9 +429,8 @@ class DiT(nn.Module):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(json.dumps(data, indent=2) + "\n")
 
 
 def flops_per_token(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:

