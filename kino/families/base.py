@@ -49,6 +49,7 @@ class ModelDefaults:
     size_multiple: int = 16  # width and height must be multiples of this
     frame_multiple: int = 4  # a pass holds 1 + k * frame_multiple frames (the VAE's temporal factor)
     max_frames: int | None = None  # the most frames one pass holds (None: no fixed limit)
+    trained_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) it was trained at (empty: the default size)
 
 
 @dataclass(frozen=True)
