@@ -33,6 +33,73 @@ def _register() -> None:
 _register()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kino import __version__
+
+        typer.echo(f"kino {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print kino's version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
+    """kino: text to video with a diffusion transformer over spacetime patches."""
+
+
+def command():
+    """The click command of the app, with help that reads for people: flags show no `<bool>` type, a
+    repeatable option shows its item type (`<str>`, not `<list[str]>`) and an argument shows as
+    PROMPT in the usage line (not `{prompt}`)."""
+    cmd = typer.main.get_command(app)
+    _tidy(cmd)
+    return cmd
+
+
+def _tidy(cmd) -> None:
+    from typer.core import TyperArgument, TyperOption
+
+    for param in cmd.params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""  # a flag takes no value: no type column
+        elif isinstance(param, TyperOption) and param.multiple and param.metavar is None:
+            label = param.bare_type()
+            if label.startswith("list[") and label.endswith("]"):
+                param.metavar = f"<{label[5:-1]}>"  # repeat the option for several
+        elif isinstance(param, TyperArgument):
+            param.__class__ = _usage_argument(type(param))
+    get_help_option = cmd.get_help_option
+
+    def help_option(ctx):
+        opt = get_help_option(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    cmd.get_help_option = help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        _tidy(sub)
+
+
+def _usage_argument(base: type) -> type:
+    """A subclass of typer's argument whose usage piece is NAME (or [NAME] when optional) and whose
+    type is the item's for several (`<str>`, not `<list[str]>`)."""
+
+    class Argument(base):
+        def display_type(self, ctx) -> str:
+            label = super().display_type(ctx)
+            return f"<{label[6:-2]}>" if label.startswith("<list[") else label  # "keyframes... <str>"
+
+        def _usage_display_name(self) -> str:
+            name = (self.metavar or self.name).upper()
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+    return Argument
+
+
 def fail(message: str, code: int) -> None:
     print(f"kino: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -46,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         from click import exceptions as click_exc
 
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="kino")
+        rv = command().main(args=argv, standalone_mode=False, prog_name="kino")
     except KinoError as e:
         fail(one_line(e), e.exit_code)
     except click_exc.NoArgsIsHelpError:

@@ -41,7 +41,7 @@ class EnhancerConfig:
     """Which enhancer to use and how to reach an LLM. `from_env` reads KINO_ENHANCE_*."""
 
     backend: EnhanceBackend = EnhanceBackend.WORLD
-    base_url: str = "http://127.0.0.1:8000/v1"
+    base_url: str | None = None  # required by the openai backend: there is no default endpoint
     model: str = "gpt-4o-mini"
     api_key: str | None = None
     timeout: float = 20.0  # seconds per request
@@ -54,6 +54,11 @@ class EnhancerConfig:
         except ValueError:
             valid = ", ".join(b.value for b in EnhanceBackend)
             raise InputError(f"unknown enhancer backend {self.backend!r}; valid: {valid}") from None
+        if self.backend is EnhanceBackend.OPENAI and not self.base_url:
+            raise InputError("the openai enhancer needs an endpoint: set KINO_ENHANCE_BASE_URL (an OpenAI-compatible "
+                             "chat server, e.g. http://HOST:PORT/v1); without one, use the offline world enhancer")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise InputError(f"enhancer base URL {self.base_url!r} must start with http:// or https://")
         if self.timeout <= 0:
             raise InputError(f"enhancer timeout {self.timeout} must be positive")
         if self.retries < 0:
@@ -64,7 +69,7 @@ class EnhancerConfig:
         env = os.environ
         values = {
             "backend": env.get("KINO_ENHANCE_BACKEND", EnhanceBackend.WORLD.value),
-            "base_url": env.get("KINO_ENHANCE_BASE_URL", cls.base_url),
+            "base_url": env.get("KINO_ENHANCE_BASE_URL") or None,
             "model": env.get("KINO_ENHANCE_MODEL", cls.model),
             "api_key": env.get("KINO_ENHANCE_API_KEY") or env.get("OPENAI_API_KEY"),
             "timeout": float(env.get("KINO_ENHANCE_TIMEOUT", cls.timeout)),

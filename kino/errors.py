@@ -47,6 +47,12 @@ class DependencyError(KinoError):
     exit_code = 6
 
 
+class ServiceError(KinoError):
+    """An external service (a captioning or prompt-enhancing endpoint) failed for every item asked of it."""
+
+    exit_code = 7
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's text, never empty."""
     text = str(exc).strip().splitlines()

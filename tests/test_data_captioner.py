@@ -145,3 +145,32 @@ def test_caption_manifest_records_failures_and_is_atomic(server, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
     again = caption_manifest(m, cap)  # already captioned clips are kept
     assert again.kept == 1 and again.captioned == 0
+
+
+def test_openai_backend_has_no_default_endpoint(monkeypatch):
+    """kino serve's own address is no captioner: without --base-url the openai backend says what to set."""
+    monkeypatch.delenv("KINO_CAPTION_BASE_URL", raising=False)
+    with pytest.raises(InputError, match="needs an endpoint.*--backend world"):
+        OpenAIConfig.from_env()
+
+
+def test_caption_cli_fails_when_every_clip_failed(server, tmp_path, monkeypatch, capsys):
+    """Every clip failing is an error (exit 7), not "captioned 0 clips" and exit 0 (issue 16 #15)."""
+    from kino.cli import main
+
+    monkeypatch.delenv("KINO_CAPTION_BASE_URL", raising=False)
+    write_video(tmp_path / "a.mp4", np.stack(_frames(8)), fps=8)
+    rec = ClipRecord(id="a#0", path="a.mp4", kind=ClipKind.VIDEO, start=0, end=1.0, width=48, height=32, fps=8,
+                     num_frames=8, source_fps=8)
+    m = tmp_path / "m.jsonl"
+    write_manifest(m, [rec])
+    with pytest.raises(SystemExit) as e:
+        main(["data", "caption", str(m)])
+    assert e.value.code == 2 and "needs an endpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["data", "caption", str(m), "--base-url", server, "--model", "malformed", "--retries", "0"])
+    out, err = capsys.readouterr()
+    assert e.value.code == 7 and "every clip failed to caption (1 of 1)" in err, (out, err)
+    with pytest.raises(SystemExit) as e:
+        main(["data", "caption", str(m), "--base-url", server, "--model", "ok"])
+    assert e.value.code == 0 and "captioned 1 clip," in capsys.readouterr().out

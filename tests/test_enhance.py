@@ -127,6 +127,8 @@ def test_config_validation():
         EnhancerConfig(backend="gpt")
     with pytest.raises(InputError, match="timeout"):
         EnhancerConfig(timeout=0)
+    with pytest.raises(InputError, match="needs an endpoint"):  # no default: kino serve's address is no LLM
+        EnhancerConfig(backend="openai")
 
 
 # ----------------------------------------------------------------------------- LLM backend

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kino.commands.output import plural
 from kino.data.buckets import BatchMode
 from kino.data.captioner import CaptionBackend
 
@@ -70,8 +71,8 @@ def _relative(path: str, folder: Path) -> str:
 def caption(
     manifest: Annotated[Path, typer.Argument(help="Manifest to fill with captions (rewritten in place).")],
     backend: Annotated[CaptionBackend, typer.Option(help="Who writes the captions.")] = CaptionBackend.OPENAI,
-    base_url: Annotated[str | None, typer.Option(help="Chat-completions base URL [env KINO_CAPTION_BASE_URL].")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name on that server [env KINO_CAPTION_MODEL].")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Chat-completions base URL, needed by the openai backend (or env KINO_CAPTION_BASE_URL).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name on that server (or env KINO_CAPTION_MODEL).")] = None,
     model_dir: Annotated[Path | None, typer.Option(help="Local image-to-text model folder (backend local).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 60.0,
     retries: Annotated[int, typer.Option(help="Extra tries on timeouts, 429 and 5xx.")] = 3,
@@ -106,7 +107,13 @@ def caption(
                                   on_clip=lambda rec, err: bar.update(task, advance=1))
     for clip_id, reason in report.failed[:20]:
         print(f"failed {clip_id}: {reason}")
-    print(f"captioned {report.captioned} clips, kept {report.kept}, failed {len(report.failed)}; wrote {manifest}")
+    print(f"captioned {report.captioned} {plural(report.captioned, 'clip')}, kept {report.kept}, "
+          f"failed {len(report.failed)}; wrote {manifest}")
+    if report.failed and not report.captioned and not report.kept:
+        from kino.errors import ServiceError
+
+        raise ServiceError(f"every clip failed to caption ({len(report.failed)} of {total}); first: "
+                           f"{report.failed[0][1]}")
 
 
 @data_app.command("cache")

@@ -7,6 +7,7 @@ one runner every generating command (kino.commands.modes, storyboard) shares.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import typer
 from kino.errors import InputError, ModelError
 from kino.models.presets import DiTPreset  # the CLI's preset choices, without importing torch
 
-model_app = typer.Typer(help="Pipeline directories: create a freshly initialised one.", no_args_is_help=True)
+model_app = typer.Typer(help="Pipeline directories: create a freshly initialised one (init) or copy one for shipping (export).", no_args_is_help=True)
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -78,39 +79,82 @@ def generate(
 
 
 def run_request(request, output: Path, model: Path | None, device: str, threads: int) -> None:
-    """Load the pipeline, generate_file with a progress bar, print notes, provenance and what was written."""
+    """Check everything that needs no model (request, output path, inputs, device, the model folder's
+    sizes), then load the model and run generate_file with progress; print notes, provenance and what
+    was written."""
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from kino.generation import generate_file
-    from kino.pipeline import KinoPipeline
+    from kino.families import Family, detect_family, load_model
+    from kino.generation import check_device, check_request, generate_file, resolve, size_warning
 
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
+    check_request(request, output)  # the output path and every input file, before anything loads
+    model_dir = resolve_model_dir(model)
+    if not model_dir.exists():
+        raise ModelError(f"model directory {model_dir} does not exist; make one with `kino model init {model_dir}`")
+    notes: list[str] = []
+    if detect_family(model_dir) is Family.KINO:  # the sizes from its config files, before the weights load
+        from kino.families.kino import peek_defaults
+
+        defaults = peek_defaults(model_dir)
+        request = resolve(request, defaults, notes)
+        check_request(request, output)
+        warn = size_warning(request, defaults)
+        if warn:
+            typer.echo(f"warning: {warn}", err=True)
+    check_device(device)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    model_dir = resolve_model_dir(model)
-    pipe = KinoPipeline.from_pretrained(model_dir, device=device)
+    for note in notes:
+        typer.echo(f"note: {note}")
+    loaded = load_model(model_dir, device=device)
     t0 = time.perf_counter()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("denoising", total=None)
-        result = generate_file(
-            pipe, request, output, model_name=model_dir.name,
-            callback=lambda step, total: bar.update(task, completed=step, total=total),
-            on_prompt=(lambda text: bar.console.print(f"enhanced prompt: {text}")) if request.enhance else None,
-        )
+    with progress_reporter() as (callback, say):
+        result = generate_file(loaded, request, output, model_name=model_dir.name, callback=callback,
+                               on_prompt=(lambda text: say(f"enhanced prompt: {text}")) if request.enhance else None)
     for note in result.notes:
         typer.echo(f"note: {note}")
     s, r = result.output.settings, result.report
     frames = len(result.output.frames)
     typer.echo(f"provenance: C2PA {'signed' if r.c2pa_signed else 'off'}, watermark {r.watermark_id or 'off'}, "
                f"frame review {r.frame_review}")
-    typer.echo(f"wrote {result.path} ({result.mode}, {s.width}x{s.height}, {frames} frames at {s.fps:g} fps, "
-               f"seed {s.seed}, {time.perf_counter() - t0:.1f} s)")
+    what = result.mode
+    if result.request is not None and result.request.shots:
+        n = len(result.request.shots)
+        what = f"{what}, {n} shot{'s' if n != 1 else ''}"
+    typer.echo(f"wrote {result.path} ({what}, {s['width']}x{s['height']}, {frames} frame{'s' if frames != 1 else ''} "
+               f"at {result.output.fps:g} fps, seed {s['seed']}, {time.perf_counter() - t0:.1f} s)")
+
+
+@contextmanager
+def progress_reporter():
+    """(callback(step, total), say(line)) for a generation: a progress bar on a terminal; elsewhere (a
+    pipe, a log file) a plain line at every tenth of the way, so a long run is never silent."""
+    import sys
+
+    if sys.stdout.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("denoising", total=None)
+            yield (lambda step, total: bar.update(task, completed=step, total=total)), bar.console.print
+        return
+    last = {"tenth": -1, "step": 0}
+
+    def plain(step: int, total: int) -> None:
+        if step < last["step"]:  # a new phase (a loop makes its body, then the seam)
+            last["tenth"] = -1
+        last["step"] = step
+        tenth = 10 * step // max(total, 1)
+        if tenth > last["tenth"]:
+            last["tenth"] = tenth
+            typer.echo(f"denoising: step {step}/{total}")
+
+    yield plain, typer.echo
 
 
 @model_app.command("init")

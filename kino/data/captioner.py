@@ -122,9 +122,12 @@ def _read_specs(path: Path) -> dict[str, tuple[dict, int]]:
 
 @dataclass(frozen=True)
 class OpenAIConfig:
-    """Where and how to reach a chat-completions endpoint; `from_env` reads KINO_CAPTION_*."""
+    """Where and how to reach a chat-completions endpoint; `from_env` reads KINO_CAPTION_*.
 
-    base_url: str = "http://127.0.0.1:8000/v1"
+    There is no default endpoint: kino serve's own address is no captioner, and guessing one only
+    turns "not configured" into a timeout per clip."""
+
+    base_url: str | None = None
     model: str = "default"
     api_key: str = ""
     timeout: float = 60.0  # seconds per request
@@ -134,6 +137,10 @@ class OpenAIConfig:
     max_side: int = 512  # frames are shrunk to at most this many pixels a side
 
     def __post_init__(self) -> None:
+        if not self.base_url:
+            raise InputError("the openai caption backend needs an endpoint: --base-url URL or KINO_CAPTION_BASE_URL "
+                             "(an OpenAI-compatible server with a vision model); offline, use --backend world "
+                             "(clips of kino's world) or --backend local --model-dir DIR")
         if not self.base_url.startswith(("http://", "https://")):
             raise InputError(f"caption base URL {self.base_url!r} must start with http:// or https://")
         if self.timeout <= 0 or self.retries < 0 or self.backoff < 0 or self.num_frames < 1:
