@@ -99,8 +99,30 @@ class Enhanced:
         }
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a conditioned request gives the model besides its prompt, for the enhancer to stay consistent
+    with: an image-to-video's image, an extension's video, an interpolation's keyframes.
+
+    `frames` are consecutive frames of a video at `fps` (its motion and camera are read too), or, with
+    `fps` None, separate stills (keyframes, an image: only what they show is read, not how it moves).
+    """
+
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        f = np.asarray(self.frames)
+        if f.ndim == 3:
+            f = f[None]  # one image (H, W, 3) -> (1, H, W, 3)
+        if f.ndim != 4 or f.shape[-1] != 3 or not len(f):
+            raise InputError(f"enhancer inputs must be frames (T, H, W, 3), got shape {tuple(f.shape)}")
+        object.__setattr__(self, "frames", f)
+
+
 class Enhancer(Protocol):
-    def enhance(self, prompt: str, seed: int = 0, context: str | None = None) -> Enhanced: ...
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None, inputs: Inputs | None = None,
+                still: bool = False) -> Enhanced: ...
 
 
 # ----------------------------------------------------------------------------- world expander
@@ -112,29 +134,109 @@ _STOPWORDS = frozenset(
 
 
 class WorldExpander:
-    """The offline, world-aware expander (deterministic per prompt and seed)."""
+    """The offline, world-aware expander (deterministic per prompt and seed).
+
+    It never refuses a prompt the model could take as written: a prompt that names nothing the world
+    can draw ("a cat playing piano in a jazz club") is passed through as written, and one that asks more
+    than a scene holds ("five red balls") is drawn with what fits and keeps the user's words; each says
+    so in one line of `Enhanced.notes`.
+    """
 
     def __init__(self, width: int = 64, height: int = 64, fps: float = 8.0, num_frames: int = 17) -> None:
         self.canvas = (width, height, fps, num_frames)
 
-    def enhance(self, prompt: str, seed: int = 0, context: str | None = None) -> Enhanced:
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None, inputs: Inputs | None = None,
+                still: bool = False) -> Enhanced:
         """The detailed caption of `prompt`. What the prompt leaves open is drawn from a generator seeded
         by (prompt, seed), or by (context, seed) when given: the shots of one storyboard pass their
         shared subject, so each shot fills the open attributes (background, camera, unasked colors)
-        the same way and the subject stays consistent from shot to shot."""
+        the same way and the subject stays consistent from shot to shot.
+
+        `inputs` (a conditioned request's image, video or keyframes) are read with the world's analyzer
+        first: what they show (background, objects, and for a video its motion and camera) fills what
+        the prompt leaves open, so the caption never contradicts the frames the video starts from.
+        `still` (text-to-image) fills nothing that moves: objects still, a static camera, no events.
+        """
         from kino.world.caption import CaptionLevel, caption
         from kino.world.parse import parse_prompt
+        from kino.world.spec import MAX_OBJECTS
 
         prompt = _check_prompt(prompt)
         asked = parse_prompt(prompt)
-        rng = np.random.default_rng(_seed_of(prompt if context is None else context, seed))
-        spec = complete_spec(asked, rng, *self.canvas)
-        text = caption(spec, CaptionLevel.DETAILED, seed=seed)
         unknown = unknown_words(prompt)
-        if unknown:
+        if inputs is None and not asked.objects and not asked.count and unknown:
+            note = ("the prompt names nothing kino's world draws (shapes, colors, motions, camera, backgrounds); "
+                    "it was given to the model as written")
+            return Enhanced(prompt, prompt, EnhanceBackend.WORLD, seed, notes=(note,))
+        notes: list[str] = []
+        n_asked = max(len(asked.objects), asked.count or 0)
+        if n_asked > MAX_OBJECTS:
+            notes.append(f"a scene of kino's world holds at most {MAX_OBJECTS} objects; the enhanced prompt "
+                         f"describes {MAX_OBJECTS} of the {n_asked} asked and keeps your words")
+            asked = replace(asked, objects=asked.objects[:MAX_OBJECTS], count=MAX_OBJECTS)
+        if inputs is not None:
+            asked = with_inputs(asked, inputs)
+        rng = np.random.default_rng(_seed_of(prompt if context is None else context, seed))
+        try:
+            spec = complete_spec(asked, rng, *self.canvas)
+            if still:
+                spec = _still(spec, asked)
+            text = caption(spec, CaptionLevel.DETAILED, seed=seed)
+        except InputError as e:  # the world cannot hold what was asked: the model takes it as written
+            note = f"the world cannot draw this prompt ({e}); it was given to the model as written"
+            return Enhanced(prompt, prompt, EnhanceBackend.WORLD, seed, notes=(note,))
+        if unknown or notes:
             # Keep what the world cannot draw in the user's own words, in one closing sentence.
             text = f"{text.rstrip()} The scene is described as: {prompt.strip().rstrip('.')}."
-        return Enhanced(prompt, text, EnhanceBackend.WORLD, seed)
+        return Enhanced(prompt, text, EnhanceBackend.WORLD, seed, notes=tuple(notes))
+
+
+def with_inputs(asked, inputs: Inputs):
+    """`asked` (a PromptSpec) with what the analyzer sees in `inputs` filling what it leaves open.
+
+    Every seen object is kept (asked objects are matched to the seen one that agrees on most of what
+    they ask, and take its other attributes); the background always comes from the frames (a
+    conditioned video keeps its backdrop); a video's motion and camera continue unless asked.
+    """
+    from kino.world.analyze import analyze
+    from kino.world.spec import MAX_OBJECTS, ObjectQuery
+
+    video = inputs.fps is not None and len(inputs.frames) > 1
+    seen = analyze(inputs.frames if video else inputs.frames[:1], inputs.fps or 8.0)
+    pool = list(seen.objects[:MAX_OBJECTS])
+    objects = []
+    for q in asked.objects:
+        agree = [sum(getattr(q, a) is not None and getattr(q, a) == getattr(o, a)
+                     for a in ("shape", "color", "size", "motion")) for o in pool]
+        o = pool.pop(int(np.argmax(agree))) if pool else None
+        objects.append(q if o is None else _fill(q, o, video))
+    objects += [_fill(ObjectQuery(), o, video) for o in pool][: MAX_OBJECTS - len(objects)]
+    return replace(
+        asked,
+        objects=tuple(objects),
+        count=asked.count or (len(objects) or None),
+        background=asked.background or seen.background,
+        camera=asked.camera or (seen.camera if video else None),
+    )
+
+
+def _fill(q, o, video: bool):
+    from kino.world.spec import ObjectQuery
+
+    return ObjectQuery(shape=q.shape or o.shape, color=q.color or o.color, size=q.size or o.size,
+                       motion=q.motion or (o.motion if video else None))
+
+
+def _still(spec, asked):
+    """`spec` as one frame shows it: unasked motions still, the camera static unless asked, no unasked events."""
+    from kino.world.spec import Camera, Motion
+
+    objects = tuple(
+        o if i < len(asked.objects) and asked.objects[i].motion else replace(o, motion=Motion.STILL)
+        for i, o in enumerate(spec.objects)
+    )
+    events = tuple(e for e in spec.events if e.kind in asked.events)
+    return replace(spec, objects=objects, camera=asked.camera or Camera.STATIC, events=events)
 
 
 COMPLETE_TRIES = 4000  # prior draws complete_spec tries before it falls back (~50 us each)
@@ -279,18 +381,19 @@ class ChatEnhancer:
         self.config = config
         self.fallback = fallback or WorldExpander()
 
-    def messages(self, prompt: str) -> list[dict]:
+    def messages(self, prompt: str, inputs: Inputs | None = None, still: bool = False) -> list[dict]:
         msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
         for short, detailed in style_examples():
             msgs += [{"role": "user", "content": short}, {"role": "assistant", "content": detailed}]
-        return msgs + [{"role": "user", "content": prompt}]
+        return msgs + [{"role": "user", "content": prompt + _situation(inputs, still)}]
 
-    def enhance(self, prompt: str, seed: int = 0, context: str | None = None) -> Enhanced:
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None, inputs: Inputs | None = None,
+                still: bool = False) -> Enhanced:
         prompt = _check_prompt(prompt)  # the chat model sees the prompt alone; context seeds the fallback
         errors = []
         for attempt in range(self.config.retries + 1):
             try:
-                text = self._ask(prompt, seed)
+                text = self._ask(prompt, seed, inputs, still)
                 return Enhanced(prompt, text, EnhanceBackend.OPENAI, seed)
             except _ChatFailure as e:
                 errors.append(str(e))
@@ -298,13 +401,13 @@ class ChatEnhancer:
                     time.sleep(min(2.0, 0.25 * 2**attempt))
         note = f"prompt enhancer at {self.config.base_url} failed ({errors[-1]}); used the offline expander"
         warnings.warn(note, stacklevel=2)
-        out = self.fallback.enhance(prompt, seed, context)
-        return replace(out, fell_back=True, notes=(note,))
+        out = self.fallback.enhance(prompt, seed, context, inputs, still)
+        return replace(out, fell_back=True, notes=(note, *out.notes))
 
-    def _ask(self, prompt: str, seed: int) -> str:
+    def _ask(self, prompt: str, seed: int, inputs: Inputs | None = None, still: bool = False) -> str:
         body = {
             "model": self.config.model,
-            "messages": self.messages(prompt),
+            "messages": self.messages(prompt, inputs, still),
             "temperature": self.config.temperature,
             "seed": seed,
         }
@@ -337,6 +440,21 @@ class _ChatFailure(Exception):
     pass
 
 
+def _situation(inputs: Inputs | None, still: bool) -> str:
+    """What the chat model must stay consistent with, appended to the user's prompt."""
+    parts = []
+    if still:
+        parts.append("This is a single still image: describe no motion, camera move or event.")
+    if inputs is not None:
+        from kino.world.analyze import analyze
+
+        video = inputs.fps is not None and len(inputs.frames) > 1
+        seen = analyze(inputs.frames if video else inputs.frames[:1], inputs.fps or 8.0)
+        what = "given video shows" if video else "given image shows"
+        parts.append(f"The {what}: {seen.summary()}. Keep what it shows; describe only what it leaves open.")
+    return ("\n\n" + " ".join(parts)) if parts else ""
+
+
 def style_examples(n: int = 3) -> list[tuple[str, str]]:
     """(short, detailed) caption pairs from the world captioner: the style the model trained on."""
     from kino.world.caption import CaptionLevel, caption
@@ -354,6 +472,34 @@ def style_examples(n: int = 3) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------------------------- entry point
 
+INPUT_FRAMES = 8  # frames of a given video the enhancer reads (its end, or its start for a backward extension)
+
+
+def request_inputs(request) -> Inputs | None:
+    """The frames a conditioned kino.generation.GenerationRequest starts from, for the enhancer (None: a
+    text request). Read at the request's size, the video's tail (its head for a backward extension) one
+    frame at a time, so a long input never sits in memory whole."""
+    from collections import deque
+
+    from kino import modes
+    from kino.io import iter_frames, probe
+
+    w, h = int(request.width or 64), int(request.height or 64)
+    mode, notes = str(request.mode), []
+    if mode == "image-to-video" and request.from_image:
+        return Inputs(modes.load_image(request.from_image, w, h, notes))
+    if mode == "interpolate" and request.keyframes:
+        return Inputs(np.stack([modes.load_image(k, w, h, notes) for k in request.keyframes]))
+    video = request.videos[0] if mode == "connect" and request.videos else request.video
+    if not video:
+        return None
+    head = mode == "extend" and request.backward
+    tail = deque(maxlen=None if head else INPUT_FRAMES)
+    for frame in iter_frames(video, max_frames=INPUT_FRAMES if head else None):
+        tail.append(modes.fit_frames(frame[None], w, h, str(video), notes)[0])
+    return Inputs(np.stack(tail), fps=probe(video).fps)
+
+
 
 def make_enhancer(config: EnhancerConfig | None = None) -> Enhancer:
     """The enhancer a config asks for (the offline world expander by default)."""
@@ -363,9 +509,10 @@ def make_enhancer(config: EnhancerConfig | None = None) -> Enhancer:
     return WorldExpander()
 
 
-def enhance(prompt: str, seed: int = 0, config: EnhancerConfig | None = None) -> Enhanced:
-    """Enhance one prompt with the configured enhancer."""
-    return make_enhancer(config).enhance(prompt, seed)
+def enhance(prompt: str, seed: int = 0, config: EnhancerConfig | None = None, inputs: Inputs | None = None,
+            still: bool = False) -> Enhanced:
+    """Enhance one prompt with the configured enhancer (see `WorldExpander.enhance` for inputs and still)."""
+    return make_enhancer(config).enhance(prompt, seed, inputs=inputs, still=still)
 
 
 def _check_prompt(prompt: str) -> str:

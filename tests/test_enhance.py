@@ -247,3 +247,55 @@ def test_storyboard_context_fills_open_attributes_alike():
     assert pa.background == pb.background and pa.camera == pb.camera  # the same scene around the subject
     assert pa.objects[0].color == pb.objects[0].color == "red"
     assert pa.objects[0].motion != pb.objects[0].motion  # each shot keeps what it asked
+
+
+# ----------------------------------------------------------------------------- never refuse, stay consistent
+
+
+def test_more_objects_than_a_scene_holds_is_not_refused():
+    """Issue 16 #1: "five red balls bouncing" was an InputError (exit 2); now 3 red balls, the words kept."""
+    out = WorldExpander().enhance("five red balls bouncing", seed=0)
+    seen = parse_prompt(out.text.split("The scene is described as")[0])
+    assert len(seen.objects) == 3 and {o.color for o in seen.objects} == {Color.RED}
+    assert out.text.endswith("The scene is described as: five red balls bouncing.")
+    assert len(out.notes) == 1 and "at most 3 objects" in out.notes[0]
+
+
+def test_out_of_domain_prompt_is_passed_as_written():
+    """Issue 16 #29: no unrelated world scene with the user's text appended; one notice line."""
+    out = WorldExpander().enhance("a cat playing piano in a jazz club", seed=3)
+    assert out.text == "a cat playing piano in a jazz club"
+    assert len(out.notes) == 1 and "as written" in out.notes[0]
+    assert WorldExpander().enhance("a red ball next to a cat", seed=3).text != "a red ball next to a cat"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_still_prompt_gets_no_motion_camera_or_events(seed):
+    """Issue 16 #29: text-to-image fills nothing that moves (what is asked is kept)."""
+    for prompt in ("a red ball", "a sunset", "two blue squares on grass"):
+        seen = parse_prompt(WorldExpander().enhance(prompt, seed=seed, still=True).text)
+        assert all(o.motion in (None, Motion.STILL) for o in seen.objects), prompt
+        assert seen.camera in (None, Camera.STATIC) and not seen.events, prompt
+    asked = parse_prompt(WorldExpander().enhance("a star spinning", seed=seed, still=True).text)
+    assert asked.objects[0].motion is Motion.SPINNING
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conditioned_enhancement_keeps_what_the_inputs_show(seed):
+    """Issue 16 #2: a red ball on a night sky extended stays a red ball on a night sky, moving as it did."""
+    from kino.enhance import Inputs
+    from kino.world.render import render
+    from kino.world.spec import ObjectSpec, SceneSpec
+
+    spec = SceneSpec(objects=(ObjectSpec(Shape.CIRCLE, Color.RED, Size.MEDIUM, Motion.RIGHT),),
+                     background=Background.NIGHT, camera=Camera.STATIC, width=64, height=64, fps=8.0, num_frames=8)
+    frames = render(spec, seed=seed)  # (T, H, W, 3)
+    for inputs, video in ((Inputs(frames, fps=8.0), True), (Inputs(frames[0]), False)):
+        seen = parse_prompt(WorldExpander().enhance("a ball", seed=seed, inputs=inputs).text)
+        assert seen.background is Background.NIGHT
+        assert [(o.shape, o.color) for o in seen.objects] == [(Shape.CIRCLE, Color.RED)]
+        if video:
+            assert seen.objects[0].motion is Motion.RIGHT and seen.camera in (None, Camera.STATIC)
+    asked = parse_prompt(WorldExpander().enhance("a ball on grass moving up", seed=seed,
+                                                 inputs=Inputs(frames, fps=8.0)).text)
+    assert asked.background is Background.GRASS and asked.objects[0].motion is Motion.UP  # the prompt wins
