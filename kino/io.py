@@ -173,6 +173,56 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
         raise MediaError(f"{p}: the video has no frames")
 
 
+def scan_video(path: str | os.PathLike, max_frames: int) -> VideoInfo:
+    """Size, rate and frame count of a video from its header and its packets, decoding one frame only.
+
+    Packets are counted without decoding them (a demux costs little even for thousands of frames) and
+    counting stops past `max_frames`, so the count is exact up to max_frames and max_frames + 1 means
+    "more". Used to bound uploads before any expensive work (kino serve)."""
+    p = _media_path(path)
+    av = _av()
+    try:
+        with av.open(str(p)) as c:
+            if not c.streams.video:
+                raise MediaError(f"{p}: no video stream in this file")
+            s = c.streams.video[0]
+            width, height, codec = s.codec_context.width, s.codec_context.height, s.codec_context.name
+            fps = float(s.average_rate or s.guessed_rate or 0) or 25.0
+            declared = int(s.frames or 0)
+            duration = float(s.duration * s.time_base) if s.duration is not None and s.time_base else 0.0
+            if declared > max_frames or duration * fps > max_frames + 1 or width * height <= 0:
+                return VideoInfo(width, height, fps, max(declared, max_frames + 1), duration, codec)
+            count = 0
+            for packet in c.demux(s):
+                if packet.size:
+                    count += 1
+                    if count > max_frames:
+                        break
+        with av.open(str(p)) as c:  # one frame decodes: the file is a video, not only a header
+            s = c.streams.video[0]
+            s.thread_type = "SLICE"
+            first = next(c.decode(s), None)
+            if first is None:
+                raise MediaError(f"{p}: the video has no frames")
+            width, height = first.width, first.height
+    except MediaError:
+        raise
+    except Exception as e:  # PyAV raises many types (InvalidDataError, OSError, ...)
+        raise MediaError(f"{p}: not a readable video ({_short(e)})") from None
+    return VideoInfo(width, height, fps, count, duration or count / fps, codec)
+
+
+def iter_frames_fitted(path: str | os.PathLike, fit, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """`iter_frames`, each frame passed through `fit` (e.g. resized) as it is decoded, so only the fitted
+    frames are ever held; MediaError once a video has more than max_frames (it is not cut silently)."""
+    count = 0
+    for frame in iter_frames(path):
+        count += 1
+        if max_frames is not None and count > max_frames:
+            raise MediaError(f"{path}: the video has more than {max_frames} frames")
+        yield fit(frame)
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
     """Read a whole video (or its first `max_frames`) into memory."""
     p = _media_path(path)

@@ -1,9 +1,14 @@
 """The server's process: one FastAPI app that holds the loaded model, the job store, the workers and the
 studio, built from a ServeConfig.
 
-On start (before the port opens): load the pipeline once per device, check the configured sizes
+On start (before the port opens): take the data directory's lock (one server per directory; a second
+one stops here, having changed nothing), load the pipeline once per device, check the configured sizes
 against it, warm the prompt classifier, recover jobs a dead server left in progress, then start one
 worker per device and a cleanup thread that deletes expired assets and orphaned uploads.
+
+/health says "ok" (200) while every worker lives and moves, "degraded" (503) when one died or has not
+moved on its job for `stuck_seconds`. /docs is a page of this package that reads /openapi.json (no
+script from a CDN, under a Content-Security-Policy of 'self').
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from fastapi.staticfiles import StaticFiles
 from kino.serve import errors
 from kino.serve.config import OPENAI_MODELS, ServeConfig, parse_size
 from kino.serve.files import Storage
+from kino.serve.intake import decoders
 from kino.serve.jobs import JobStore
-from kino.serve.security import BodyLimit
+from kino.serve.lock import DataDirLock
+from kino.serve.security import BodyLimit, KeyGuard, NoAuthGuard
 from kino.serve.worker import Worker
 
 log = logging.getLogger("kino.serve")
@@ -32,33 +39,38 @@ log = logging.getLogger("kino.serve")
 class Service:
     """What the routes share: config, store, storage, model facts, safety config and workers."""
 
-    def __init__(self, config: ServeConfig, pipes: list, model_name: str) -> None:
+    def __init__(self, config: ServeConfig, pipes: list, model_name: str, lock: DataDirLock | None = None) -> None:
         from kino.enhance import make_enhancer
+        from kino.generation import as_model, check_size
         from kino.safety import SafetyConfig
 
         self.config = config
-        self.store = JobStore(config.data_dir / "jobs.sqlite3")
+        self.lock = lock or DataDirLock(config.data_dir).acquire()  # before the store or any file is touched
+        self.store = JobStore(config.data_dir / "jobs.sqlite3", timeout=config.db_timeout)
         self.storage = Storage(config.data_dir)
         self.model_name = model_name
         self.models = list(dict.fromkeys([model_name, "kino", *OPENAI_MODELS]))
-        pipe = pipes[0]
-        s = pipe.scheduler
+        self.decoders = decoders(config.max_decoders)
+        self.key_guard = KeyGuard(config.key_failures_per_minute)
+        models = [as_model(p) for p in pipes]  # kino.families.VideoModel, one per worker
+        d = models[0].defaults
         for size in config.sizes:
-            w, h = parse_size(size)
-            pipe.check_inputs("x", w, h, 1, s.fps, 1)  # InputError names the nearest valid sizes
-        self.fps = float(s.fps)
-        self.max_frames = pipe.max_frames
-        self.default_size = config.default_size or (f"{s.width}x{s.height}" if f"{s.width}x{s.height}" in config.sizes
-                                                    else config.sizes[0])
-        self.default_seconds = config.default_seconds or min(float(s.seconds), config.max_seconds)
+            check_size(*parse_size(size), d.size_multiple)  # InputError names the nearest valid sizes
+        self.fps = float(d.fps)
+        self.max_frames = d.max_frames or int(config.max_seconds * d.fps)
+        native = f"{d.width}x{d.height}"
+        self.default_size = config.default_size or (native if native in config.sizes else config.sizes[0])
+        self.default_seconds = config.default_seconds or min(float(d.seconds), config.max_seconds)
         self.safety = SafetyConfig.load(config.safety_policy)
-        self.encoder = pipe.text_encoder
+        self.encoder = getattr(getattr(models[0], "pipe", None), "text_encoder", None)  # shared with the policy
         self.enhancer = make_enhancer()
         self.wake = threading.Event()
-        self.workers = [Worker(self.store, self.storage, config, p, model_name, self.safety, self.enhancer, self.wake,
-                               name=f"kino-worker-{i}") for i, p in enumerate(pipes)]
+        self.workers = [Worker(self.store, self.storage, config, m, model_name, self.safety, self.enhancer, self.wake,
+                               name=f"kino-worker-{i}") for i, m in enumerate(models)]
+        self.served = {model_name: models}  # name -> loaded models, one per worker (several names: later)
         self.stopping = threading.Event()
         self.cleaner = threading.Thread(target=self._clean_loop, name="kino-cleanup", daemon=True)
+        self.max_input_frames = max(1, int(config.max_seconds * self.fps))  # an input video's frames at most
 
     def seconds_per_job(self) -> float:
         return sum(w.seconds_per_job for w in self.workers) / len(self.workers)
@@ -81,16 +93,27 @@ class Service:
         for w in self.workers:
             if w.is_alive():
                 w.join(timeout=30)
+        self.store.close()
+        self.lock.release()
+
+    def health(self) -> tuple[int, dict]:
+        workers = [w.state() for w in self.workers]
+        ok = all(w["alive"] and not w["stuck"] for w in workers)
+        try:
+            jobs = self.store.counts()
+        except Exception as e:  # the store is unavailable: say so rather than fail
+            jobs, ok = {"error": f"the job store is unavailable ({type(e).__name__})"}, False
+        return (200 if ok else 503), {"status": "ok" if ok else "degraded", "jobs": jobs, "workers": len(workers),
+                                      "worker_states": workers}
 
     def clean(self, now: int | None = None) -> int:
         """Delete expired assets and uploads no unfinished or unexpired job needs; returns the number of expired
         videos."""
-        ids = self.store.expire(now)
-        for jid in ids:
+        expired = self.store.expire(now)
+        for jid, inputs in expired:
             self.storage.delete_assets(jid)
-            job = self.store.get(jid)
-            if job is not None:
-                self.storage.delete_inputs(job.params.get("inputs_all", []))
+            self.storage.delete_inputs(inputs)
+        self.store.purge_failed()
         needed = set()
         for status in ("queued", "in_progress", "completed"):  # a completed video's inputs serve its remixes
             for job in self.store.by_status(status):
@@ -100,7 +123,7 @@ class Service:
         for f in self.storage.uploads.iterdir():
             if f.name not in needed and not f.name.startswith(".") and f.stat().st_mtime < cutoff:
                 f.unlink(missing_ok=True)
-        return len(ids)
+        return len(expired)
 
     def _clean_loop(self) -> None:
         while not self.stopping.wait(self.config.cleanup_interval):
@@ -123,13 +146,20 @@ def load_pipes(config: ServeConfig) -> tuple[list, str]:
     return [KinoPipeline.from_pretrained(model_dir, device=d) for d in config.devices], Path(model_dir).name
 
 
-def create_app(config: ServeConfig, pipes: list | None = None, model_name: str | None = None) -> FastAPI:
-    """The app. `pipes` (already loaded pipelines, one per worker) skip loading from config.model_dir."""
+def create_app(config: ServeConfig, pipes: list | None = None, model_name: str | None = None,
+               lock: DataDirLock | None = None) -> FastAPI:
+    """The app. `pipes` (already loaded pipelines, one per worker) skip loading from config.model_dir;
+    `lock` is the data directory's lock when the caller took it already (InputError if another holds it)."""
     from kino.serve.api import router
 
-    if pipes is None:
-        pipes, model_name = load_pipes(config)
-    svc = Service(config, pipes, model_name or "kino")
+    lock = lock or DataDirLock(config.data_dir).acquire()
+    try:
+        if pipes is None:
+            pipes, model_name = load_pipes(config)
+        svc = Service(config, pipes, model_name or "kino", lock)
+    except BaseException:
+        lock.release()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -137,25 +167,57 @@ def create_app(config: ServeConfig, pipes: list | None = None, model_name: str |
         yield
         svc.stop()
 
-    app = FastAPI(title="kino serve", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="kino serve", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OpenAI's Videos API (Sora), served by kino's own model; kino's modes as extensions.")
     app.state.service = svc
     errors.install(app)
     app.include_router(router)
     app.add_middleware(BodyLimit, limit=config.max_request_bytes)
+    if config.no_auth:
+        app.add_middleware(NoAuthGuard)
+    _openapi_with_bodies(app)
 
     studio = resources.files("kino.serve") / "studio"
     app.mount("/studio", StaticFiles(directory=str(studio)), name="studio")
 
     @app.get("/", include_in_schema=False)
     def index():
-        return FileResponse(str(studio / "index.html"), media_type="text/html")
+        return FileResponse(str(studio / "index.html"), media_type="text/html", headers={"Content-Security-Policy": CSP})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return FileResponse(str(studio / "docs.html"), media_type="text/html", headers={"Content-Security-Policy": CSP})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return FileResponse(str(studio / "favicon.svg"), media_type="image/svg+xml")
 
     @app.get("/health", include_in_schema=False)
     def health():
-        return JSONResponse({"status": "ok", "jobs": svc.store.counts(), "workers": len(svc.workers)})
+        status, body = svc.health()
+        return JSONResponse(body, status_code=status)
 
     return app
+
+
+CSP = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'"
+
+
+def _openapi_with_bodies(app: FastAPI) -> None:
+    """/openapi.json with the request bodies' nested models (schemas.body_schema) under components."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for item in spec.get("paths", {}).values():
+                for op in item.values():
+                    components.update(op.pop("x-kino-defs", {}) if isinstance(op, dict) else {})
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _version() -> str:

@@ -68,8 +68,19 @@ class ServeConfig:
     max_request_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 32 * 1024 * 1024
     max_prompt_chars: int = 2000
-    max_seconds: float = 20.0
+    max_seconds: float = 20.0  # the longest video, and the longest an extension, connection or loop may end up
     max_shots: int = 16
+    max_json_bytes: int = 8 * 1024 * 1024  # a JSON body (parsed in memory); larger inputs come as uploads
+    max_files: int = 17  # uploads in one form (interpolation: 16 keyframes)
+    max_image_pixels: int = 4096 * 4096  # an image's width x height, read from its header before decoding
+    max_video_pixels: int = 1920 * 1080  # a video frame's width x height, from the header
+    max_decoders: int = 2  # inputs checked (decoded) at once; the others wait their turn
+    # storage
+    quota_bytes_per_key: int = 2 * 1024**3  # videos and inputs one key may keep (429 insufficient_quota past it)
+    quota_bytes_total: int = 20 * 1024**3  # ... and all keys together
+    db_timeout: float = 30.0  # seconds a write waits for SQLite's lock before the store counts as unavailable
+    stuck_seconds: float = 600.0  # /health reports a worker that has not moved on a job this long
+    key_failures_per_minute: int = 10  # wrong API keys one client address may send a minute (then 429)
     # what is generated
     sizes: tuple[str, ...] = ("64x64", "112x64", "64x112", "128x128", "224x128", "128x224")
     default_size: str | None = None  # None: the model's own
@@ -99,11 +110,13 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             raise InputError(f"port {self.port} is out of range; use 0-65535 (0: any free port)")
         for name in ("queue_size", "max_active_per_key", "max_request_bytes", "max_upload_bytes",
-                     "max_prompt_chars", "max_shots", "max_attempts", "expiry_seconds"):
+                     "max_prompt_chars", "max_shots", "max_attempts", "expiry_seconds", "max_json_bytes", "max_files",
+                     "max_image_pixels", "max_video_pixels", "max_decoders", "quota_bytes_per_key",
+                     "quota_bytes_total", "key_failures_per_minute"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_seconds <= 0 or self.cleanup_interval <= 0:
-            raise InputError("max_seconds and cleanup_interval must be > 0")
+        if not (self.max_seconds > 0 and self.cleanup_interval > 0 and self.db_timeout > 0 and self.stuck_seconds > 0):
+            raise InputError("max_seconds, cleanup_interval, db_timeout and stuck_seconds must be > 0")
         if not self.devices:
             raise InputError("give at least one device, e.g. --device cpu")
         if self.steps is not None and not 1 <= self.steps <= 1000:
@@ -143,15 +156,17 @@ class ServeConfig:
                          f"(or OpenAI's {', '.join(SIZE_ALIASES)}, mapped to the nearest aspect)")
 
     def resolve_seconds(self, value, what: str = "seconds") -> float:
-        """'4', 4 or 2.5 -> float in (0, max_seconds]; InputError saying the valid range."""
+        """'4', 4 or 2.5 -> float in [MIN_SECONDS, max_seconds], parsed strictly (kino.serve.schemas.Seconds:
+        plain ASCII decimals, no "1_0", no other scripts' digits, no exponents); InputError saying the range."""
+        from pydantic import TypeAdapter, ValidationError
+
+        from kino.serve.schemas import Seconds
+
         try:
-            s = float(str(value).strip())
-        except ValueError:
-            s = float("nan")
-        if not 0 < s <= self.max_seconds:  # also rejects nan
-            raise InputError(f"{what} {value!r} is not valid; give a number of seconds in (0, {self.max_seconds:g}],"
-                             f" e.g. \"2\" or OpenAI's \"4\", \"8\", \"12\"")
-        return s
+            return TypeAdapter(Seconds).validate_python(value, context={"config": self})
+        except ValidationError as e:
+            msg = str(e.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+            raise InputError(f"{what} {msg}") from None
 
 
 def _choice(enum, value, name: str):

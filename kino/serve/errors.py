@@ -6,6 +6,7 @@ client always gets one readable line (and never a traceback).
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from fastapi import FastAPI, Request
@@ -76,6 +77,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, e: Exception):
-        log.exception("unexpected error")
-        return ApiError(500, f"internal error: {type(e).__name__}", type="server_error",
-                        code="server_error").response()
+        return unexpected(e).response()
+
+
+def unexpected(e: BaseException) -> ApiError:
+    """An exception no check foresaw, as a 5xx in OpenAI's shape: a full disk (507) and an unavailable job store
+    (503, with Retry-After) say so; anything else is logged and answered as an internal error (500)."""
+    import sqlite3
+
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC or (
+            isinstance(e, sqlite3.OperationalError) and "disk" in str(e) and "full" in str(e)):
+        log.error("disk full: %s", e)
+        return ApiError(507, "the server's disk is full; nothing was stored, try again later", type="server_error",
+                        code="insufficient_storage")
+    if isinstance(e, sqlite3.OperationalError):
+        log.error("job store unavailable: %s", e)
+        return ApiError(503, "the job store is busy or unavailable; nothing was stored, retry shortly",
+                        type="server_error", code="service_unavailable", headers={"Retry-After": "2"})
+    log.error("unexpected error", exc_info=e)
+    return ApiError(500, f"internal error: {type(e).__name__}", type="server_error", code="server_error")

@@ -6,8 +6,9 @@
     DATA/uploads/<random>.png|.mp4    checked uploads and hard links to source videos of queued jobs
 
 No path is ever built from user input: ids are checked against their server-made form first, and an
-upload is stored only after it decodes (an image through Pillow, a video through PyAV); its name says
-what it decoded as, never what the client called it.
+upload is stored only after its header passed the server's limits and it decodes (an image through
+Pillow, a video's first frame through PyAV, its packets counted); its name says what it decoded as,
+never what the client called it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Storage:
         self.videos = self.root / "videos"
         self.uploads = self.root / "uploads"
         for d in (self.videos, self.uploads):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
         for stale in [*self.videos.glob(".*"), *self.uploads.glob(".*")]:  # half-written by a killed server
             stale.unlink(missing_ok=True)
 
@@ -67,41 +68,74 @@ class Storage:
         src = self.input_path(name)
         return _link(src, self.uploads / f"{name.split('-', 1)[0]}-{secrets.token_hex(12)}{src.suffix}")
 
-    def save_image(self, data: bytes, what: str) -> str:
-        """Decode an uploaded image; store it as PNG under a random name. InputError if it does not decode."""
+    def save_image(self, data: bytes, what: str, max_pixels: int = 4096 * 4096) -> str:
+        """Check an uploaded image's header (width x height <= max_pixels) before decoding it, then decode it
+        and store it as PNG under a random name. InputError if it is too large or does not decode."""
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                if im.width * im.height > 8192 * 8192:
-                    raise InputError(f"{what} is {im.width}x{im.height}; images up to 8192x8192 are accepted")
+            with Image.open(io.BytesIO(data)) as im:  # reads the header only
+                if im.width * im.height > max_pixels:
+                    side = int(max_pixels ** 0.5)
+                    raise InputError(f"{what} is {im.width}x{im.height}; images of up to {max_pixels} pixels "
+                                     f"({side}x{side}) are accepted")
                 im.load()
                 rgb = im.convert("RGB")
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError):
             raise InputError(f"{what} is not a readable image (PNG, JPEG, WebP, ...); it did not decode") from None
         name = f"img-{secrets.token_hex(12)}.png"
         tmp = self.uploads / f".{name}"
-        rgb.save(tmp, format="PNG")
-        tmp.rename(self.uploads / name)
+        try:
+            rgb.save(tmp, format="PNG")
+            tmp.rename(self.uploads / name)
+        finally:
+            tmp.unlink(missing_ok=True)
         return name
 
-    def save_video(self, data: bytes, what: str, max_frames: int = 2000) -> str:
-        """Decode an uploaded video (every frame, up to max_frames) and store it; InputError if it does not."""
-        from kino.io import iter_frames
+    def save_video(self, data: bytes, what: str, max_pixels: int, max_frames: int) -> tuple[str, int]:
+        """Store an uploaded video after checking its header and packets (kino.io.scan_video: size, declared
+        duration and frame count, one frame decoded) against the limits; -> (name, frames). InputError when it
+        is too large or does not decode."""
+        from kino.io import scan_video
 
         name = f"vid-{secrets.token_hex(12)}.mp4"
         tmp = self.uploads / f".{name}"
-        tmp.write_bytes(data)
         try:
-            n = sum(1 for _ in iter_frames(tmp, max_frames=max_frames))
-        except (MediaError, OSError, ValueError):
+            tmp.write_bytes(data)
+            try:
+                info = scan_video(tmp, max_frames)
+            except (MediaError, OSError, ValueError):
+                raise InputError(f"{what} is not a readable video (MP4, WebM, MOV, ...); it did not decode") from None
+            if info.width * info.height > max_pixels:
+                raise InputError(f"{what} is {info.width}x{info.height}; videos of up to {max_pixels} pixels a frame "
+                                 f"(1920x1080) are accepted")
+            if info.num_frames > max_frames:
+                raise InputError(f"{what} has more than {max_frames} frames; at most {max_frames} are accepted")
+            if info.num_frames == 0:
+                raise InputError(f"{what} has no frames")
+            tmp.rename(self.uploads / name)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise InputError(f"{what} is not a readable video (MP4, WebM, MOV, ...); it did not decode") from None
-        if n == 0:
-            tmp.unlink(missing_ok=True)
-            raise InputError(f"{what} has no frames")
-        tmp.rename(self.uploads / name)
-        return name
+        return name, info.num_frames
+
+    def size_of(self, names) -> int:
+        """Bytes the stored inputs `names` take."""
+        total = 0
+        for n in names:
+            try:
+                total += self.input_path(n).stat().st_size
+            except OSError:
+                pass
+        return total
+
+    def asset_bytes(self, jid: str) -> int:
+        total = 0
+        for v in VARIANTS:
+            try:
+                total += self.asset(jid, v).stat().st_size
+            except OSError:
+                pass
+        return total
 
     # -- previews --------------------------------------------------------------------------------------
 

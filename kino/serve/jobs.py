@@ -6,6 +6,10 @@ across threads and across processes, and a server killed at any moment restarts 
 
     queued --claim--> in_progress --complete--> completed --expire--> completed (assets deleted)
                                   \\--fail-----> failed
+
+Only one server writes a data directory (kino/serve/lock.py), so `recover` only ever sees jobs whose
+server is gone. Expiry purges a job's prompts along with its files. Each job records the bytes it keeps
+(inputs while it waits, then its videos and kept inputs), which the storage quotas add up.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_code TEXT,
     error_message TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    expired INTEGER NOT NULL DEFAULT 0
+    expired INTEGER NOT NULL DEFAULT 0,
+    enhanced_prompt TEXT,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
@@ -91,6 +97,13 @@ class Job:
     attempts: int = 0
     expired: bool = False
     seq: int = 0
+    enhanced_prompt: str | None = None
+    bytes: int = 0
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """Expired, or past its expiry time even if the cleanup pass has not marked it yet."""
+        now = time.time() if now is None else now
+        return self.expired or (self.expires_at is not None and self.expires_at <= now)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -103,20 +116,26 @@ class Job:
 class JobStore:
     """Jobs in `path` (SQLite, WAL). Safe to share between threads; each thread has its own connection."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._local = threading.local()
-        self._db().executescript(SCHEMA)
+        db = self._db()
+        db.executescript(SCHEMA)
+        have = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in (("enhanced_prompt", "TEXT"), ("bytes", "INTEGER NOT NULL DEFAULT 0")):
+            if column not in have:  # a data directory written by an older kino
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout, check_same_thread=False)
             db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process (WAL)
-            db.execute("PRAGMA busy_timeout=30000")
             self._local.db = db
         return db
 
@@ -134,7 +153,8 @@ class JobStore:
     # -- writes ------------------------------------------------------------------------------------
 
     def create(self, *, owner: str, model: str, prompt: str | None, seconds: str, size: str, kind: str,
-               params: dict, queue_size: int, max_active: int, remixed_from: str | None = None) -> Job:
+               params: dict, queue_size: int, max_active: int, remixed_from: str | None = None,
+               nbytes: int = 0) -> Job:
         """Queue a job; QueueFull when the queue (or this owner's share of it) is full."""
         now = int(time.time())
         jid = new_id()
@@ -147,8 +167,9 @@ class JobStore:
             if mine >= max_active:
                 raise QueueFull(mine, "key")
             db.execute("INSERT INTO jobs (id, owner, status, created_at, model, prompt, seconds, size, kind, params,"
-                       " remixed_from_video_id) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (jid, owner, now, model, prompt, seconds, size, kind, json.dumps(params), remixed_from))
+                       " remixed_from_video_id, bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (jid, owner, now, model, prompt, seconds, size, kind, json.dumps(params), remixed_from,
+                        int(nbytes)))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (jid,)).fetchone()
         return Job.from_row(row)
 
@@ -170,12 +191,14 @@ class JobStore:
                              (int(progress), jid))
         return cur.rowcount == 1
 
-    def complete(self, jid: str, seconds: str, size: str, expires_at: int) -> bool:
+    def complete(self, jid: str, seconds: str, size: str, expires_at: int, enhanced_prompt: str | None = None,
+                 nbytes: int | None = None) -> bool:
         now = int(time.time())
         with self._tx() as db:
             cur = db.execute("UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, expires_at = ?,"
-                             " seconds = ?, size = ? WHERE id = ? AND status = 'in_progress'",
-                             (now, expires_at, seconds, size, jid))
+                             " seconds = ?, size = ?, enhanced_prompt = ?, bytes = COALESCE(?, bytes)"
+                             " WHERE id = ? AND status = 'in_progress'",
+                             (now, expires_at, seconds, size, enhanced_prompt, nbytes, jid))
         return cur.rowcount == 1
 
     def fail(self, jid: str, code: str, message: str) -> bool:
@@ -208,14 +231,23 @@ class JobStore:
                 (int(time.time()),)).rowcount
         return requeued, failed
 
-    def expire(self, now: int | None = None) -> list[str]:
-        """Mark completed jobs whose assets expired; returns their ids (the caller deletes the files)."""
+    def expire(self, now: int | None = None) -> list[tuple[str, list[str]]]:
+        """Mark completed jobs whose assets expired and purge their prompts (the prompt, the enhanced prompt
+        and the stored request); -> [(id, stored input names)] for the caller to delete the files."""
         now = int(time.time()) if now is None else now
         with self._tx() as db:
-            ids = [r["id"] for r in db.execute(
-                "SELECT id FROM jobs WHERE status = 'completed' AND expired = 0 AND expires_at <= ?", (now,))]
-            db.executemany("UPDATE jobs SET expired = 1 WHERE id = ?", [(i,) for i in ids])
-        return ids
+            rows = db.execute("SELECT id, params FROM jobs WHERE status = 'completed' AND expired = 0 AND"
+                              " expires_at <= ?", (now,)).fetchall()
+            out = [(r["id"], list(json.loads(r["params"]).get("inputs_all", []))) for r in rows]
+            db.executemany("UPDATE jobs SET expired = 1, prompt = NULL, enhanced_prompt = NULL, params = '{}',"
+                           " bytes = 0 WHERE id = ?", [(i,) for i, _ in out])
+        return out
+
+    def purge_failed(self) -> int:
+        """Failed jobs keep no prompt once their error is reported for a day (they have no files)."""
+        with self._tx() as db:
+            return db.execute("UPDATE jobs SET prompt = NULL, params = '{}' WHERE status = 'failed' AND"
+                              " completed_at < ? AND params != '{}'", (int(time.time()) - 24 * 3600,)).rowcount
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -243,6 +275,22 @@ class JobStore:
         rows = db.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY seq {direction} LIMIT ?",
                           (*args, limit + 1)).fetchall()
         return [Job.from_row(r) for r in rows[:limit]], len(rows) > limit
+
+    def pressure(self, owner: str) -> tuple[int, int]:
+        """(jobs queued on the server, unfinished jobs of this owner): the cheap check before any work."""
+        db = self._db()
+        queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+        mine = db.execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('queued', 'in_progress')",
+                          (owner,)).fetchone()[0]
+        return queued, mine
+
+    def usage(self, owner: str) -> tuple[int, int]:
+        """Bytes kept (videos and inputs of unexpired jobs): (this owner's, everyone's)."""
+        db = self._db()
+        mine = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM jobs WHERE owner = ? AND expired = 0",
+                          (owner,)).fetchone()[0]
+        total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM jobs WHERE expired = 0").fetchone()[0]
+        return int(mine), int(total)
 
     def counts(self) -> dict[str, int]:
         rows = self._db().execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()

@@ -74,14 +74,31 @@ class ThreadServer:
         self.thread.join(timeout=30)
 
 
+def wait_for_health(port: int, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    """Until GET /health answers: `kino serve` binds its port before it loads the model, so an open port
+    does not mean it serves yet."""
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(f"no server on port {port} after {timeout:g} s")
+
+
 def start_subprocess(model_dir: Path, data_dir: Path, port: int, *args: str, env: dict | None = None,
                      log: Path | None = None) -> subprocess.Popen:
-    """`python -m kino serve` on 127.0.0.1:port; returns once the port is open (the model is loaded)."""
+    """`python -m kino serve` on 127.0.0.1:port; returns once it serves (the model is loaded)."""
     cmd = [sys.executable, "-m", "kino", "serve", "--model", str(model_dir), "--data-dir", str(data_dir),
            "--port", str(port), "--threads", "1", *args]
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    wait_for_port(port, proc=proc)
+    wait_for_health(port, proc=proc)
     return proc
 
 
