@@ -110,8 +110,16 @@ class VideoModel(ABC):
         """Family, variant, components, parameter counts, dtype, modes, defaults, memory estimate."""
 
 
-# which family would do a mode another cannot (filled by the adapters' capability tables)
-WHO_CAN: dict[str, tuple[str, ...]] = {}
+# which models would do a mode another cannot (the adapters' capability tables: kino.families.ltx, .wan)
+WHO_CAN: dict[str, tuple[str, ...]] = {
+    "text": ("kino", "LTX-Video", "Wan T2V / TI2V / VACE"),
+    "image-to-video": ("kino", "LTX-Video", "Wan I2V / TI2V / VACE"),
+    "interpolate": ("kino", "LTX-Video", "Wan FLF2V (first + last) / VACE"),
+    "extend": ("kino", "LTX-Video", "Wan VACE"),
+    "loop": ("kino", "LTX-Video", "Wan FLF2V / VACE"),
+    "connect": ("kino", "LTX-Video", "Wan FLF2V / VACE"),
+    "edit": ("kino", "LTX-Video", "Wan 2.1 T2V"),
+}
 
 
 def _who_can(mode: str) -> str:

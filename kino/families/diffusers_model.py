@@ -1,0 +1,229 @@
+"""The part of a diffusers family adapter that does not depend on the family.
+
+`DiffusersModel.generate` resolves the request (size, frames, steps, guidance, seed), reads its inputs
+(images and videos, fitted to the size), dispatches to the family's method for the mode, and returns
+uint8 frames with the settings the manifest records. A family (kino.families.ltx, kino.families.wan)
+implements one method per mode it has a mechanism for, each a diffusers pipeline call:
+
+    def text(self, job) -> Pass                  def image_to_video(self, job) -> Pass
+    def extend(self, job) -> Pass                def loop(self, job) -> Pass
+    def interpolate(self, job) -> Pass           def connect(self, job) -> Pass
+    def edit(self, job) -> Pass
+
+Letters: T frames, H height, W width.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kino.errors import InputError
+from kino.families.base import Generated, ModelDefaults, ModelInfo, VideoModel
+from kino.families.diffusers_common import (
+    RunOptions,
+    check_size,
+    config_folder,
+    estimate_memory_gb,
+    load_components,
+    parameter_counts,
+    resolve_dtype,
+    round_frames,
+    sample,
+    to_uint8,
+)
+
+
+@dataclass
+class Job:
+    """One resolved request: what a family's mode method reads."""
+
+    request: object  # kino.generation.GenerationRequest
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    fps: float
+    frames: int  # frames asked for (new frames for extend/connect/loop), before rounding
+    steps: int
+    guidance: float
+    callback: Callable[[int, int], None] | None
+    notes: list[str] = field(default_factory=list)
+
+    def generator(self):
+        import torch
+
+        return torch.Generator("cpu").manual_seed(self.seed)  # CPU noise: the same video on any device
+
+    def image(self, path) -> np.ndarray:
+        from kino.modes import load_image
+
+        return load_image(path, self.width, self.height, self.notes)  # (H, W, 3) uint8
+
+    def video(self, path, max_frames: int | None = None) -> np.ndarray:
+        from kino.modes import load_video
+
+        return load_video(path, self.width, self.height, self.notes, max_frames=max_frames)  # (T, H, W, 3)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A mode's frames (T, H, W, 3) float32 in [0, 1] (given frames included) and where parts meet."""
+
+    frames: np.ndarray
+    seams: tuple[int, ...] = ()
+    calls: int = 1  # pipeline calls made
+
+
+class DiffusersModel(VideoModel):
+    """A diffusers pipeline behind kino's interface. Subclasses set family, modes, defaults, variant."""
+
+    variant: str = ""
+    notes: tuple[str, ...] = ()
+
+    def __init__(self, pipe, path: str | os.PathLike, device: str, torch_dtype, options: RunOptions,
+                 single_file: str | None = None):
+        self.pipe = pipe
+        self.path = str(path)
+        self.name = Path(path).stem if Path(path).is_file() else Path(path).name
+        self.device = device
+        self.torch_dtype = torch_dtype
+        self.options = options
+        self.single_file = single_file
+        self.options_used = options.apply(pipe, device)
+        self.configure()
+
+    def configure(self) -> None:
+        """Set variant, modes and defaults from the loaded components (subclasses)."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu", dtype: str | None = None,
+             config: str | os.PathLike | None = None, **options):
+        """Load a diffusers folder (or a single transformer file with its folder as `config`)."""
+        opts = RunOptions.from_options(options)
+        torch_dtype = resolve_dtype(device, dtype)
+        _, single = config_folder(path, config)
+        pipe = load_components(path, config, torch_dtype)
+        return cls(pipe, path, device, torch_dtype, opts, single_file=str(single) if single else None)
+
+    # -- the request ---------------------------------------------------------------------------------
+
+    def job(self, request, prompt: str, seed: int, callback=None) -> Job:
+        d = self.defaults
+        width, height = int(request.width or d.width), int(request.height or d.height)
+        check_size(width, height, d.size_multiple, f"{self.family} ({self.variant})")
+        fps = float(request.fps or d.fps)
+        seconds = request.seconds if request.seconds is not None else d.seconds
+        if seconds <= 0:
+            raise InputError(f"--seconds must be positive, got {seconds:g}")
+        frames = 1 if getattr(request, "image_only", False) else max(1, round(seconds * fps))
+        steps = int(request.steps or d.steps)
+        guidance = float(request.guidance if request.guidance is not None else d.guidance)
+        return Job(request, prompt, seed, width, height, fps, frames, steps, guidance, callback)
+
+    def total_frames(self, job: Job, n: int, what: str = "frames") -> int:
+        """n rounded up to what one pass holds (1 + k * frame_multiple), within max_frames."""
+        m = round_frames(n, self.defaults.frame_multiple, job.notes, what) if n > 1 else 1
+        if self.defaults.max_frames is not None and m > self.defaults.max_frames:
+            raise InputError(f"{self.family} ({self.variant}) makes at most {self.defaults.max_frames} frames in one "
+                             f"pass ({self.defaults.max_frames / job.fps:g} s at {job.fps:g} fps); this needs {m}")
+        return m
+
+    def common(self, job: Job) -> dict:
+        """The pipeline arguments every call shares."""
+        req = job.request
+        return {"prompt": job.prompt, "negative_prompt": req.negative_prompt, "width": job.width,
+                "height": job.height, "num_inference_steps": job.steps, "guidance_scale": job.guidance,
+                "generator": job.generator()}
+
+    def call(self, pipe, job: Job, **kwargs) -> np.ndarray:
+        """One diffusers call: (T, H, W, 3) float32 frames in [0, 1]."""
+        return sample(pipe, {**self.common(job), **kwargs}, job.callback)
+
+    # -- VideoModel ----------------------------------------------------------------------------------
+
+    def run(self, request, prompt: str, seed: int, callback=None) -> tuple[Pass, Job]:
+        """The mode's float frames (what the equivalence tests compare with diffusers) and the job."""
+        self.check_mode(request.mode)
+        job = self.job(request, prompt, seed, callback)
+        method = {"text": self.text, "image-to-video": self.image_to_video, "extend": self.extend,
+                  "loop": self.loop, "interpolate": self.interpolate, "connect": self.connect,
+                  "edit": self.edit}[str(request.mode)]
+        return method(job), job
+
+    def generate(self, request, prompt: str, seed: int, callback=None) -> Generated:
+        t0 = time.perf_counter()
+        out, job = self.run(request, prompt, seed, callback)
+        settings = {"family": str(self.family), "variant": self.variant, "checkpoint": self.checkpoint,
+                    "width": job.width, "height": job.height, "fps": job.fps, "frames": int(len(out.frames)),
+                    "steps": job.steps, "guidance": job.guidance, "seed": seed, "dtype": self.dtype_name,
+                    "options": list(self.options_used)}
+        return Generated(to_uint8(out.frames), job.fps, settings, tuple(job.notes), out.seams,
+                         {"generate": time.perf_counter() - t0})
+
+    @property
+    def checkpoint(self) -> str:
+        """What the manifest names: the folder (and the single file when one was given)."""
+        return self.single_file or self.path
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.torch_dtype).removeprefix("torch.")
+
+    def tokens(self) -> tuple[int, int, int]:
+        """(tokens of a default generation, hidden size, blocks) of the transformer (subclasses)."""
+        return 0, 0, 0
+
+    def info(self) -> ModelInfo:
+        counts = parameter_counts(self.pipe)
+        tokens, hidden, layers = self.tokens()
+        nbytes = 2 if self.dtype_name in ("bfloat16", "float16") else 4
+        memory = estimate_memory_gb(counts, nbytes, tokens, hidden, layers, self.options.offload)
+        notes = self.notes + tuple(f"option: {u}" for u in self.options_used)
+        if self.single_file:
+            notes += (f"transformer from {self.single_file}",)
+        return ModelInfo(self.family, self.variant, self.path, counts, self.dtype_name,
+                         tuple(sorted(self.modes)), self.defaults, memory, notes)
+
+    # -- the modes (a family overrides the ones it can do; check_mode refuses the rest first) ---------
+
+    def text(self, job: Job) -> Pass:
+        raise NotImplementedError
+
+    image_to_video = extend = loop = interpolate = connect = edit = text
+
+    # -- helpers for the modes -----------------------------------------------------------------------
+
+    @staticmethod
+    def given(frames: np.ndarray) -> np.ndarray:
+        """uint8 (T, H, W, 3) -> float32 in [0, 1], to join given frames with generated ones."""
+        return frames.astype(np.float32) / 255.0
+
+    @staticmethod
+    def key_indices(job: Job, n_keys: int, total: int | None) -> list[int]:
+        """The output frame of each keyframe: at key_times (seconds), or spread evenly over `total`."""
+        times = job.request.key_times
+        if times is None:
+            last = (total or job.frames) - 1
+            return [round(last * i / (n_keys - 1)) for i in range(n_keys)]
+        idx = [round(float(t) * job.fps) for t in times]
+        if idx[0] < 0:
+            raise InputError(f"keyframe times must be >= 0, got {times[0]:g}")
+        for i in range(1, len(idx)):
+            if idx[i] <= idx[i - 1]:
+                raise InputError(f"keyframes {i} and {i + 1} ({times[i - 1]:g} s, {times[i]:g} s) are not in order "
+                                 f"or fall on the same frame at {job.fps:g} fps; give increasing times")
+        return idx
+
+
+def defaults(width: int, height: int, fps: float, frames: int, steps: int, guidance: float, size_multiple: int,
+             frame_multiple: int, max_frames: int | None) -> ModelDefaults:
+    """A family's ModelDefaults from its natural units (frames, not seconds)."""
+    return ModelDefaults(width=width, height=height, fps=fps, seconds=frames / fps, steps=steps, guidance=guidance,
+                         size_multiple=size_multiple, frame_multiple=frame_multiple, max_frames=max_frames,
+                         trained_sizes=((width, height),))
