@@ -39,6 +39,7 @@ def main() -> None:
 
     from kino import modes
     from kino.data.world import WorldClips
+    from kino.eval import continuity
     from kino.pipeline import KinoPipeline, builtin_model_dir
 
     if args.threads:
@@ -56,22 +57,22 @@ def main() -> None:
         video = ((item["video"].permute(1, 2, 3, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         prompt, seed = item["caption"], args.seed + i
         out = modes.image_to_video(pipe, prompt, video[0], 17, seed=seed, **kw)
-        rows["i2v"].append(modes.psnr(out.frames[0], video[0]))
-        rows["i2v_rt"].append(modes.psnr(out.frames[0], pipe.decode_latents(pipe.encode_frames(video[:1]))[0]))
+        rows["i2v"].append(continuity.psnr(out.frames[0], video[0]))
+        rows["i2v_rt"].append(continuity.psnr(out.frames[0], pipe.decode_latents(pipe.encode_frames(video[:1]))[0]))
         ext = modes.extend(pipe, prompt, video[:9], 24, seed=seed, **kw)
-        _add(rows, "ext", modes.seam_report(ext.frames, ext.seams, fps))
+        _add(rows, "ext", continuity.seam_report(ext.frames, ext.seams, fps))
         lp = modes.loop(pipe, prompt, 32, seed=seed, **kw)
-        _add(rows, "loop", modes.seam_report(lp.frames, lp.seams[-1:], fps))
+        _add(rows, "loop", continuity.seam_report(lp.frames, lp.seams[-1:], fps))
         it = modes.interpolate(pipe, prompt, [video[0], video[16]], num_frames=17, seed=seed, **kw)
-        rows["key"].append(float(np.mean([modes.psnr(it.frames[f], k)
+        rows["key"].append(float(np.mean([continuity.psnr(it.frames[f], k)
                                           for f, k in zip(it.key_frames, [video[0], video[16]], strict=True)])))
     n_long = max(1, round(args.long_seconds * fps))
     for i in range(max(1, args.n // 2)):
         item = next(clips)
         out = pipe(item["caption"], num_frames=n_long, seed=args.seed + 100 + i,
                    **{k: v for k, v in kw.items() if v is not None})
-        _add(rows, "win", modes.seam_report(out.frames, out.seams, fps))
-        ident = modes.identity_consistency(out.frames, fps)
+        _add(rows, "win", continuity.seam_report(out.frames, out.seams, fps))
+        ident = continuity.identity_consistency(out.frames, fps)
         if ident is not None:
             rows["identity"].append(ident)
 

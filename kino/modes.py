@@ -43,6 +43,7 @@ class Mode(StrEnum):
     INTERPOLATE = "interpolate"
     CONNECT = "connect"
     EDIT = "edit"
+    STORYBOARD = "storyboard"  # several shots in one video (kino.storyboard)
 
 
 @dataclass(frozen=True)
@@ -96,26 +97,33 @@ def load_image(path: str | Path, width: int, height: int, notes: list[str]) -> n
         frame = next(iter_frames(text, max_frames=1))
     else:
         index = round(at * probe(text).fps)
-        frames = list(iter_frames(text, max_frames=index + 1))
-        if len(frames) <= index:
-            raise InputError(f"{path}: the video is {len(frames)} frames long; there is no frame at {at:g} s")
-        frame = frames[index]
+        count, frame = 0, None
+        for f in iter_frames(text, max_frames=index + 1):  # holds one frame at a time
+            count, frame = count + 1, f
+        if count <= index:
+            raise InputError(f"{path}: the video is {count} frames long; there is no frame at {at:g} s")
     return fit_frames(frame[None], width, height, str(path), notes)[0]
 
 
 def load_video(path: str | Path, width: int, height: int, notes: list[str],
                max_frames: int | None = None) -> np.ndarray:
-    """A video as (T, H, W, 3) uint8 at the asked size; a clear error for one without frames."""
+    """A video as (T, H, W, 3) uint8 at the asked size; a clear error for one without frames.
+
+    Frames are fitted one by one as they are decoded (never the whole video at its own size in memory:
+    a 4K upload holds one 4K frame at a time), and at most max_frames are read."""
     from kino.errors import MediaError
     from kino.io import iter_frames
 
+    seen: list[str] = []
     try:
-        frames = list(iter_frames(path, max_frames=max_frames))
+        frames = [fit_frames(f[None], width, height, str(path), seen)[0]
+                  for f in iter_frames(path, max_frames=max_frames)]
     except MediaError as e:
         if "no frames" in str(e):
             raise InputError(f"{path}: the video has no frames (zero length); give a video of 1 frame or more") from None
         raise
-    return fit_frames(np.stack(frames), width, height, str(path), notes)
+    notes.extend(seen[:1])
+    return np.stack(frames)  # (T, H, W, 3)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -366,105 +374,8 @@ def _settings(pipe, prompt: str, kw: dict, frames: int, windows: int):
     s = pipe.scheduler
     return GenerationSettings(prompt, kw.get("negative_prompt") or "", width, height, frames, _fps(pipe, kw),
                               int(kw.get("num_inference_steps") or s.num_inference_steps),
-                              float(kw.get("guidance_scale") or s.guidance_scale), str(kw.get("solver") or s.solver),
+                              float(s.guidance_scale if kw.get("guidance_scale") is None else kw["guidance_scale"]),
+                              str(kw.get("solver") or s.solver),
                               float(kw.get("shift") or pipe.shift_for(shape)), kw.get("seed"), shape,
                               condition_guidance=float(kw.get("condition_guidance") or s.condition_guidance),
                               windows=windows)
-
-
-
-# -- continuity measures (benchmarks/continuity.py, tests) ---------------------------------------------
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio (dB) of two uint8 arrays of one shape; inf when equal."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
-
-
-@dataclass(frozen=True)
-class SeamReport:
-    """Jumps at seams against the jumps between ordinary consecutive frames (ratio 1: a seam is invisible).
-
-    position: mean centroid displacement of the analyzer's tracked objects, fraction of min(H, W);
-    color: mean absolute RGB change of the frame (0-255)."""
-
-    position_seam: float | None
-    position_ordinary: float | None
-    color_seam: float
-    color_ordinary: float
-
-    @property
-    def position_ratio(self) -> float | None:
-        if self.position_seam is None or not self.position_ordinary:
-            return None
-        return self.position_seam / self.position_ordinary
-
-    @property
-    def color_ratio(self) -> float:
-        return self.color_seam / max(self.color_ordinary, 1e-6)
-
-
-def frame_jumps(frames: np.ndarray, fps: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame step t-1 -> t (T - 1 values): object position jump (NaN where no object is seen in both
-    frames) and mean absolute color change."""
-    from kino.world.analyze import analyze
-
-    a = analyze(frames, fps)
-    side = float(min(frames.shape[1:3]))
-    color = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # (T-1,)
-    pos = np.full(len(frames) - 1, np.nan)
-    for t in range(1, len(frames)):
-        d = [np.hypot(o.track[t][0] - o.track[t - 1][0], o.track[t][1] - o.track[t - 1][1]) / side
-             for o in a.objects if o.track[t] is not None and o.track[t - 1] is not None]
-        if d:
-            pos[t - 1] = float(np.mean(d))
-    return pos, color
-
-
-def seam_report(frames: np.ndarray, seams: Sequence[int], fps: float = 8.0) -> SeamReport:
-    """Compare the step into each seam frame (seam - 1 -> seam) with all other steps. A seam equal to
-    len(frames) is the loop's closure: the step from the last frame back to the first."""
-    if any(s == len(frames) for s in seams):
-        frames = np.concatenate([frames, frames[:1]])
-    pos, color = frame_jumps(frames, fps)
-    at = np.zeros(len(frames) - 1, dtype=bool)
-    for s in seams:
-        if 1 <= s < len(frames):
-            at[s - 1] = True
-    if not at.any() or at.all():
-        raise InputError("a seam report needs at least one seam and one ordinary frame step")
-
-    def mean(x: np.ndarray) -> float | None:
-        x = x[~np.isnan(x)]
-        return float(x.mean()) if len(x) else None
-
-    return SeamReport(mean(pos[at]), mean(pos[~at]), float(color[at].mean()), float(color[~at].mean()))
-
-
-def identity_consistency(frames: np.ndarray, fps: float = 8.0) -> float | None:
-    """Share of whole seconds in which the main object (the one seen longest) has the color, shape and size
-    it has most often over the whole video (labels the analyzer could not read in a second, e.g. the shape
-    of a clipped view, are skipped); None when no object is seen."""
-    from kino.world.analyze import analyze
-
-    a = analyze(frames, fps)
-    if not a.objects:
-        return None
-    o = max(a.objects, key=lambda ob: ob.seen)
-    per = max(1, round(fps))
-    side = float(min(frames.shape[1:3]))
-    sizes = [None if ar is None else round(float(np.sqrt(ar)) / side * 8) for ar in o.area]  # coarse size bins
-
-    def mode(values):
-        vals = [v for v in values if v is not None]
-        return max(set(vals), key=vals.count) if vals else None
-
-    want = (mode(o.colors), mode(o.shapes), mode(sizes))
-    ok = []
-    for s in range(0, len(frames) - per + 1, per):
-        got = (mode(o.colors[s:s + per]), mode(o.shapes[s:s + per]), mode(sizes[s:s + per]))
-        seen = [(g, w) for g, w in zip(got, want, strict=True) if g is not None]
-        if seen:  # a second in which the object is hidden or clipped says nothing about its identity
-            ok.append(all(g == w for g, w in seen))
-    return sum(ok) / len(ok) if ok else None

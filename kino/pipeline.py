@@ -66,9 +66,11 @@ class SchedulerConfig:
     max_latent_frames: int = 16  # what one pass holds: 1 + 4 * 15 = 61 pixel frames with the 4x VAE
     window_overlap: int = 2  # latent frames a window of a long video shares with the one before
     condition_guidance: float = 1.0  # guidance scale of condition frames (1: off; see conditioning.py)
+    trained_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) the model was trained at (a size warning)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "solver", Solver(self.solver))
+        object.__setattr__(self, "trained_sizes", tuple((int(w), int(h)) for w, h in self.trained_sizes))
         if self.num_inference_steps < 1 or self.max_latent_frames < 1 or self.fps <= 0 or self.seconds <= 0:
             raise InputError("scheduler config needs steps >= 1, max_latent_frames >= 1, fps > 0, seconds > 0")
         if not 1 <= self.window_overlap < max(self.max_latent_frames, 2):

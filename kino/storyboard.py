@@ -163,72 +163,29 @@ def _build(data, name: str, line: Callable[..., int]) -> Storyboard:
                       data.get("negative"), name)
 
 
-def generate_storyboard_file(pipe, board: Storyboard, output: str | os.PathLike, model_name: str = "kino",
+def storyboard_request(board: Storyboard, **settings):
+    """The storyboard as a kino.generation.GenerationRequest of mode storyboard (its size, fps, seed and
+    negative prompt; `settings` are further request fields: steps, guidance, enhance, c2pa, a seed that
+    overrides the board's...). Run it with kino.generation.generate_file like any request."""
+    from kino.generation import GenerationRequest, Shot
+
+    seed = settings.pop("seed", None)
+    return GenerationRequest(
+        mode="storyboard", shots=tuple(Shot(s.prompt, s.seconds, str(s.transition)) for s in board.shots),
+        subject=board.subject, seed=seed if seed is not None else board.seed, width=board.width,
+        height=board.height, fps=board.fps, negative_prompt=board.negative, **settings)
+
+
+def generate_storyboard_file(model, board: Storyboard, output: str | os.PathLike, model_name: str | None = None,
                              safety=None, enhancer=None, callback: Callable[[int, int], None] | None = None,
-                             on_prompt: Callable[[str], None] | None = None, *, enhance: bool = True,
-                             c2pa: bool = True, include_prompt: bool = False, steps: int | None = None,
-                             guidance: float | None = None, seed: int | None = None):
-    """Make the storyboard's video and publish it to `output` like generate_file (policy on every shot's
-    prompt before anything is sampled, frame review, watermark, C2PA with mode "storyboard").
+                             on_prompt: Callable[[str], None] | None = None, **settings):
+    """`generate_file(model, storyboard_request(board, **settings), output, ...)`: the storyboard's video
+    through the one path (policy on every shot's prompt and on their joined text, enhancement with one
+    context for every shot, frame review, watermark, C2PA with mode "storyboard").
 
     Returns a kino.generation.GenerationResult whose seams are the window and shot boundaries.
     """
-    import secrets
-    from dataclasses import asdict
+    from kino.generation import generate_file
 
-    import numpy as np
-
-    from kino.enhance import make_enhancer
-    from kino.generation import GenerationResult
-    from kino.pipeline import GenerationSettings, Shot, VideoOutput, plan_windows
-    from kino.safety import GenerationInfo, SafetyConfig, enforce_prompt, publish
-
-    safety = safety or SafetyConfig.load()
-    if not c2pa:
-        safety = safety.with_(c2pa=False)
-    if include_prompt:
-        safety = safety.with_(include_prompt=True)
-    seed = seed if seed is not None else board.seed if board.seed is not None else secrets.randbits(31)
-    s = pipe.scheduler
-    fps = float(board.fps or s.fps)
-    width, height = int(board.width or s.width), int(board.height or s.height)
-
-    prompts = []
-    for shot in board.shots:  # every prompt is checked before any sampling
-        text = board.prompt_of(shot)
-        enforce_prompt(text, safety)
-        if enhance:
-            # one context for every shot: the open attributes are filled the same way in each
-            context = board.subject or board.prompt_of(board.shots[0])
-            text = (enhancer or make_enhancer()).enhance(text, seed=seed, context=context).text
-            enforce_prompt(text, safety)
-        prompts.append(text)
-        if on_prompt is not None:
-            on_prompt(text)
-    shots = [Shot(p, max(1, round(sh.seconds * fps)), sh.transition == Transition.CONTINUOUS)
-             for p, sh in zip(prompts, board.shots, strict=True)]
-    for text in prompts:  # sizes, fps and steps fail before sampling too
-        pipe.check_inputs(text, width, height, 1, fps, steps or s.num_inference_steps)
-    windows = plan_windows(shots, pipe.max_frames, pipe.overlap_frames, pipe.vae.config.temporal_factor)
-    frames = np.concatenate(list(pipe.stream(windows, negative_prompt=board.negative or "", fps=fps, width=width,
-                                             height=height, steps=steps, guidance_scale=guidance, seed=seed,
-                                             callback=callback)))
-    shape = pipe.latent_shape(min(len(frames), pipe.max_frames), width, height)
-    settings = GenerationSettings(prompts[0], board.negative or "", width, height, len(frames), fps,
-                                  int(steps or s.num_inference_steps),
-                                  float(s.guidance_scale if guidance is None else guidance), str(s.solver),
-                                  pipe.shift_for(shape), seed, shape, windows=len(windows))
-    seams = tuple(w.start for w in windows[1:])
-    out = VideoOutput(frames, settings, {}, seams)
-    record = asdict(settings)
-    record.pop("prompt", None)
-    record.pop("negative_prompt", None)
-    record["latent_shape"] = list(record["latent_shape"])
-    record["condition_frames"] = list(record["condition_frames"])
-    record["shots"] = [{"seconds": sh.seconds, "transition": str(sh.transition)} for sh in board.shots]
-    info = GenerationInfo(model=model_name, mode="storyboard", settings={**record, "enhanced": enhance},
-                          prompt=" | ".join(board.prompt_of(sh) for sh in board.shots),
-                          enhanced_prompt=" | ".join(prompts) if enhance else None)
-    report = publish(frames, output, fps, info, safety)
-    return GenerationResult(Path(output), out, info.prompt, " | ".join(prompts), enhance, report, "storyboard", (),
-                            seams)
+    return generate_file(model, storyboard_request(board, **settings), output, model_name=model_name, safety=safety,
+                         enhancer=enhancer, callback=callback, on_prompt=on_prompt)

@@ -190,7 +190,7 @@ def test_conditioning_reference_is_the_ceiling_and_deterministic(tmp_path, capsy
 
 
 def test_conditioning_with_a_model_measures_the_conditioned_frames(model_dir, tmp_path, capsys):
-    from kino.modes import psnr
+    from kino.eval.continuity import psnr
     from kino.pipeline import KinoPipeline
 
     out = tmp_path / "cond.json"

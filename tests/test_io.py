@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kino.errors import InputError, MediaError
+from kino.eval.continuity import psnr
 from kino.io import Format, VideoWriter, iter_frames, probe, read_image, read_video, write_image, write_video
 from kino.testing import real_clip
 
@@ -25,9 +26,6 @@ def smooth_clip(t: int = 12, h: int = 48, w: int = 64, seed: int = 0) -> np.ndar
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def leftovers(folder: Path) -> list[str]:

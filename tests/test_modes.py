@@ -12,27 +12,17 @@ import torch
 from kino import modes
 from kino.diffusion.conditioning import Condition
 from kino.errors import InputError
-from kino.models.dit import DiT, DiTConfig
-from kino.models.text import TextEncoder, TextEncoderConfig
-from kino.models.vae import CausalVAE, VAEConfig
-from kino.modes import psnr
+from kino.eval.continuity import psnr, seam_report
 from kino.pipeline import KinoPipeline, SchedulerConfig, Shot, plan_windows
 
 KW = {"width": 16, "height": 16, "fps": 8.0, "seed": 3}
 
 
 @pytest.fixture(scope="module")
-def pipe() -> KinoPipeline:
+def pipe(tiny_pipeline) -> KinoPipeline:
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
-    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384,
-                        freq_dim=32))
-    with torch.no_grad():  # a random (not zero-initialised) velocity, so sampling really moves
-        for p in dit.parameters():
-            p.normal_(0, 0.05)
     sched = SchedulerConfig(num_inference_steps=3, max_latent_frames=6, width=16, height=16)  # 21 frames a pass
-    return KinoPipeline(dit, vae, TextEncoder(TextEncoderConfig(max_length=32)), sched)
+    return tiny_pipeline(scheduler=sched, random_dit=True, max_length=32, freq_dim=32)
 
 
 def frames(n: int, seed: int = 0, size: int = 16) -> np.ndarray:
@@ -131,8 +121,8 @@ def test_loop_appends_a_transition_back_to_the_start(pipe):
     raw = modes.loop(pipe, "round", 4, video=clip, blend=False, **KW)
     assert np.array_equal(raw.frames[:9], clip)
     # the start fades in from the transition pass's own decode of it: the closure step shrinks
-    assert modes.seam_report(out.frames, out.seams[-1:]).color_seam < \
-        modes.seam_report(raw.frames, raw.seams[-1:]).color_seam
+    assert seam_report(out.frames, out.seams[-1:]).color_seam < \
+        seam_report(raw.frames, raw.seams[-1:]).color_seam
     assert out.seams == (9, len(out.frames))  # the loop's seam is the end flowing into frame 0
     made = modes.loop(pipe, "round", 16, **KW)
     assert len(made.frames) == 16

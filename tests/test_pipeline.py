@@ -9,28 +9,16 @@ import pytest
 import torch
 
 from kino.errors import InputError, ModelError
-from kino.models.dit import DiT, DiTConfig
-from kino.models.text import TextEncoder, TextEncoderConfig
-from kino.models.vae import CausalVAE, VAEConfig
+from kino.models.dit import DiT
+from kino.models.text import TextEncoder
 from kino.pipeline import KinoPipeline, SchedulerConfig
 
-
-def tiny_pipeline(seed: int = 0, random_dit: bool = True) -> KinoPipeline:
-    torch.manual_seed(seed)
-    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
-    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384,
-                        freq_dim=32))
-    if random_dit:  # so the velocity is not the zero-initialised output
-        with torch.no_grad():
-            for p in dit.parameters():
-                p.normal_(0, 0.05)
-    sched = SchedulerConfig(num_inference_steps=3, max_latent_frames=4)
-    return KinoPipeline(dit, vae, TextEncoder(TextEncoderConfig(max_length=32)), sched)
+SCHEDULER = SchedulerConfig(num_inference_steps=3, max_latent_frames=4)
 
 
 @pytest.fixture(scope="module")
-def pipe() -> KinoPipeline:
-    return tiny_pipeline()
+def pipe(tiny_pipeline) -> KinoPipeline:
+    return tiny_pipeline(scheduler=SCHEDULER, random_dit=True, max_length=32, freq_dim=32)
 
 
 def test_call_returns_frames_settings_and_timings(pipe):
@@ -94,8 +82,6 @@ def test_missing_and_broken_dirs(tmp_path, pipe):
         KinoPipeline.from_pretrained(d)
 
 
-def test_mismatched_components_are_refused():
-    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
-    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=99))
+def test_mismatched_components_are_refused(tiny_vae, tiny_dit_config):
     with pytest.raises(ModelError, match="text width 99"):
-        KinoPipeline(dit, vae, TextEncoder())
+        KinoPipeline(DiT(tiny_dit_config(text_dim=99)), tiny_vae(), TextEncoder())

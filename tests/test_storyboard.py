@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from kino.cli import main
 from kino.errors import InputError
 from kino.io import probe, read_video, write_image, write_video
-from kino.models.dit import DiT, DiTConfig
-from kino.models.text import TextEncoder
-from kino.models.vae import CausalVAE, VAEConfig
 from kino.pipeline import KinoPipeline, SchedulerConfig
 from kino.storyboard import Transition, generate_storyboard_file, load_storyboard
 
@@ -40,25 +36,18 @@ def config_dir(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def tiny() -> KinoPipeline:
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
-    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384))
-    return KinoPipeline(dit, vae, TextEncoder(), SchedulerConfig(num_inference_steps=2, max_latent_frames=6,
-                                                                 width=16, height=16))
+SCHEDULER = SchedulerConfig(num_inference_steps=2, max_latent_frames=6, width=16, height=16)
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return tiny().save_pretrained(tmp_path_factory.mktemp("models") / "tiny")
+def pipe(tiny_pipeline) -> KinoPipeline:
+    torch.set_num_threads(1)
+    return tiny_pipeline(scheduler=SCHEDULER)
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+@pytest.fixture(scope="module")
+def model_dir(pipe, tmp_path_factory) -> Path:
+    return pipe.save_pretrained(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def test_load_a_good_storyboard(tmp_path):
@@ -91,10 +80,9 @@ def test_bad_storyboards_say_where_and_what(tmp_path, text, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_storyboard_video_is_one_signed_file_with_shared_seed(tmp_path):
+def test_storyboard_video_is_one_signed_file_with_shared_seed(pipe, tmp_path):
     from kino.safety.verify import GENERATION_LABEL, Outcome, verify_file
 
-    pipe = tiny()
     board = load_storyboard({**_yaml(GOOD)})
     res = generate_storyboard_file(pipe, board, tmp_path / "story.mp4", steps=2)
     assert len(res.output.frames) == 16 + 8 + 12 and probe(res.path).num_frames == 36
@@ -117,7 +105,7 @@ def _yaml(text: str) -> dict:
     return yaml.safe_load(text)
 
 
-def test_mode_commands_end_to_end(model_dir, tmp_path, capsys):
+def test_mode_commands_end_to_end(run, model_dir, tmp_path):
     from kino.safety.verify import GENERATION_LABEL, verify_file
 
     clip = (np.random.default_rng(0).random((9, 16, 16, 3)) * 255).astype(np.uint8)
@@ -139,7 +127,7 @@ def test_mode_commands_end_to_end(model_dir, tmp_path, capsys):
     for i, (args, mode, n) in enumerate(cases):
         out = tmp_path / f"o{i}.mp4"
         argv = [*args, *m] if "-o" in args else [*args, *m, "-o", str(out)]
-        code, stdout, err = run(argv, capsys)
+        code, stdout, err = run(argv)
         assert code == 0, (args, err)
         path = Path(args[args.index("-o") + 1]) if "-o" in args else out
         gen = verify_file(path).manifest.assertion(GENERATION_LABEL)
@@ -151,7 +139,7 @@ def test_mode_commands_end_to_end(model_dir, tmp_path, capsys):
     assert len(read_video(tmp_path / "o0.mp4").frames) == 17
 
 
-def test_bad_inputs_are_one_line_and_write_nothing(model_dir, tmp_path, capsys):
+def test_bad_inputs_are_one_line_and_write_nothing(run, model_dir, tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     write_image(tmp_path / "a.png", np.zeros((16, 16, 3), np.uint8))
     (tmp_path / "none.yaml").write_text("shots: []\n")
@@ -166,7 +154,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(model_dir, tmp_path, capsys):
     ]
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"bad{i}.mp4"
-        code, _, err = run([*args, *([] if args[0] == "loop" and len(args) == 1 else m), "-o", str(out)], capsys)
+        code, _, err = run([*args, *([] if args[0] == "loop" and len(args) == 1 else m), "-o", str(out)])
         assert code in (2, 3) and message in err and err.count("\n") == 1, (args, err)
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "cfg", "empty.mp4", "none.yaml"] or \

@@ -90,6 +90,7 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
     check_request(request, output)  # the output path and every input file, before anything loads
+    check_device(device)
     model_dir = resolve_model_dir(model)
     if not model_dir.exists():
         raise ModelError(f"model directory {model_dir} does not exist; make one with `kino model init {model_dir}`")
@@ -103,7 +104,6 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
         warn = size_warning(request, defaults)
         if warn:
             typer.echo(f"warning: {warn}", err=True)
-    check_device(device)
     if threads:
         import torch
 

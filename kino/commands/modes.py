@@ -33,8 +33,6 @@ IncludePrompt = Annotated[bool, typer.Option(help="Record the prompts in the C2P
 def _common(prompt: str | None, seconds, fps, size, steps, guidance, cond_guidance, negative, seed, enhance, c2pa,
             include_prompt) -> dict:
     width, height = parse_size(size) if size else (None, None)
-    if seconds is not None and seconds <= 0:
-        raise InputError(f"--seconds must be positive, got {seconds:g}")
     return {"prompt": prompt or DEFAULT_PROMPT, "seconds": seconds, "fps": fps, "width": width, "height": height,
             "steps": steps, "guidance": guidance, "condition_guidance": cond_guidance, "negative_prompt": negative,
             "seed": seed, "enhance": enhance and bool(prompt), "c2pa": c2pa, "include_prompt": include_prompt}

@@ -46,13 +46,13 @@ def quickstart(
     result = generate_file(pipe, GenerationRequest(prompt=prompt, seed=seed), out, model_name=model.name,
                            on_prompt=lambda p: console.print(f"[bold]model prompt[/bold]: {p}"))
     t_all = time.perf_counter() - t0
-    frames, fps = result.output.frames, result.output.settings.fps
+    frames, fps = result.output.frames, result.output.fps
     analysis = analyze(frames, fps=fps)
     met = score(analysis, parse_prompt(prompt))
     s = result.output.settings
     console.print(f"[bold]analyzer sees[/bold]: {analysis.summary()}")
     console.print(f"[bold]prompt[/bold] {prompt!r}: {met.summary()}")
-    console.print(f"{s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, {s.num_inference_steps} steps; "
+    console.print(f"{s['width']}x{s['height']}, {s['num_frames']} frames at {fps:g} fps, {s['num_inference_steps']} steps; "
                   f"load {t_load:.1f} s, generate and write {t_all - t_load:.1f} s")
     console.print(f"wrote {out}")
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from kino.commands.modes import C2pa, Device, Guidance, IncludePrompt, Model, Seed, Steps, Threads
-from kino.errors import InputError
 
 
 def storyboard(
@@ -21,36 +20,13 @@ def storyboard(
     c2pa: C2pa = True, include_prompt: IncludePrompt = False,
 ) -> None:
     """Make a storyboard (shots with prompt, seconds, cut or continuous transition) into one video."""
-    import time
+    from kino.commands.generate import run_request
+    from kino.storyboard import load_storyboard, storyboard_request
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from kino.commands.generate import resolve_model_dir
-    from kino.pipeline import KinoPipeline
-    from kino.storyboard import generate_storyboard_file, load_storyboard
-
-    if threads < 0:
-        raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
     board = load_storyboard(story)  # a bad file fails before the model loads
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    model_dir = resolve_model_dir(model)
-    pipe = KinoPipeline.from_pretrained(model_dir, device=device)
-    t0 = time.perf_counter()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("denoising", total=None)
-        result = generate_storyboard_file(
-            pipe, board, output, model_name=model_dir.name, enhance=enhance, c2pa=c2pa,
-            include_prompt=include_prompt, steps=steps, guidance=guidance, seed=seed,
-            callback=lambda step, total: bar.update(task, completed=step, total=total))
-    s, r = result.output.settings, result.report
-    typer.echo(f"provenance: C2PA {'signed' if r.c2pa_signed else 'off'}, watermark {r.watermark_id or 'off'}, "
-               f"frame review {r.frame_review}")
-    typer.echo(f"wrote {result.path} (storyboard, {len(board.shots)} shots, {s.width}x{s.height}, "
-               f"{len(result.output.frames)} frames at {s.fps:g} fps, seed {s.seed}, {time.perf_counter() - t0:.1f} s)")
+    request = storyboard_request(board, steps=steps, guidance=guidance, seed=seed, enhance=enhance, c2pa=c2pa,
+                                 include_prompt=include_prompt)
+    run_request(request, output, model, device, threads)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ video's seed, T frames on the run's canvas, and the mode (kino.modes, the code `
 - image-to-video: frame 0 of the render, for a T-frame video. Conditioned: output frame 0.
 - extend (forward): the first second of the render (at most half of it: `given_frames`), extended by the
   rest of the T frames. The given frames come out untouched; what is measured is the seam, the step from
-  the last given frame into the first new one (`kino.modes.seam_report`).
+  the last given frame into the first new one (`kino.eval.continuity.seam_report`).
 - interpolate: frames 0 and T - 1 as keyframes, at the mode's default times (0 and (T - 1) / fps, snapped
   to latent frames: the second lands on the multiple of 4 nearest T - 1, at most 2 frames off, and the
   video ends there or at frame T - 1, whichever is later). Conditioned: the frames where the keyframes
@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kino.errors import InputError
+from kino.eval.continuity import psnr, seam_report
 from kino.eval.metrics import PSNR_CAP, ConditionMetrics
-from kino.modes import Mode, psnr, seam_report
+from kino.modes import Mode
 
 if TYPE_CHECKING:
     from kino.pipeline import KinoPipeline
@@ -47,6 +48,17 @@ class Conditioned:
 def given_frames(num_frames: int, fps: float) -> int:
     """Frames of the ground truth an extension is given: its first second, at most half the clip."""
     return max(1, min(round(fps), num_frames // 2))
+
+
+def given_inputs(mode: Mode, truth: np.ndarray, fps: float):
+    """What `condition_on_truth` gives the mode, as the prompt enhancer reads it (kino.enhance.Inputs)."""
+    from kino.enhance import Inputs
+
+    if mode == Mode.EXTEND:
+        return Inputs(truth[: given_frames(len(truth), fps)], fps=fps)
+    if mode == Mode.INTERPOLATE:
+        return Inputs(np.stack([truth[0], truth[-1]]))  # keyframes: stills
+    return Inputs(truth[0])  # image-to-video
 
 
 def condition_on_truth(mode: Mode, truth: np.ndarray, prompt: str, pipe: KinoPipeline, fps: float,

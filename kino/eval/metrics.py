@@ -19,7 +19,7 @@ Per video (from the world analyzer's `Analysis` and the scorer's `Score`):
 - conditioning (the conditioning suite only, kino/eval/conditioning.py): PSNR in dB of the output at the
   conditioned frames against the inputs given there (image-to-video: frame 0; interpolation: the
   keyframes; identical frames count as PSNR_CAP), and for an extension the step into the seam against
-  the ordinary steps (kino.modes.seam_report: object position and mean |RGB| change).
+  the ordinary steps (kino.eval.continuity.seam_report: object position and mean |RGB| change).
 
 Suite totals: adherence is pooled (sum met / sum asked per kind, then over all kinds); consistency and
 smoothness are means over the videos that have a value; dynamic degree is the share of dynamic videos.
@@ -75,6 +75,8 @@ class VideoMetrics:
     motion: float  # largest centroid displacement, fraction of the short side
     dynamic: bool
     conditioning: ConditionMetrics | None = None  # the conditioning suite's videos only
+    flicker: float | None = None  # mean |frame-to-frame change| of the video, 0-255 (kino.eval.chance)
+    render_flicker: float | None = None  # ... of the ground-truth render of its prompt and seed
 
     @property
     def met(self) -> int:
@@ -93,11 +95,17 @@ class VideoMetrics:
             "motion": round(self.motion, 4),
             "dynamic": self.dynamic,
             "conditioning": None if self.conditioning is None else self.conditioning.to_dict(),
+            "flicker": None if self.flicker is None else round(self.flicker, 4),
+            "render_flicker": None if self.render_flicker is None else round(self.render_flicker, 4),
         }
 
 
-def measure(analysis: Analysis, result: Score, conditioning: ConditionMetrics | None = None) -> VideoMetrics:
-    """All per-video metrics from what the analyzer saw and how it scored against the prompt."""
+def measure(analysis: Analysis, result: Score, conditioning: ConditionMetrics | None = None,
+            frames: np.ndarray | None = None, truth: np.ndarray | None = None) -> VideoMetrics:
+    """All per-video metrics from what the analyzer saw and how it scored against the prompt; with the
+    video's `frames` and its ground-truth render `truth` (T, H, W, 3), their flicker too."""
+    from kino.eval.chance import flicker
+
     return VideoMetrics(
         adherence=adherence_counts(result),
         consistency=temporal_consistency(analysis),
@@ -105,6 +113,8 @@ def measure(analysis: Analysis, result: Score, conditioning: ConditionMetrics | 
         motion=displacement(analysis),
         dynamic=is_dynamic(analysis),
         conditioning=conditioning,
+        flicker=None if frames is None else flicker(frames),
+        render_flicker=None if truth is None else flicker(truth),
     )
 
 
@@ -181,6 +191,24 @@ class Summary:
     dynamic_degree: float | None
     per_video_adherence: float | None = None  # mean of each video's met / asked
     conditioning: dict[str, float | None] | None = None  # CONDITIONING_KEYS -> value; None: no such videos
+    # kind -> (met, asked) of the same videos scored against the other prompts (kino.eval.chance); None:
+    # not measured (fewer than two prompts)
+    chance: dict[str, tuple[int, int]] | None = None
+    flicker: float | None = None  # mean per-video flicker, 0-255
+    render_flicker: float | None = None  # ... of the ground-truth renders
+    flicker_ratio: float | None = None  # pooled generated / render flicker
+
+    @property
+    def chance_total(self) -> float | None:
+        if not self.chance:
+            return None
+        return sum(m for m, _ in self.chance.values()) / sum(a for _, a in self.chance.values())
+
+    def margins(self) -> dict[str, float]:
+        """Own adherence minus chance level per kind and "total" (empty without a chance level)."""
+        from kino.eval.chance import margins
+
+        return margins(self.adherence, self.chance) if self.chance else {}
 
     @property
     def total(self) -> float | None:
@@ -198,6 +226,14 @@ class Summary:
             "smoothness": r(self.smoothness),
             "dynamic_degree": r(self.dynamic_degree),
             "conditioning": None if self.conditioning is None else {k: r(v) for k, v in self.conditioning.items()},
+            "chance": None if self.chance is None else {
+                k: {"met": m, "asked": a, "fraction": r(m / a), "margin": r(self.margins().get(k))}
+                for k, (m, a) in self.chance.items()},
+            "chance_total": r(self.chance_total),
+            "margin_total": r(self.margins().get("total")),
+            "flicker": r(self.flicker),
+            "render_flicker": r(self.render_flicker),
+            "flicker_ratio": r(self.flicker_ratio),
         }
 
 
@@ -211,8 +247,12 @@ def summarize(videos: list[VideoMetrics]) -> Summary:
     consistency = {k: _mean([v.consistency[k] for v in videos]) for k in CONSISTENCY_KEYS}
     per_video = _mean([v.met / v.asked if v.asked else None for v in videos])
     dyn = float(np.mean([v.dynamic for v in videos])) if videos else None
+    from kino.eval.chance import flicker_ratio
+
+    gen, rend = [v.flicker for v in videos], [v.render_flicker for v in videos]
     return Summary(len(videos), adherence, consistency, _mean([v.smoothness for v in videos]), dyn, per_video,
-                   summarize_conditioning([v.conditioning for v in videos if v.conditioning is not None]))
+                   summarize_conditioning([v.conditioning for v in videos if v.conditioning is not None]),
+                   flicker=_mean(gen), render_flicker=_mean(rend), flicker_ratio=flicker_ratio(gen, rend))
 
 
 CONDITIONING_KEYS = ("image_to_video_psnr", "interpolate_psnr", "extend_seam_position", "extend_seam_color")
