@@ -143,7 +143,7 @@ def test_save_load_roundtrip(tmp_path):
     assert back.config == m.config
     for k, v in m.state_dict().items():
         assert torch.equal(v, back.state_dict()[k])
-    with pytest.raises(ModelError, match="not a DiT directory"):
+    with pytest.raises(ModelError, match="not a DiT model folder"):
         DiT.from_pretrained(tmp_path / "missing")
     (tmp_path / "dit" / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(ModelError, match="cannot load"):

@@ -16,7 +16,6 @@ A list of latents of different sizes runs as one packed sequence with block-diag
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -28,7 +27,6 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from kino.errors import InputError, ModelError
-from kino.io import atomic_write
 from kino.models.presets import DiTPreset  # noqa: F401 (re-exported: the CLI choices)
 from kino.models.rope import RotaryEmbedding3D, apply_rope, grid_coords  # noqa: F401 (re-exported)
 
@@ -395,42 +393,19 @@ class DiT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write directory/config.json and directory/model.safetensors, each atomically."""
-        from safetensors.torch import save_file
+        """Write directory/config.json and directory/model.safetensors, atomically (kino.models.files)."""
+        from kino.models.files import save_model
 
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_write(d / "model.safetensors", mode=None) as tmp:
-            save_file(state, tmp)
-        _write_json(d / "config.json", {"_class_name": "DiT", **self.config.to_dict()})
-        return d
+        return save_model(self, self.config, "DiT", directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> DiT:
-        """Load a DiT saved by save_pretrained; ModelError with one line when the directory is not one."""
-        from safetensors.torch import load_file
+        """Load a DiT saved by save_pretrained, in eval mode; ModelError with one line when the directory
+        is not one or its config has fields DiTConfig does not know."""
+        from kino.models.files import load_weights, read_config
 
-        d = Path(directory)
-        cfg_path, weights = d / "config.json", d / "model.safetensors"
-        if not cfg_path.is_file() or not weights.is_file():
-            raise ModelError(f"{d} is not a DiT directory: it needs config.json and model.safetensors")
-        try:
-            raw = json.loads(cfg_path.read_text())
-            raw.pop("_class_name", None)
-            model = cls(DiTConfig.from_dict(raw))
-            model.load_state_dict(load_file(weights))
-        except ModelError:
-            raise
-        except Exception as e:  # broken JSON, truncated safetensors, mismatched shapes
-            raise ModelError(f"cannot load the DiT in {d}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-        return model.to(device=device, dtype=dtype)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_write(path) as f:
-        f.write(json.dumps(data, indent=2) + "\n")
+        return load_weights(cls(read_config(directory, DiTConfig, "DiT", "DiT")), directory, "DiT", device, dtype)
 
 
 def flops_per_token(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:

@@ -16,5 +16,6 @@ class DiTPreset(StrEnum):
 
 class VAEPreset(StrEnum):
     WORLD_TINY = "world-tiny"
+    WORLD_TINY_V2 = "world-tiny-v2"
     WORLD_SMALL = "world-small"
     REAL_BASE = "real-base"

@@ -17,20 +17,20 @@ grow with a clip's length, and grows with its size only through one frame's wort
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from kino.errors import InputError, ModelError
+from kino.errors import InputError
+from kino.models.files import load_weights, read_config, save_model
 from kino.models.presets import VAEPreset  # noqa: F401 (re-exported: the CLI choices)
 from kino.models.vae_blocks import Decoder, Encoder, _levels
+from kino.models.vae_stream import decode_stream, encode_stream, iter_chunks  # noqa: F401 (iter_chunks re-exported)
 
 
 def _pow2(n: int) -> bool:
@@ -58,6 +58,14 @@ class VAEConfig:
     # the latent's block means back, upsampled, to its output. The networks then learn the residual,
     # and training starts at the block-mean reconstruction (~21 dB on the world) instead of ~12 dB.
     shortcut: bool = False
+    # How many latent channels carry the block means (a multiple of in_channels; 0: all of them, the v1
+    # layout). v1 copied the colour means into all 16 channels and 99.9% of its latent's variance was
+    # that copy (issue 18); with 3 the other channels hold only what the network learns (shape, motion).
+    shortcut_channels: int = 0
+    # The encoder's mean head starts at zero (v1). False: only the shortcut channels' rows start at zero
+    # (exact block means at step 0); the free channels start at the default init, so the decoder sees a
+    # learned signal from the first step instead of growing one from nothing.
+    zero_encoder_head: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -76,10 +84,21 @@ class VAEConfig:
         if self.chunk_frames < self.temporal_factor or self.chunk_frames % self.temporal_factor:
             raise InputError(f"chunk_frames {self.chunk_frames} must be a positive multiple of "
                              f"temporal_factor {self.temporal_factor}")
+        sc = self.shortcut_channels
+        if sc < 0 or sc > self.latent_channels or sc % self.in_channels:
+            raise InputError(f"shortcut_channels {sc} must be a multiple of in_channels {self.in_channels} "
+                             f"between 0 and latent_channels {self.latent_channels}")
         f = self.spatial_factor
         if self.tile_size % f or self.tile_overlap % f or not 0 <= self.tile_overlap < self.tile_size:
             raise InputError(f"tile_size {self.tile_size} and tile_overlap {self.tile_overlap} must be "
                              f"multiples of {f} with overlap < size")
+
+    @property
+    def block_channels(self) -> int:
+        """Latent channels that carry the block-mean shortcut (0 without shortcuts)."""
+        if not self.shortcut:
+            return 0
+        return self.shortcut_channels or self.latent_channels
 
     @property
     def spatial_downs(self) -> int:
@@ -127,7 +146,14 @@ def vae_real_base(**kw) -> VAEConfig:
                         "decoder_blocks": 3, "shortcut": True, **kw})
 
 
-VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-small": vae_world_small, "real-base": vae_real_base}
+def vae_world_tiny_v2(**kw) -> VAEConfig:
+    """world-tiny v2 (issue 18): 4x4x4 (a 16x16 latent at 64x64), 16 channels, the block means in 3 of them,
+    the free channels' encoder head at the default init. Chosen by the ceiling (docs/vae.md)."""
+    return VAEConfig(**{"spatial_factor": 4, "widths": (48, 96, 128), "shortcut": True, "shortcut_channels": 3,
+                        "zero_encoder_head": False, **kw})
+
+
+VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-tiny-v2": vae_world_tiny_v2, "world-small": vae_world_small, "real-base": vae_real_base}
 
 
 def vae_preset(name: str, **kw) -> VAEConfig:
@@ -171,11 +197,14 @@ class CausalVAE(nn.Module):
         self.decoder = Decoder(pc, c.widths, c.decoder_blocks, c.latent_channels, levels, c.first_time_kernel)
         if c.shortcut:  # residual branches start at zero: step 0 reconstructs the block means exactly
             zc = c.latent_channels
+            zero = zc if c.zero_encoder_head else c.block_channels  # encoder mean rows that start at zero
             with torch.no_grad():
-                for conv in (self.decoder.conv_out.conv, self.encoder.conv_out.conv):
-                    conv.weight[:zc if conv is self.encoder.conv_out.conv else None].zero_()
-                    conv.bias[:zc if conv is self.encoder.conv_out.conv else None].zero_()
-                self.encoder.conv_out.conv.bias[zc:].fill_(-8.0)  # posterior std e^-4 at the start
+                dec, enc = self.decoder.conv_out.conv, self.encoder.conv_out.conv
+                dec.weight.zero_()
+                dec.bias.zero_()
+                enc.weight[:zero].zero_()
+                enc.bias[:zero].zero_()
+                enc.bias[zc:].fill_(-8.0)  # posterior std e^-4 at the start
         self.register_buffer("latent_mean", torch.zeros(c.latent_channels))
         self.register_buffer("latent_std", torch.ones(c.latent_channels))
 
@@ -214,7 +243,7 @@ class CausalVAE(nn.Module):
     def _block_means(self, x: torch.Tensor, first: bool) -> torch.Tensor:
         """Causal block means (B, Z, T', H', W') of pixels (B, C, T, H, W): frame 0 alone (when
         `first`), then groups of temporal_factor frames, spatial_factor-square blocks, the C colour
-        means repeated over the Z channels (channel j carries colour j % C)."""
+        means in the first `block_channels` channels (channel j carries colour j % C), zeros in the rest."""
         c = self.config
         b, ch, t, h, w = x.shape
         f, tf = c.spatial_factor, c.temporal_factor
@@ -222,15 +251,17 @@ class CausalVAE(nn.Module):
         head, rest = (p[:, :, :1], p[:, :, 1:]) if first else (p[:, :, :0], p)
         rest = rest.reshape(b, ch, rest.shape[2] // tf, tf, h // f, w // f).mean(3)  # (B, C, k, H', W')
         p = torch.cat([head, rest], dim=2)  # (B, C, T', H', W')
-        return p[:, torch.arange(c.latent_channels, device=x.device) % ch]  # (B, Z, T', H', W')
+        k = c.block_channels
+        p = p[:, torch.arange(k, device=x.device) % ch]  # (B, k, T', H', W')
+        return torch.cat([p, p.new_zeros(b, c.latent_channels - k, *p.shape[2:])], dim=1)  # (B, Z, T', H', W')
 
     def _unblock(self, z: torch.Tensor, first: bool) -> torch.Tensor:
         """The inverse of `_block_means` for the decoder: colour means of latent (B, Z, T', H', W')
         upsampled by repetition to pixels (B, C, T, H, W)."""
         c = self.config
-        ch, zc = c.in_channels, c.latent_channels
+        ch, zc, k = c.in_channels, c.latent_channels, c.block_channels
         sel = torch.zeros(ch, zc, device=z.device, dtype=z.dtype)
-        sel[torch.arange(zc) % ch, torch.arange(zc)] = 1.0
+        sel[torch.arange(k) % ch, torch.arange(k)] = 1.0
         sel = sel / sel.sum(1, keepdim=True)  # (C, Z): average of the copies of each colour
         p = torch.einsum("cz,bzthw->bcthw", sel, z)  # (B, C, T', H', W')
         f, tf = c.spatial_factor, c.temporal_factor
@@ -285,8 +316,6 @@ class CausalVAE(nn.Module):
         """
         self.check_input(x)
         if chunked:
-            from kino.models.vae_stream import encode_stream
-
             mean, logvar = (torch.cat(parts, dim=2) for parts in zip(*encode_stream(self, x), strict=True))
         else:
             mean, logvar = self.moments(x)
@@ -302,53 +331,24 @@ class CausalVAE(nn.Module):
             raise InputError(f"a latent must be (B, {self.config.latent_channels}, T, H, W) with T >= 1, "
                              f"got {tuple(z.shape)}")
         if chunked:
-            from kino.models.vae_stream import decode_stream
-
             return torch.cat(list(decode_stream(self, [z])), dim=2)
         return self.decode_raw(self.denormalize(z))
 
     # -- files
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `directory/config.json` and `directory/model.safetensors` (latent stats included), atomically."""
-        from safetensors.torch import save_file
-
-        from kino.io import atomic_dir
-        from kino.train.checkpoint import state_dict_tensors
-
-        out = Path(directory)
-        with atomic_dir(out) as tmp:
-            (tmp / "config.json").write_text(json.dumps({"kind": "vae", **asdict(self.config)}, indent=2))
-            save_file(state_dict_tensors(self), str(tmp / "model.safetensors"))
-        return out
+        return save_model(self, self.config, "CausalVAE", directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> CausalVAE:
-        """Load a VAE written by `save_pretrained` (or a training checkpoint folder)."""
-        from safetensors.torch import load_file
+        """Load a VAE written by `save_pretrained` (or a training checkpoint folder), in eval mode.
 
-        d = Path(directory)
-        if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
-            raise ModelError(f"{d} is not a VAE model folder: it needs config.json and model.safetensors")
-        try:
-            raw = json.loads((d / "config.json").read_text())
-            known = {f.name for f in fields(VAEConfig)}
-            config = VAEConfig(**{k: v for k, v in raw.items() if k in known})
-            model = cls(config)
-            model.load_state_dict(load_file(str(d / "model.safetensors")))
-        except (OSError, ValueError, RuntimeError, TypeError, InputError) as e:
-            why = (str(e).splitlines() or [type(e).__name__])[0][:200]
-            raise ModelError(f"{d}: cannot load the VAE ({why})") from None
-        return model.to(device=device, dtype=dtype).eval()
-
-
-def iter_chunks(x: torch.Tensor, first: int, size: int) -> Iterable[torch.Tensor]:
-    """Cut (B, C, T, ...) along T into the first `first` frames, then pieces of `size`."""
-    if x.shape[2] > 0:
-        yield x[:, :, :first]
-    for s in range(first, x.shape[2], size):
-        yield x[:, :, s:s + size]
+        Unknown config fields are refused (kino.models.files); v1 folders' `"kind": "vae"` is read.
+        """
+        config = read_config(directory, VAEConfig, "CausalVAE", "VAE", legacy={"kind": "vae"})
+        return load_weights(cls(config), directory, "VAE", device, dtype)
 
 
 __all__ = ["CausalVAE", "VAEConfig", "VAEOutput", "VAE_PRESETS", "VAEPreset", "vae_preset", "latent_frames",
-           "pixel_frames", "vae_world_tiny", "vae_world_small", "vae_real_base", "iter_chunks"]
+           "pixel_frames", "vae_world_tiny", "vae_world_tiny_v2", "vae_world_small", "vae_real_base", "iter_chunks"]

@@ -14,11 +14,22 @@ the inner one, so a stream holds one chunk of one tile's activations plus the ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 
 from kino.errors import InputError
-from kino.models.vae import CausalVAE, iter_chunks
+
+if TYPE_CHECKING:  # vae.py imports this module; the model is only a parameter here
+    from kino.models.vae import CausalVAE
+
+
+def iter_chunks(x: torch.Tensor, first: int, size: int) -> Iterable[torch.Tensor]:
+    """Cut (B, C, T, ...) along T into the first `first` frames, then pieces of `size`."""
+    if x.shape[2] > 0:
+        yield x[:, :, :first]
+    for s in range(first, x.shape[2], size):
+        yield x[:, :, s:s + size]
 
 
 def _chain(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:

@@ -30,6 +30,7 @@ import torch
 
 from kino.errors import ModelError
 from kino.io import atomic_dir
+from kino.models.files import state_dict_tensors
 
 _STEP_DIR = re.compile(r"^step-(\d{8,})$")
 MODEL_FILE, CONFIG_FILE, STATE_FILE = "model.safetensors", "config.json", "state.pt"
@@ -45,11 +46,6 @@ class Checkpoint:
     data_position: int
     config: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def state_dict_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A state dict safetensors accepts: CPU, contiguous and without shared storage."""
-    return {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()}
 
 
 def config_dict(config: Any) -> dict[str, Any]:

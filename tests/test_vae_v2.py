@@ -1,0 +1,116 @@
+"""world-tiny v2's VAE options (issue 18) and the one save/load convention of the DiT and the VAE (issue 17)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kino.errors import InputError, ModelError
+from kino.models.dit import DiT, DiTConfig
+from kino.models.vae import CausalVAE, VAEConfig, vae_preset
+
+
+def v2(**kw) -> VAEConfig:
+    """A very small 4x4x4 config with the block means in the first 3 channels."""
+    return VAEConfig(**{"spatial_factor": 4, "patch_size": 4, "widths": (8, 8, 8), "latent_channels": 8,
+                        "shortcut": True, "shortcut_channels": 3, "zero_encoder_head": False, **kw})
+
+
+def clip(t: int = 5, h: int = 16, w: int = 16) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, t, h, w, generator=g) * 2 - 1  # (1, 3, T, H, W)
+
+
+def block_means(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Frame 0 alone, then groups of 4 frames, f x f blocks: (B, 3, T', H/f, W/f), written out plainly."""
+    b, c, t, h, w = x.shape
+    groups = [x[:, :, :1]] + [x[:, :, s:s + 4] for s in range(1, t, 4)]
+    return torch.stack([g.reshape(b, c, g.shape[2], h // f, f, w // f, f).mean(dim=(2, 4, 6)) for g in groups],
+                       dim=2)
+
+
+def test_block_means_only_in_the_shortcut_channels():
+    torch.manual_seed(0)
+    x = clip()
+    model = CausalVAE(v2(zero_encoder_head=True))  # a zero head: the latent is the shortcut alone
+    mean, _ = model.moments(x)  # (1, 8, 2, 4, 4)
+    assert mean.shape == (1, 8, 2, 4, 4)
+    assert torch.allclose(mean[:, :3], block_means(x, 4), atol=1e-6)
+    assert torch.equal(mean[:, 3:], torch.zeros_like(mean[:, 3:]))
+    # the decoder adds the first 3 channels' means back: step 0 is the block-mean reconstruction,
+    # whatever the free channels hold
+    z = mean.clone()
+    z[:, 3:] = torch.randn_like(z[:, 3:])
+    want = block_means(x, 4).repeat_interleave(4, 3).repeat_interleave(4, 4)  # (1, 3, 2, 16, 16)
+    want = torch.cat([want[:, :, :1], want[:, :, 1:].repeat_interleave(4, 2)], dim=2)  # (1, 3, 5, 16, 16)
+    assert torch.allclose(model.decode_raw(z), want, atol=1e-6)
+
+
+def test_free_channels_start_learned_not_at_zero():
+    torch.manual_seed(0)
+    x = clip()
+    mean, logvar = CausalVAE(v2()).moments(x)
+    assert torch.allclose(mean[:, :3], block_means(x, 4), atol=1e-6)  # shortcut rows still start at zero
+    assert mean[:, 3:].abs().mean() > 1e-2  # the free channels carry the encoder's output from step 0
+    assert abs(logvar.mean().item() + 8.0) < 0.5  # posterior std about e^-4 at the start
+
+
+def test_v1_layout_is_the_default():
+    c = vae_preset("world-tiny")
+    assert c.block_channels == c.latent_channels == 16 and c.zero_encoder_head
+    mean, _ = CausalVAE(vae_preset("world-tiny", widths=(8, 8, 8))).moments(clip(5, 32, 32))
+    assert torch.allclose(mean[:, 0], mean[:, 3]) and torch.allclose(mean[:, 2], mean[:, 14])  # copies (j % 3)
+    assert VAEConfig(shortcut=False, shortcut_channels=3).block_channels == 0
+
+
+def test_shortcut_channels_are_validated():
+    for bad in (4, -3, 19):
+        with pytest.raises(InputError, match="shortcut_channels"):
+            VAEConfig(shortcut=True, shortcut_channels=bad)
+
+
+def test_v2_preset_round_trips_a_clip():
+    c = vae_preset("world-tiny-v2")
+    assert (c.spatial_factor, c.temporal_factor, c.block_channels, c.zero_encoder_head) == (4, 4, 3, False)
+    model = CausalVAE(vae_preset("world-tiny-v2", widths=(8, 8, 8))).eval()
+    z = model.encode(clip(9, 32, 32))
+    assert z.shape == (1, c.latent_channels, 3, 8, 8)
+    assert model.decode(z).shape == (1, 3, 9, 32, 32)
+
+
+def test_one_save_load_convention(tmp_path):
+    torch.manual_seed(0)
+    vae = CausalVAE(v2()).train()
+    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=8)).train()
+    for model, name in ((vae, "CausalVAE"), (dit, "DiT")):
+        d = model.save_pretrained(tmp_path / name)
+        assert json.loads((d / "config.json").read_text())["_class_name"] == name
+        back = type(model).from_pretrained(d)
+        assert not back.training and back.config == model.config  # eval mode on load
+        assert all(torch.equal(v, back.state_dict()[k]) for k, v in model.state_dict().items())
+    # a field the config does not know is refused, in one line, for both
+    for name, cls in (("CausalVAE", CausalVAE), ("DiT", DiT)):
+        path = tmp_path / name / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "future_field": 1}))
+        with pytest.raises(ModelError, match="unknown config field\\(s\\) future_field") as e:
+            cls.from_pretrained(tmp_path / name)
+        assert "\n" not in str(e.value)
+    # one class's folder does not load as the other
+    dit.save_pretrained(tmp_path / "d2")
+    with pytest.raises(ModelError, match="holds a DiT, not a CausalVAE"):
+        CausalVAE.from_pretrained(tmp_path / "d2")
+
+
+def test_v1_vae_folders_still_load(tmp_path):
+    torch.manual_seed(0)
+    vae = CausalVAE(v2())
+    d = vae.save_pretrained(tmp_path / "v1")
+    raw = json.loads((d / "config.json").read_text())
+    raw.pop("_class_name")
+    (d / "config.json").write_text(json.dumps({"kind": "vae", **raw}))  # what the shipped world-tiny holds
+    assert CausalVAE.from_pretrained(d).config == vae.config
+    (d / "config.json").write_text(json.dumps({"kind": "dit", **raw}))
+    with pytest.raises(ModelError, match="not a CausalVAE"):
+        CausalVAE.from_pretrained(d)
