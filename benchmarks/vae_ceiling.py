@@ -1,52 +1,57 @@
 """The ceiling a VAE puts on prompt adherence: the world analyzer on VAE round trips of ground truth.
 
-    .venv/bin/python benchmarks/vae_ceiling.py [--vae DIR] [--n 24] [--suite world-train]
+    .venv/bin/python benchmarks/vae_ceiling.py [--vae DIR ...] [--n 24] [--suite world-train]
+    .venv/bin/python benchmarks/vae_ceiling.py --block-means 4   # plain 4x4x4 block means, no network
 
 Each prompt's ground-truth scene (kino.eval.suites) is rendered, encoded and decoded by the VAE, and
 the analyzer scores the round trip against what the prompt asks, as `kino eval` scores a generated
-video. No DiT trained on this latent can do better on average. Prints a markdown table per attribute.
+video (kino.train.vae_eval.ceiling). No DiT trained on this latent can do better on average. This is
+the VAE's main figure (issue 18); PSNR/SSIM of the same round trips stand beside it. Prints one
+markdown table: per attribute, per asked size class for the object attributes, then PSNR and SSIM.
+`--vae` takes model folders, checkpoint folders or run folders (their latest checkpoint), several
+at once for a side-by-side table.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--vae", default=None, help="VAE folder (default: the built-in model's)")
+    ap.add_argument("--vae", action="append", default=None, help="VAE folder (default: the built-in model's)")
+    ap.add_argument("--block-means", type=int, action="append", default=[], metavar="F",
+                    help="also score an untrained shortcut VAE at spatial factor F: plain FxF, 4-frame block means")
     ap.add_argument("--n", type=int, default=24, help="prompts of the suite")
     ap.add_argument("--suite", default="world-train")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     import torch
 
-    from kino.data.world import frames_to_tensor, tensor_to_frames
-    from kino.eval.suites import reference_scene, suite_prompts
-    from kino.models.vae import CausalVAE
+    from kino.models.vae import CausalVAE, VAEConfig
     from kino.pipeline import builtin_model_dir
-    from kino.world.analyze import analyze
-    from kino.world.render import render
-    from kino.world.score import score
+    from kino.train.vae_eval import ceiling, load_vae
 
     torch.set_num_threads(a.threads)
-    vae = CausalVAE.from_pretrained(a.vae or builtin_model_dir() / "vae", dtype=torch.float32)
-    met: dict[str, list[float]] = defaultdict(list)
-    for item in suite_prompts(a.suite, 64, 64, 8.0, 17)[: a.n]:
-        truth = render(reference_scene(item, 64, 64, 8.0, 17), 0)  # (T, H, W, 3) uint8
-        with torch.no_grad():
-            rec = tensor_to_frames(vae.decode(vae.encode(frames_to_tensor(truth)[None]))[0])
-        for label, frames in (("render", truth), ("vae", rec)):
-            result = score(analyze(frames, 8.0), item.expect).to_dict()
-            met[f"{label}:total"].append(result["fraction"])
-            for check in result["checks"]:
-                met[f"{label}:{check['attribute']}"].append(float(check["met"]))
-    attrs = sorted({k.split(":")[1] for k in met} - {"total"}) + ["total"]
-    print(f"{a.suite}, {a.n} prompts, 64x64, 17 frames\n\n| attribute | render | VAE round trip |\n|---|---|---|")
-    for k in attrs:
-        r, v = met[f"render:{k}"], met[f"vae:{k}"]
-        print(f"| {k} | {sum(r) / len(r):.3f} | {sum(v) / len(v):.3f} |")
+    models = {}
+    for path in a.vae or ([] if a.block_means else [str(builtin_model_dir() / "vae")]):
+        models[path] = load_vae(path).float()
+    for f in a.block_means:
+        levels = max(2, (f // min(4, f)).bit_length() - 1)  # 2 time downs; space downs past the 4x4 patch
+        models[f"block means {f}x{f}x4"] = CausalVAE(VAEConfig(spatial_factor=f, patch_size=min(4, f), shortcut=True,
+                                                               widths=(8,) * (levels + 1)))
+    results = {name: ceiling(m, a.suite, a.n) for name, m in models.items()}
+    first = next(iter(results.values()))
+    rows = ([(k, lambda r, k=k: r.attributes.get(k)) for k in first.attributes]
+            + [(k, lambda r, k=k: r.by_size.get(k)) for k in first.by_size]
+            + [("total", lambda r: r.total), ("render (analyzer on the ground truth)", lambda r: r.render),
+               ("PSNR dB", lambda r: r.psnr), ("SSIM", lambda r: r.ssim)])
+    print(f"{a.suite}, {a.n} prompts, 64x64, 17 frames, VAE round trips of the ground truth\n")
+    print("| attribute | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))
+    for label, get in rows:
+        cells = [get(r) for r in results.values()]
+        print(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3f}" if v < 2 else f"{v:.2f}"
+                                            for v in cells) + " |")
 
 
 if __name__ == "__main__":

@@ -96,3 +96,59 @@ def evaluate(model: CausalVAE, clips: Iterable[torch.Tensor], device: str | torc
         raise InputError("no clips to evaluate")
     return VAEEval(float(np.mean(ps)), float(np.mean(ss)), pixels / latents, frames / enc_t, frames / dec_t,
                    len(ps), frames)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The analyzer on VAE round trips of ground-truth scenes: the share of asked attributes met,
+    per attribute (`attributes`), per asked size class for the object attributes (`by_size`, keys
+    like "shape/small"), and in all (`total`); `render` is the same on the renders (about 1.0)."""
+
+    attributes: dict[str, float]
+    by_size: dict[str, float]
+    total: float
+    render: float
+    psnr: float  # dB, the round trips against their renders (uint8 pixels)
+    ssim: float
+    prompts: int
+
+
+@torch.no_grad()
+def ceiling(model: CausalVAE, suite: str = "world-train", count: int = 24, size: tuple[int, int] = (64, 64),
+            num_frames: int = 17, fps: float = 8.0) -> Ceiling:
+    """Score round trips of the first `count` ground truths of `suite` against what their prompts ask.
+
+    No generator trained on this latent can score above it on average (issue 18's main VAE figure).
+    """
+    from collections import defaultdict
+
+    from kino.data.world import frames_to_tensor, tensor_to_frames
+    from kino.eval.suites import reference_scene, suite_prompts
+    from kino.world.analyze import analyze
+    from kino.world.render import render
+    from kino.world.score import score
+
+    model.eval()
+    w, h = size
+    met: dict[str, list[float]] = defaultdict(list)
+    totals, renders, ps, ss = [], [], [], []
+    for item in suite_prompts(suite, w, h, fps, num_frames)[:count]:
+        truth = render(reference_scene(item, w, h, fps, num_frames), 0)  # (T, H, W, 3) uint8
+        x = frames_to_tensor(truth)[None]  # (1, C, T, H, W)
+        rec = tensor_to_frames(model.decode(model.encode(x)).clamp(-1, 1)[0])  # (T, H, W, 3) uint8
+        y = frames_to_tensor(rec)[None]
+        ps.append(psnr(y, x).item())
+        ss.append(ssim(y, x).item())
+        renders.append(score(analyze(truth, fps), item.expect).fraction)
+        result = score(analyze(rec, fps), item.expect)
+        totals.append(result.fraction)
+        for check in result.checks:
+            met[str(check.attribute)].append(float(check.met))
+            if check.object is not None:
+                met[f"{check.attribute}/{item.expect.objects[check.object].size}"].append(float(check.met))
+    if not totals:
+        raise InputError("no prompts to measure the ceiling on")
+    mean = {k: float(np.mean(v)) for k, v in sorted(met.items())}
+    return Ceiling({k: v for k, v in mean.items() if "/" not in k}, {k: v for k, v in mean.items() if "/" in k},
+                   float(np.mean(totals)), float(np.mean(renders)), float(np.mean(ps)), float(np.mean(ss)),
+                   len(totals))
