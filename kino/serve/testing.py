@@ -120,3 +120,39 @@ def shared_model_dir(tmp_path_factory) -> Path:
     if "model_dir" not in _PIPES:
         _PIPES["model_dir"] = tiny_model_dir(tmp_path_factory.mktemp("serve-model") / "tiny")
     return _PIPES["model_dir"]
+
+
+def write_plain_mp4(path: str | os.PathLike, frames: int, width: int, height: int, fps: int = 8) -> Path:
+    """A small MP4 of `frames` identical frames (H.264, ultrafast): many frames or a large picture in few bytes,
+    the shape of the hostile uploads the server must refuse from their headers."""
+    import av
+    import numpy as np
+
+    path = Path(path)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "40"}
+        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 90, np.uint8), format="rgb24")
+        for _ in range(frames):
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A valid PNG of width x height black pixels, written row by row (a few hundred KB at 8192x8192): a small
+    upload whose header declares a huge picture."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(1)
+    row = b"\x00" + bytes(width * 3)  # filter byte + RGB
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
