@@ -16,7 +16,14 @@ import pytest
 from kino.errors import InputError
 from kino.serve.app import create_app
 from kino.serve.config import ServeConfig
-from kino.serve.testing import ThreadServer, free_port, png_declaring, shared_model_dir, shared_pipe, write_plain_mp4
+from kino.serve.testing import (
+    ThreadServer,
+    free_port,
+    png_declaring,
+    shared_model_dir,
+    shared_pipe,
+    write_plain_mp4,
+)
 
 KEY = "sk-kino-hardening-key"
 H = {"Authorization": f"Bearer {KEY}"}
@@ -106,7 +113,7 @@ def test_fields_are_strict_and_checked_at_request_time(server):
     r = httpx.post(url, headers={**H, "Content-Type": "application/json"}, content=b'{"prompt": "a ball \\ud800"}')
     assert r.status_code == 400 and err(r)["param"] == "prompt", r.text
     # key_times that do not match the keyframes: refused now, not a failed job later
-    from kino.serve.testing import png_declaring as png
+    from kino.serve.testing import png_declaring as png  # noqa: F811
 
     r = httpx.post(f"{url}/interpolations", headers=H, data={"key_times[]": ["0", "1", "2"]},
                    files=[("keyframes", png(64, 64)), ("keyframes", png(64, 64))])
