@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from kino.diffusion.samplers import Solver, guided, model_calls, solve, timesteps
+from kino.diffusion.conditioning import conditioned
+from kino.diffusion.samplers import Solver, model_calls, solve, timesteps
 from kino.errors import InputError
 
 
@@ -60,12 +61,13 @@ def test_guidance_formula_and_batching():
 
     def model(x, t, text, text_mask):
         calls.append(x.shape[0])
-        return text.sum(dim=(1, 2))[:, None] * torch.ones_like(x)  # v = sum of text tokens
+        return text.sum(dim=(1, 2))[:, None, None, None, None] * torch.ones_like(x)  # v = sum of text tokens
 
     cond = {"text": torch.full((1, 2, 1), 1.0), "text_mask": torch.ones(1, 2, dtype=torch.bool)}
     uncond = {"text": torch.full((1, 3, 1), 0.5), "text_mask": torch.ones(1, 3, dtype=torch.bool)}
-    v = guided(model, cond, uncond, 3.0)(torch.zeros(1, 4), torch.tensor(0.5))
+    x = torch.zeros(1, 1, 2, 1, 1)  # (B, C, T, H, W)
+    v = conditioned(model, cond, uncond, 3.0, None)(x, torch.tensor(0.5))
     # v_c = 2, v_u = 1.5 (the cond text is padded with zeros to 3 tokens): 1.5 + 3 * 0.5 = 3
-    assert torch.allclose(v, torch.full((1, 4), 3.0)) and calls == [2]
-    v1 = guided(model, cond, uncond, 1.0)(torch.zeros(1, 4), torch.tensor(0.5))
-    assert torch.allclose(v1, torch.full((1, 4), 2.0)) and calls == [2, 1]
+    assert torch.allclose(v, torch.full_like(x, 3.0)) and calls == [2]
+    v1 = conditioned(model, cond, uncond, 1.0, None)(x, torch.tensor(0.5))
+    assert torch.allclose(v1, torch.full_like(x, 2.0)) and calls == [2, 1]

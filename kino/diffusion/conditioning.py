@@ -30,7 +30,7 @@ from enum import StrEnum
 import torch
 from torch import Tensor
 
-from kino.diffusion.samplers import Velocity, _cat_cond
+from kino.diffusion.samplers import Velocity
 from kino.errors import InputError
 
 
@@ -213,3 +213,23 @@ def conditioned(model, cond: dict, uncond: dict | None, guidance_scale: float, c
         return out
 
     return velocity
+
+
+def _cat_cond(cond: dict, uncond: dict) -> dict:
+    """Join cond and uncond along the batch, padding text-like (B, L, ...) tensors to one length."""
+    out = {}
+    for key, a in cond.items():
+        b = uncond[key]
+        if a is None:
+            out[key] = None
+            continue
+        if a.dim() >= 2 and a.shape[1] != b.shape[1]:
+            n = max(a.shape[1], b.shape[1])
+            a, b = _pad_len(a, n), _pad_len(b, n)
+        out[key] = torch.cat([a, b])
+    return out
+
+
+def _pad_len(x: Tensor, n: int) -> Tensor:
+    pad = torch.zeros((x.shape[0], n - x.shape[1], *x.shape[2:]), dtype=x.dtype, device=x.device)
+    return torch.cat([x, pad], dim=1)  # (B, n, ...): padded tokens are masked (bool mask pads with False)

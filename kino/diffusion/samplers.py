@@ -1,7 +1,8 @@
-"""ODE solvers for the flow from noise (t = 1) to data (t = 0), and classifier-free guidance.
+"""ODE solvers for the flow from noise (t = 1) to data (t = 0).
 
 The model predicts, the solver steps: a solver only sees `velocity(x, t) -> v`. Scheduler arithmetic
-(timesteps, step sizes, the state x) is float32 whatever the model's dtype. Guidance lives here, once.
+(timesteps, step sizes, the state x) is float32 whatever the model's dtype. Guidance (text and condition)
+lives in one place, kino.diffusion.conditioning.conditioned, which builds the velocity a solver sees.
 """
 
 from __future__ import annotations
@@ -66,43 +67,3 @@ def solve(velocity: Velocity, x: Tensor, times: Tensor, solver: Solver = Solver.
         if callback is not None:
             callback(i + 1, total)
     return x
-
-
-def guided(model: Callable[..., Tensor], cond: dict, uncond: dict | None, guidance_scale: float) -> Velocity:
-    """Velocity with classifier-free guidance (Ho & Salimans): v_u + s (v_c - v_u).
-
-    cond / uncond are keyword arguments of the model (e.g. text, text_mask). With uncond given and
-    s != 1, both run as one batch of 2B. `t` reaches the model as (B,).
-    """
-    use_cfg = uncond is not None and guidance_scale != 1.0
-    if use_cfg:
-        batched = _cat_cond(cond, uncond)
-
-    def velocity(x: Tensor, t: Tensor) -> Tensor:
-        if not use_cfg:
-            return model(x, t.expand(x.shape[0]), **cond).float()
-        v = model(torch.cat([x, x]), t.expand(2 * x.shape[0]), **batched).float()
-        v_c, v_u = v.chunk(2)
-        return v_u + guidance_scale * (v_c - v_u)
-
-    return velocity
-
-
-def _cat_cond(cond: dict, uncond: dict) -> dict:
-    """Join cond and uncond along the batch, padding text-like (B, L, ...) tensors to one length."""
-    out = {}
-    for key, a in cond.items():
-        b = uncond[key]
-        if a is None:
-            out[key] = None
-            continue
-        if a.dim() >= 2 and a.shape[1] != b.shape[1]:
-            n = max(a.shape[1], b.shape[1])
-            a, b = _pad_len(a, n), _pad_len(b, n)
-        out[key] = torch.cat([a, b])
-    return out
-
-
-def _pad_len(x: Tensor, n: int) -> Tensor:
-    pad = torch.zeros((x.shape[0], n - x.shape[1], *x.shape[2:]), dtype=x.dtype, device=x.device)
-    return torch.cat([x, pad], dim=1)  # (B, n, ...): padded tokens are masked (bool mask pads with False)
