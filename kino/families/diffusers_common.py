@@ -189,8 +189,11 @@ def quiet():
     from transformers.utils import logging as tlog
 
     before = dlog.get_verbosity(), tlog.get_verbosity()
+    bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
     dlog.set_verbosity_error()
     tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -198,6 +201,10 @@ def quiet():
     finally:
         dlog.set_verbosity(before[0])
         tlog.set_verbosity(before[1])
+        if bars[0]:
+            dlog.enable_progress_bar()
+        if bars[1]:
+            tlog.enable_progress_bar()
 
 
 def short_count(n: int) -> str:
