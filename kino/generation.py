@@ -327,18 +327,26 @@ def check_size(width: int, height: int, multiple: int) -> None:
 
 def _input_size(request: GenerationRequest, defaults, notes: list[str]) -> tuple[int | None, int | None]:
     """The size of a video-input mode's (first) video, as the model can take it; (None, None) for the default."""
-    from kino.io import probe
-
     path = request.videos[0] if request.mode == Mode.CONNECT else request.video
     if path is None:  # a loop made from its prompt
         return None, None
+    return kept_size(path, defaults, notes) or (None, None)
+
+
+def kept_size(path: str | os.PathLike, defaults, notes: list[str] | None = None) -> tuple[int, int] | None:
+    """The size a video input is worked at when no size is asked: its own, rounded to the model's size
+    multiple (with a note), or None (the model's default size, with a note) when it is far larger than
+    every size the model was trained at. The command line and the server both use it."""
+    from kino.io import probe
+
+    notes = notes if notes is not None else []
     info = probe(path)
     w0, h0, m = info.width, info.height, defaults.size_multiple
     largest = max((w * h for w, h in trained_sizes(defaults)), default=defaults.width * defaults.height)
     if w0 * h0 > FAR_FROM_TRAINED * largest:
         notes.append(f"{path} is {w0}x{h0}, far larger than this model's trained sizes "
                      f"({_sizes_text(defaults)}); working at {defaults.width}x{defaults.height} (pass --size to choose)")
-        return None, None
+        return None
     w, h = max(m, round(w0 / m) * m), max(m, round(h0 / m) * m)
     if (w, h) != (w0, h0):
         notes.append(f"{path} is {w0}x{h0}; the model needs multiples of {m}, so it is resized to {w}x{h}")
@@ -480,6 +488,10 @@ def generate_file(
     request = replace(request, seed=seed)
 
     check_prompts(request, safety)  # before enhancement ...
+    if enhancer is None and request.enhance and model.family != "kino":
+        from kino.enhance import make_enhancer
+
+        enhancer = make_enhancer(family=model.family)  # offline: a real-world model takes the prompt as written
     run, model_prompt = enhance_request(request, seed, safety, enhancer, on_prompt, notes)  # ... and after it
 
     out = model.generate(run, model_prompt, seed, callback)

@@ -240,3 +240,17 @@ def test_expired_assets_are_deleted(server):
     assert not [f.name for f in svc.storage.uploads.iterdir() if not f.name.startswith(".")]
     r = httpx.get(f"{server.url}/v1/videos/{v.id}/content", headers={"Authorization": f"Bearer {KEY}"})
     assert r.status_code == 400 and "expired" in err(r)["message"]
+
+
+def test_an_uploaded_video_keeps_its_size_as_on_the_command_line(server, tmp_path):
+    """16 #4: an extension of an upload is not centre-cropped to the default size (by id it never was)."""
+    import numpy as np
+
+    from kino.io import write_video
+
+    write_video(tmp_path / "wide.mp4", np.zeros((5, 64, 112, 3), np.uint8), fps=8)
+    r = httpx.post(f"{server.url}/v1/videos/extensions", headers={"Authorization": f"Bearer {KEY}"},
+                   data={"seconds": "1"}, files={"video": (tmp_path / "wide.mp4").read_bytes()})
+    assert r.status_code == 200, r.text
+    done = wait(client(server), r.json()["id"])
+    assert done.status == "completed" and done.size == "112x64", (done.size, done.error)

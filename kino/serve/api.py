@@ -291,6 +291,8 @@ def _repath(req: dict, moved: dict[str, str]) -> dict:
 
 @router.post("/videos/extensions", response_model=S.Video, openapi_extra=S.body_schema(S.ExtendVideo))
 async def extend_video(request: Request, owner: str = Depends(owner_of)):
+    from kino.generation import kept_size
+
     svc = service(request)
     body = await parse_body(request, S.ExtendVideo)
     model = model_name(svc, body)
@@ -298,7 +300,8 @@ async def extend_video(request: Request, owner: str = Depends(owner_of)):
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
         path, frames, src = await inputs.video(body.video, "video", owner)
-        w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else None)
+        w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else
+                       kept_size(path, svc.defaults))  # an upload keeps its size too, as on the command line
         total = frames / svc.fps + body.seconds
         _fits(svc, total, f"the video ({frames / svc.fps:g} s) with {body.seconds:g} s more")
         req = generation_request(svc, body.prompt, mode="extend", seconds=body.seconds, width=w, height=h,
@@ -309,6 +312,8 @@ async def extend_video(request: Request, owner: str = Depends(owner_of)):
 
 @router.post("/videos/edits", response_model=S.Video, openapi_extra=S.body_schema(S.EditVideo))
 async def edit_video(request: Request, owner: str = Depends(owner_of)):
+    from kino.generation import kept_size
+
     svc = service(request)
     body = await parse_body(request, S.EditVideo)
     model = model_name(svc, body)
@@ -316,7 +321,8 @@ async def edit_video(request: Request, owner: str = Depends(owner_of)):
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
         path, frames, src = await inputs.video(body.video, "video", owner)
-        w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else None)
+        w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else
+                       kept_size(path, svc.defaults))  # an upload keeps its size too, as on the command line
         if frames > svc.max_frames:
             raise bad(f"video has {frames} frames; edits work on videos of up to {svc.max_frames} frames "
                       f"({svc.max_frames / svc.fps:g} s at {svc.fps:g} fps)", "video")

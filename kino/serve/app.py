@@ -53,7 +53,7 @@ class Service:
         self.decoders = decoders(config.max_decoders)
         self.key_guard = KeyGuard(config.key_failures_per_minute)
         models = [as_model(p) for p in pipes]  # kino.families.VideoModel, one per worker
-        d = models[0].defaults
+        d = self.defaults = models[0].defaults  # kino.families.ModelDefaults
         for size in config.sizes:
             check_size(*parse_size(size), d.size_multiple)  # InputError names the nearest valid sizes
         self.fps = float(d.fps)
