@@ -501,12 +501,30 @@ def request_inputs(request) -> Inputs | None:
 
 
 
-def make_enhancer(config: EnhancerConfig | None = None) -> Enhancer:
-    """The enhancer a config asks for (the offline world expander by default)."""
+def make_enhancer(config: EnhancerConfig | None = None, family: str | None = None) -> Enhancer:
+    """The enhancer a config asks for (the offline world expander by default). For a real-world model
+    (`family` "ltx" or "wan") the offline expander, which describes kino's procedural world, is replaced
+    by `AsWritten`: the prompt goes to the model as typed, with one note."""
     config = config or EnhancerConfig.from_env()
     if config.backend is EnhanceBackend.OPENAI:
         return ChatEnhancer(config)
+    if family is not None and str(family) != "kino":
+        return AsWritten(str(family))
     return WorldExpander()
+
+
+class AsWritten:
+    """The offline "enhancer" of a real-world model (LTX-Video, Wan): the prompt as written, one note."""
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+
+    def enhance(self, prompt: str, seed: int = 0, context: str | None = None, inputs: Inputs | None = None,
+                still: bool = False) -> Enhanced:
+        prompt = _check_prompt(prompt)
+        note = (f"offline enhancement describes kino's own world, not a {self.family} model's; the prompt was given "
+                f"as written (set KINO_ENHANCE_BACKEND=openai with an endpoint for an LLM rewrite)")
+        return Enhanced(prompt, prompt, EnhanceBackend.WORLD, seed, notes=(note,))
 
 
 def enhance(prompt: str, seed: int = 0, config: EnhancerConfig | None = None, inputs: Inputs | None = None,
