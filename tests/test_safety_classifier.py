@@ -309,4 +309,6 @@ def test_batched_checks_decide_as_single_ones(encoder):
         )
         assert (b.classifier is None) == (s.classifier is None)
         assert b.classifier is None or abs(b.classifier - s.classifier) < 1e-5
-    assert [d.allowed for d in batched] == [True, False, False, False, True, True]
+    # an empty prompt is refused (nothing to judge), with no category
+    assert [d.allowed for d in batched] == [True, False, False, False, False, True]
+    assert batched[4].category is None and "empty" in batched[4].message()

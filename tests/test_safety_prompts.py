@@ -216,3 +216,43 @@ def test_short_fragments_are_left_to_the_term_lists():
     # a short prompt that names what the lists know is still refused
     assert not check_prompt("nude woman").allowed
     assert not check_prompt("mickey mouse").allowed
+
+
+# Format characters (Unicode category Cf) that the tokenizer deletes: each hid "mickey mouse" from the
+# term lists while the model was conditioned on exactly its tokens (issue 15, finding 3).
+INVISIBLE = ["\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e", "\u202e", "\u2066", "\u2063",
+             "\U000e0041"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_characters_do_not_hide_a_refused_term(char):
+    from kino.safety.normalize import normalize_prompt
+
+    text = f"mic{char}key mouse dancing"
+    assert normalize_prompt(text) == "mickey mouse dancing"
+    d = check_prompt(text, cfg(profanity_threshold=None, classifier=False))
+    assert not d.allowed and d.category is Category.IP
+    with pytest.raises(PolicyError):
+        enforce_prompt(text, cfg(profanity_threshold=None, classifier=False))
+
+
+def test_normalization_is_nfkc_idempotent_and_refuses_invisible_only_prompts():
+    from kino.safety.normalize import normalize_prompt
+
+    assert normalize_prompt("ｆｕｌｌ width ﬁsh") == "full width fish"  # NFKC
+    odd = "e\u200b\u0301 \u00ad\ufb01"
+    assert normalize_prompt(normalize_prompt(odd)) == normalize_prompt(odd) == "\u00e9 fi"
+    for text in ("\u200b\u2060", "\ufeff \u00ad", ""):
+        with pytest.raises(InputError, match="describe the video"):
+            enforce_prompt(text, cfg(profanity_threshold=None, classifier=False))
+        d = check_prompt(text, cfg(profanity_threshold=None, classifier=False))
+        assert not d.allowed and d.category is None
+
+
+def test_the_generate_path_refuses_an_invisible_character_prompt(tiny_pipeline, config_dir, tmp_path):
+    from kino.generation import GenerationRequest, generate_file
+
+    out = tmp_path / "x.mp4"
+    with pytest.raises(PolicyError):
+        generate_file(tiny_pipeline(), GenerationRequest("mic\u00adkey mouse dancing", enhance=False), out)
+    assert not out.exists() and not list(tmp_path.glob("*.mp4"))

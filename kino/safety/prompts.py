@@ -4,9 +4,10 @@ Three signals, all offline, cheapest first:
 1. curated term lists per category (kino/safety/data/<category>.txt), matched on normalized text
    that sees through leetspeak, spacing, repeated letters, inner punctuation, asterisks for letters
    and look-alike letters (kino/safety/terms.py), after the policy's allow-list phrases are blanked out;
-2. the linear model (TF-IDF + linear SVM, calibrated) shipped by `alt-profanity-check`
-   (https://github.com/dimitrismistriotis/alt-profanity-check): its probability that the text is
-   offensive, against the policy's threshold, rejects as "abuse";
+2. the linear model (TF-IDF + linear SVM, calibrated) of `alt-profanity-check`
+   (https://github.com/dimitrismistriotis/alt-profanity-check), evaluated from kino's copy of its
+   numbers (kino/safety/profanity.py): its probability that the text is offensive, against the
+   policy's threshold, rejects as "abuse";
 3. a learned layer (kino/safety/classifier.py): logistic regression over the sentence embedding
    of the same normalized text from the packaged MiniLM kino already ships; a category whose
    probability reaches its threshold rejects. It catches paraphrases and indirect references
@@ -14,7 +15,12 @@ Three signals, all offline, cheapest first:
 
 `check_prompt` never raises (a missing model only removes that signal and says so in the
 decision); `enforce_prompt` raises PolicyError for a rejection, for the command line's exit code.
-Pass the pipeline's text encoder as `encoder` so the MiniLM weights are loaded once per process.
+Pass the pipeline's text encoder as `encoder` to reuse its embedding cache (the MiniLM weights are
+loaded once per process either way: kino.models.text shares them).
+
+Every entry point first puts the prompt in the one form the text encoder also sees
+(kino/safety/normalize.py: format characters removed, NFKC), so the model is never conditioned on
+text the policy did not judge; a prompt that holds only invisible characters is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from kino.errors import DependencyError, ModelError, PolicyError
+from kino.safety.normalize import normalize_prompt, strip_invisible
 from kino.safety.policy import Category, SafetyConfig, SafetyPolicy, load_policy_file
 from kino.safety.terms import Matcher, blank_allowed, compile_terms, masked_words, normalize, spaced_runs
 
@@ -51,6 +58,8 @@ class Decision:
         """The one-line refusal shown to the user (empty for an allowed prompt)."""
         if self.allowed:
             return ""
+        if self.category is None:
+            return f"prompt refused: {self.reason}"
         return (
             f"prompt refused by the safety policy: {self.category.description} ({self.reason}); "
             "rephrase it, or see docs/safety.md"
@@ -69,14 +78,11 @@ def profanity_probability(text: str) -> float:
 
 
 def profanity_probabilities(texts: list[str]) -> list[float]:
-    """`profanity_probability` of many texts in one call."""
-    try:
-        from profanity_check import predict_prob
-    except ImportError:
-        raise DependencyError(
-            "the prompt classifier's profanity model needs alt-profanity-check; pip install alt-profanity-check"
-        ) from None
-    return [float(p) for p in predict_prob(list(texts))]
+    """`profanity_probability` of many texts in one call (kino/safety/profanity.py: alt-profanity-check's
+    model, read from kino's copy of its numbers, without importing scikit-learn)."""
+    from kino.safety.profanity import shipped_model
+
+    return [float(p) for p in shipped_model().probabilities(list(texts))]
 
 
 def check_prompt(text: str, config: SafetyConfig | None = None, encoder=None) -> Decision:
@@ -89,11 +95,18 @@ def check_prompt(text: str, config: SafetyConfig | None = None, encoder=None) ->
 
 
 def check_prompts(texts: list[str], config: SafetyConfig | None = None, encoder=None) -> list[Decision]:
-    """`check_prompt` for many prompts at once (the models see them in batches); same decisions."""
+    """`check_prompt` for many prompts at once (the models see them in batches); same decisions.
+
+    A prompt that is empty once invisible characters are removed is rejected with no category.
+    """
     policy = (config or load_policy_file()).policy
+    texts = [strip_invisible(t) for t in texts]  # the form the text encoder sees (normalize.py)
     norms = [blank_allowed(normalize(t), policy.allow) for t in texts]
     out: list[Decision | None] = [None] * len(texts)
     for i, norm in enumerate(norms):
+        if not texts[i].strip():
+            out[i] = Decision(Verdict.REJECT, None, "it is empty or holds only invisible characters")
+            continue
         runs, masked = spaced_runs(norm), masked_words(texts[i])
         for cat, matcher in _matchers(policy):
             hit = matcher.find(norm, runs, masked)
@@ -155,8 +168,9 @@ def _classify(norms: list[str], policy: SafetyPolicy, encoder) -> list[tuple[Dec
 
 
 def enforce_prompt(text: str, config: SafetyConfig | None = None, encoder=None) -> Decision:
-    """Check a prompt and raise PolicyError (exit code 5) with a one-line reason if it is rejected."""
-    decision = check_prompt(text, config, encoder)
+    """Check a prompt and raise PolicyError (exit code 5) with a one-line reason if it is rejected
+    (InputError, exit code 2, if it is empty once invisible characters are removed)."""
+    decision = check_prompt(normalize_prompt(text), config, encoder)
     if not decision.allowed:
         raise PolicyError(decision.message(), decision.category.value)
     return decision

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 
 # Cyrillic and Greek letters that look like Latin ones and survive NFKC.
@@ -120,12 +120,30 @@ def _term_pattern(term: str) -> str:
 
 @dataclass(frozen=True)
 class Matcher:
-    """Compiled terms of one category: finds the first term in a normalized text."""
+    """Compiled terms of one category: finds the first term in a normalized text.
+
+    Only the word-boundary pattern is compiled up front; the patterns for spaced-out letters and for
+    asterisks are compiled the first time a prompt has such runs or words (most never do, and the
+    three compilations were a third of a cold start's policy check).
+    """
 
     terms: tuple[str, ...]
     bounded: re.Pattern  # on word boundaries, for the text
-    loose: re.Pattern  # anywhere, for the joined spaced-out runs (plain phrases only)
-    masked: re.Pattern  # a whole word with asterisks for letters (one-word plain terms only)
+
+    @cached_property
+    def loose(self) -> re.Pattern:
+        """Anywhere, for the joined spaced-out runs (plain phrases only)."""
+        # Loose matching is for deliberately spaced letters; very short terms would match by accident.
+        plain = [_term_pattern(t).replace(r"\s?", "") for t in self.terms if not t.startswith("re:") and len(t) >= 3]
+        return re.compile("|".join(plain)) if plain else re.compile(r"(?!x)x")
+
+    @cached_property
+    def masked(self) -> re.Pattern:
+        """A whole word with asterisks for letters (one-word plain terms only)."""
+        # Masked words: each letter of a one-word term is itself (repeated) or one asterisk.
+        words = [normalize(t) for t in self.terms if not t.startswith("re:") and len(t) >= 3]
+        pats = ["".join(f"(?:{re.escape(c)}+|\\*)" for c in w) + ENDINGS for w in words if w and " " not in w]
+        return re.compile("|".join(pats)) if pats else re.compile(r"(?!x)x")
 
     def find(self, normalized: str, runs: list[str], masked: list[str] = ()) -> str | None:
         """The matched text, or None. `masked`: the prompt's `masked_words`."""
@@ -147,14 +165,7 @@ def compile_terms(terms: tuple[str, ...]) -> Matcher:
     """Build a Matcher from phrases and `re:` patterns."""
     pats = [_term_pattern(t) for t in terms]
     bounded = re.compile(r"\b(?:" + "|".join(pats) + r")\b") if pats else re.compile(r"(?!x)x")
-    # Loose matching is for deliberately spaced letters; very short terms would match by accident.
-    plain = [_term_pattern(t).replace(r"\s?", "") for t in terms if not t.startswith("re:") and len(t) >= 3]
-    loose = re.compile("|".join(plain)) if plain else re.compile(r"(?!x)x")
-    # Masked words: each letter of a one-word term is itself (repeated) or one asterisk.
-    words = [normalize(t) for t in terms if not t.startswith("re:") and len(t) >= 3]
-    pats = ["".join(f"(?:{re.escape(c)}+|\\*)" for c in w) + ENDINGS for w in words if w and " " not in w]
-    masked = re.compile("|".join(pats)) if pats else re.compile(r"(?!x)x")
-    return Matcher(tuple(terms), bounded, loose, masked)
+    return Matcher(tuple(terms), bounded)
 
 
 def read_term_file(text: str) -> tuple[str, ...]:
