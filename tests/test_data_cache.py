@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from kino.data.buckets import BatchMode, BucketBatchSampler
-from kino.data.cache import CacheConfig, build_cache, read_index
-from kino.data.clips import CachedClips, ClipShaping, ManifestClips, collate_bucket, collate_packed
+from kino.data.cache import CacheConfig, CachedClips, build_cache, read_index
+from kino.data.clips import ClipShaping, ManifestClips, collate_bucket, collate_packed
 from kino.data.manifest import ClipKind, ClipRecord, write_manifest
 from kino.data.prepare import read_clip
 from kino.errors import InputError
@@ -106,3 +106,24 @@ def test_cache_build_resume_and_read(data, tmp_path):
     packed = collate_packed([CachedClips(out)[i] for i in range(4)])
     assert len(packed["latent"]) == 4 and packed["latent"][3].shape[1] == 1
     assert packed["text_mask"].sum(1).tolist()[3] in (2, 5)  # the image's short or detailed caption
+
+
+def test_uncaptioned_data_is_refused_or_warned(data, tmp_path, capsys):
+    """Issue 16 #23: clips without captions train unconditionally: none captioned is refused, some warned."""
+    from kino.train.data import Layout, prepared_micro_batches
+    from kino.train.dit import DiTTrainConfig
+
+    d, _ = data
+    cfg = DiTTrainConfig(batch_size=1)
+    recs = [ClipRecord(id=f"a#{i}", path=str(d / "a.mp4"), kind=ClipKind.VIDEO, start=i * 1.0, end=i * 1.0 + 2.0,
+                       width=48, height=32, fps=5.0, num_frames=10, source_fps=10.0,
+                       captions={"short": "a clip"} if i == 0 else {}) for i in range(3)]
+    write_manifest(tmp_path / "none.jsonl", recs[1:])
+    with pytest.raises(InputError, match="none of its 2 clips has a caption.*--allow-uncaptioned"):
+        prepared_micro_batches(tmp_path / "none.jsonl", cfg, Layout(0, 1, 1), 0)
+    assert prepared_micro_batches(tmp_path / "none.jsonl", cfg, Layout(0, 1, 1), 0, allow_uncaptioned=True) is not None
+    write_manifest(tmp_path / "some.jsonl", recs)
+    capsys.readouterr()
+    prepared_micro_batches(tmp_path / "some.jsonl", cfg, Layout(0, 1, 1), 0)
+    err = capsys.readouterr().err
+    assert err.count("kino: warning:") == 1 and "2 of 3 clips have no caption" in err

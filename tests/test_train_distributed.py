@@ -8,7 +8,8 @@ import torch
 from train_helpers import DIT, cli_args, losses, save_parts, tiny_vae, torchrun, train_cfg
 
 from kino.models.text import TextEncoder
-from kino.train.dit import DiTTrainer, train_dit
+from kino.train.dit import DiTTrainer
+from kino.train.loop import train_dit
 
 
 @pytest.fixture(scope="module")

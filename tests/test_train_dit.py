@@ -10,7 +10,8 @@ from kino.models.dit import DiTConfig
 from kino.models.text import TextEncoder
 from kino.models.vae import CausalVAE, VAEConfig
 from kino.pipeline import KinoPipeline
-from kino.train.dit import DiTTrainConfig, DiTTrainer, train_dit, update_ema
+from kino.train.dit import DiTTrainConfig, DiTTrainer, update_ema
+from kino.train.loop import train_dit
 
 SIZES = ((16, 16), (32, 16))
 
@@ -98,6 +99,40 @@ def test_lr_schedule_warmup_constant_and_cosine():
         cfg(batch_size=4, grad_accum=3)
 
 
+def test_one_schedule_for_both_trainers():
+    """The VAE trainer's rate is the same function (issue 17: two cosines that differed are one)."""
+    from kino.train import vae as vae_train
+    from kino.train.dit import lr_at
+    from kino.train.schedule import lr_at as shared
+
+    assert vae_train.lr_at is shared is lr_at
+    v = vae_train.VAETrainConfig(steps=101, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(100, v) == pytest.approx(0.1) and lr_at(55, v) == pytest.approx(0.55)  # cosine, floor at the end
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_videos_and_cached_latents_give_the_same_loss(packed, dropout):
+    """Issue 17 #3: the two prepare steps feed one loss: clips and the cache made from them agree."""
+    from kino.diffusion.flow import FlowConfig
+
+    c = cfg(batch_size=3, packed=packed, flow=FlowConfig(caption_dropout=dropout))
+    trainer = DiTTrainer(c, tiny_vae(), TextEncoder(), model_config=DIT)
+    stream = fake_stream(c, 0)
+    batch = [next(stream) for _ in range(3)]
+    captions = ["a red ball", "two blue squares moving left", "a star"]
+    with torch.no_grad():
+        enc = trainer.text_encoder.encode(captions)
+        cached = [{"latent": trainer.vae.encode(b["video"][None])[0], "text": enc.hidden[i],
+                   "text_mask": enc.mask[i].bool()} for i, b in enumerate(batch)]  # what kino data cache stores
+        gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+        from_videos = trainer.batch_loss([{"video": b["video"], "caption": t} for b, t in zip(batch, captions)], gen())
+        from_cache = trainer.batch_loss(cached, gen())
+        other = trainer.batch_loss(cached, torch.Generator().manual_seed(8))
+    assert float(from_videos) == pytest.approx(float(from_cache), rel=1e-4)
+    assert float(other) != pytest.approx(float(from_cache), rel=1e-4)  # the comparison can tell losses apart
+
+
 def test_rank_shares_are_disjoint_and_resume_by_step():
     from kino.train.data import Layout, stream_micro_batches
 
@@ -159,3 +194,13 @@ def test_oversubscription_rule():
     assert not oversubscribed(1, 2, 1.0)  # one thread never waits on another
     assert not oversubscribed(2, 2, 0.1)  # an idle machine
     assert not oversubscribed(8, 16, 3.0)
+
+
+def test_a_new_run_into_an_old_one_is_refused(tmp_path):
+    """Issue 16 #8: no silent restart at step 0 over a run's checkpoints and metrics.jsonl."""
+    run = tmp_path / "run"
+    train_dit(cfg(steps=2), tiny_vae(), run, data=fake_stream, model_config=DIT, tensorboard=False)
+    with pytest.raises(InputError, match="already holds a run at step-00000002.*--resume.*--out.*--overwrite"):
+        train_dit(cfg(steps=2), tiny_vae(), run, data=fake_stream, model_config=DIT, tensorboard=False)
+    train_dit(cfg(steps=2), tiny_vae(), run, data=fake_stream, model_config=DIT, tensorboard=False, overwrite=True)
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # each step once, not twice

@@ -14,7 +14,7 @@ import torch
 from train_helpers import DIT, cli_args, env, losses, save_parts, tiny_vae, train_cfg
 
 from kino.train.checkpoint import latest_checkpoint
-from kino.train.dit import train_dit
+from kino.train.loop import train_dit
 
 
 @pytest.mark.slow

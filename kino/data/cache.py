@@ -12,7 +12,8 @@ writes them to sharded safetensors files:
 Resumable: a shard whose .safetensors and .json both exist is complete and skipped; each file is
 written to a temporary name and renamed, the .json last, so a crash mid-shard only redoes that
 shard. Running against a cache built with other settings is refused rather than mixed.
-A clip that cannot be decoded is recorded as failed, never fatal.
+A clip that cannot be decoded is recorded as failed, never fatal. `CachedClips` reads a finished cache:
+normalized latents and text hidden states, so training reads tensors, not videos.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from kino.data.clips import ClipShaping, ManifestClips
 from kino.data.manifest import atomic_write_text
@@ -202,3 +205,54 @@ def read_index(cache_dir: str | os.PathLike) -> dict[str, Any]:
         return json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise InputError(f"{p}: not valid JSON ({e.msg})") from None
+
+
+class CachedClips(Dataset):
+    """item -> {"latent": (C, t, h, w), "text": (L, D), "text_mask": (L,) bool, "level", "caption_id", "id"}.
+
+    `level`: which caption level to use; None picks one of the clip's levels at random per item
+    (seeded by `seed` and the item's index, so it is reproducible).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, level: str | None = None, seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.dir = Path(cache_dir)
+        self.index = read_index(self.dir)
+        self.clips = self.index["clips"]
+        self.level, self.seed, self.dtype = level, seed, dtype
+        self._open: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def shapes(self) -> list[tuple[int, int, int]]:
+        return [tuple(c["latent_shape"][1:]) for c in self.clips]
+
+    def _shard(self, name: str):
+        from safetensors import safe_open
+
+        if name not in self._open:  # opened lazily per worker process; safetensors memory-maps the file
+            self._open[name] = safe_open(str(self.dir / name), framework="pt")
+        return self._open[name]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        c = self.clips[i]
+        shard = self._shard(c["shard"])
+        levels = c["levels"]
+        if self.level is not None:
+            if self.level not in levels:
+                raise InputError(f"clip {c['id']} has no {self.level!r} caption in the cache; it has {levels}")
+            level = self.level
+        elif levels:
+            level = levels[int(np.random.default_rng([self.seed, i]).integers(len(levels)))]
+        else:
+            level = None
+        latent = shard.get_tensor(f"{c['key']}.latent").to(self.dtype)  # (C, t, h, w)
+        if level is None:
+            text = torch.zeros(1, self.index["text_dim"], dtype=self.dtype)  # (1, D): the empty caption
+            mask = torch.zeros(1, dtype=torch.bool)
+        else:
+            text = shard.get_tensor(f"{c['key']}.text.{level}").to(self.dtype)  # (L, D)
+            mask = torch.ones(text.shape[0], dtype=torch.bool)  # (L,)
+        return {"latent": latent, "text": text, "text_mask": mask, "level": level, "id": c["id"]}

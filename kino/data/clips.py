@@ -1,12 +1,12 @@
-"""Datasets over prepared data: `ManifestClips` decodes clips of a manifest, `CachedClips` reads the cache.
+"""Datasets over prepared data: `ManifestClips` decodes clips of a manifest (the cache's reader,
+`CachedClips`, lives beside its writer in kino.data.cache).
 
 Letters: T frames, H/W pixels, C channels; latents (C, t, h, w); text (L, D).
 
 `ManifestClips` gives each clip at its bucket: the aspect-ratio bucket of about `area` pixels
 (resized to cover it, then centre-cropped) and the largest 1 + 4k frame count up to
 `max_frames`, as a float tensor (3, T, H, W) in [-1, 1] (what the VAE encodes).
-`CachedClips` gives normalized latents and text hidden states from `kino data cache`, so
-training reads tensors, not videos. Both expose `shapes` (latent shapes) for BucketBatchSampler.
+It exposes `shapes` (latent shapes) for BucketBatchSampler, as `CachedClips` does.
 """
 
 from __future__ import annotations
@@ -93,59 +93,6 @@ class ManifestClips(Dataset):
         t, h, w = self.shaping.target(rec)
         frames = read_clip(rec, self.path.parent, max_frames=t)[:t]  # (T, H0, W0, 3)
         return {"video": to_tensor(fit_frames(frames, w, h)), "caption": dict(rec.captions), "id": rec.id}
-
-
-class CachedClips(Dataset):
-    """item -> {"latent": (C, t, h, w), "text": (L, D), "text_mask": (L,) bool, "level", "caption_id", "id"}.
-
-    `level`: which caption level to use; None picks one of the clip's levels at random per item
-    (seeded by `seed` and the item's index, so it is reproducible).
-    """
-
-    def __init__(self, cache_dir: str | os.PathLike, level: str | None = None, seed: int = 0,
-                 dtype: torch.dtype = torch.float32) -> None:
-        from kino.data.cache import read_index
-
-        self.dir = Path(cache_dir)
-        self.index = read_index(self.dir)
-        self.clips = self.index["clips"]
-        self.level, self.seed, self.dtype = level, seed, dtype
-        self._open: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    @property
-    def shapes(self) -> list[tuple[int, int, int]]:
-        return [tuple(c["latent_shape"][1:]) for c in self.clips]
-
-    def _shard(self, name: str):
-        from safetensors import safe_open
-
-        if name not in self._open:  # opened lazily per worker process; safetensors memory-maps the file
-            self._open[name] = safe_open(str(self.dir / name), framework="pt")
-        return self._open[name]
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        c = self.clips[i]
-        shard = self._shard(c["shard"])
-        levels = c["levels"]
-        if self.level is not None:
-            if self.level not in levels:
-                raise InputError(f"clip {c['id']} has no {self.level!r} caption in the cache; it has {levels}")
-            level = self.level
-        elif levels:
-            level = levels[int(np.random.default_rng([self.seed, i]).integers(len(levels)))]
-        else:
-            level = None
-        latent = shard.get_tensor(f"{c['key']}.latent").to(self.dtype)  # (C, t, h, w)
-        if level is None:
-            text = torch.zeros(1, self.index["text_dim"], dtype=self.dtype)  # (1, D): the empty caption
-            mask = torch.zeros(1, dtype=torch.bool)
-        else:
-            text = shard.get_tensor(f"{c['key']}.text.{level}").to(self.dtype)  # (L, D)
-            mask = torch.ones(text.shape[0], dtype=torch.bool)  # (L,)
-        return {"latent": latent, "text": text, "text_mask": mask, "level": level, "id": c["id"]}
 
 
 # ----------------------------------------------------------------------------- collation

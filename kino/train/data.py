@@ -186,9 +186,13 @@ class _CaptionLevel:
 
 
 def prepared_micro_batches(source: str | os.PathLike, cfg, layout: Layout, start_step: int,
-                           token_budget: int = 0, workers: int = 0) -> MicroBatches:
-    """Micro-batches from a latent cache folder (index.json) or a manifest file (`kino data prepare`)."""
-    from kino.data.clips import CachedClips, ManifestClips
+                           token_budget: int = 0, workers: int = 0, allow_uncaptioned: bool = False) -> MicroBatches:
+    """Micro-batches from a latent cache folder (index.json) or a manifest file (`kino data prepare`).
+
+    Clips without a caption train the model unconditionally: data with none is refused unless
+    `allow_uncaptioned`; data with some gets one warning line (rank 0)."""
+    from kino.data.cache import CachedClips
+    from kino.data.clips import ManifestClips
 
     path = Path(source)
     if path.is_dir():
@@ -202,7 +206,28 @@ def prepared_micro_batches(source: str | os.PathLike, cfg, layout: Layout, start
     shapes = dataset.shapes
     if not shapes:
         raise InputError(f"--data {source} holds no clips")
+    check_captions(source, uncaptioned(dataset), len(shapes), allow_uncaptioned, layout.rank == 0)
     budget = token_budget or default_token_budget(shapes, layout.micro_size(cfg.batch_size))
     return sampler_micro_batches(dataset, shapes, cfg, layout, start_step, budget, workers, prepare)
 
 
+def uncaptioned(dataset: Dataset) -> int:
+    """How many clips of a CachedClips or ManifestClips have no caption at any level."""
+    if hasattr(dataset, "clips"):  # CachedClips: the levels cached per clip
+        return sum(not c["levels"] for c in dataset.clips)
+    return sum(not any(text for text in r.captions.values()) for r in dataset.records)
+
+
+def check_captions(source, missing: int, total: int, allow: bool, main: bool) -> None:
+    """InputError when no clip has a caption (unless `allow`); one warning line when some have none."""
+    import sys
+
+    if not missing or allow:
+        return
+    fix = "caption them with `kino data caption` (then `kino data cache` again), or pass --allow-uncaptioned"
+    if missing == total:
+        raise InputError(f"--data {source}: none of its {total} clips has a caption, so the model would learn to "
+                         f"ignore prompts; {fix}")
+    if main:
+        print(f"kino: warning: --data {source}: {missing} of {total} clips have no caption and train "
+              f"unconditionally; {fix}", file=sys.stderr)

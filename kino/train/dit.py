@@ -11,27 +11,21 @@ EMA, RNG states and data position, so `resume` continues exactly.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kino.diffusion.conditioning import ConditionConfig, sample_masks
-from kino.diffusion.flow import FlowConfig, drop_captions, flow_loss, flow_path, sample_t, token_shift
+from kino.diffusion.flow import FlowConfig, flow_loss, flow_path, sample_t, token_shift
 from kino.errors import InputError
 from kino.models.dit import DIT_PRESETS, DiT, DiTConfig, DiTPreset, autocast_for
+from kino.train.schedule import LRSchedule, lr_at
 
-
-class LRSchedule(StrEnum):
-    """After the linear warmup: a flat rate, or a cosine decay to min_lr_ratio x lr at the last step."""
-
-    CONSTANT = "constant"
-    COSINE = "cosine"
+__all__ = ["DiTTrainConfig", "DiTTrainer", "LRSchedule", "Prepared", "StepStats", "lr_at", "update_ema"]
 
 
 @dataclass(frozen=True)
@@ -89,15 +83,6 @@ class DiTTrainConfig:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
-def lr_at(step: int, cfg: DiTTrainConfig) -> float:
-    """Linear warmup, then constant (rectified-flow DiTs train well at a flat rate; EMA smooths) or cosine."""
-    warm = min(1.0, (step + 1) / max(cfg.warmup, 1))
-    if cfg.schedule is LRSchedule.CONSTANT or step < cfg.warmup:
-        return cfg.lr * warm
-    done = min(1.0, (step - cfg.warmup) / max(cfg.steps - cfg.warmup - 1, 1))  # 0 after warmup, 1 at the end
-    return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * done)))
-
-
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
@@ -112,6 +97,20 @@ def world_stream(cfg: DiTTrainConfig, start: int) -> Iterable[dict]:
     group = 1 if cfg.packed else cfg.batch_size
     return WorldClips(seed=cfg.seed, sizes=cfg.sizes, num_frames=cfg.num_frames, fps=cfg.fps,
                       caption_levels=cfg.caption_levels, image_prob=cfg.image_prob, group=group, start=start)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One micro-batch ready for the flow-matching loss: latents and the captions' text states."""
+
+    latents: list[torch.Tensor]  # [(B, C, t, h, w)] of one shape, or [(1, C, t_i, h_i, w_i)] per clip (packed)
+    text: torch.Tensor  # (B, L, D) hidden states, zero-padded
+    text_mask: torch.Tensor  # (B, L) bool: the real tokens
+
+
+def _keep_captions(n: int, p: float, generator: torch.Generator) -> list[bool]:
+    """Which of n captions survive classifier-free-guidance dropout (probability p each), one draw each."""
+    return (torch.rand(n, generator=generator) >= p).tolist()
 
 
 class DiTTrainer:
@@ -144,37 +143,69 @@ class DiTTrainer:
         return torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, betas=(0.9, 0.99),
                                  weight_decay=self.cfg.weight_decay)
 
-    def loss(self, videos: list[torch.Tensor], captions: list[str], generator: torch.Generator) -> torch.Tensor:
-        """Flow-matching loss of clips (3, T_i, H_i, W_i) with their captions."""
+    def prepare_videos(self, videos: list[torch.Tensor], captions: list[str],
+                       generator: torch.Generator) -> Prepared:
+        """Clips (3, T_i, H_i, W_i) and captions -> latents (frozen VAE) and text states (text encoder).
+
+        Captions are dropped to the empty prompt with the flow config's probability (one draw per clip
+        from `generator`, as `prepare_cached` draws), for classifier-free guidance.
+        """
         cfg, dev = self.cfg, self.device
-        captions = drop_captions(captions, cfg.flow.caption_dropout, generator)
-        text = self.text_encoder.encode(captions).to(dev)
-        p = self.model.config.patch_size
+        keep = _keep_captions(len(captions), cfg.flow.caption_dropout, generator)
+        text = self.text_encoder.encode([c if k else "" for c, k in zip(captions, keep, strict=True)])
         same = all(v.shape == videos[0].shape for v in videos)
         with torch.no_grad():
             if same and not cfg.packed:
                 latents = [self.vae.encode(torch.stack(videos).to(dev))]  # [(B, C, T, H, W)]
             else:
                 latents = [self.vae.encode(v[None].to(dev)) for v in videos]  # [(1, C, T_i, H_i, W_i)]
+        return Prepared(latents, text.hidden.to(dev), text.mask.bool().to(dev))
+
+    def prepare_cached(self, batch: list[dict], generator: torch.Generator) -> Prepared:
+        """Cached items (kino data cache): latents (C, t, h, w), text states (L, D) with their mask ->
+        the same as `prepare_videos` gives for the clips they were made from (a dropped or missing
+        caption becomes the empty prompt's states)."""
+        cfg, dev = self.cfg, self.device
+        keep = _keep_captions(len(batch), cfg.flow.caption_dropout, generator)
+        null = self.null_text()
+        texts = [b["text"][b["text_mask"]].float() if k and bool(b["text_mask"].any()) else null
+                 for b, k in zip(batch, keep, strict=True)]  # each (L_i, D)
+        width = max(x.shape[0] for x in texts)
+        text = torch.zeros(len(texts), width, texts[0].shape[1])  # (B, L, D)
+        mask = torch.zeros(len(texts), width, dtype=torch.bool)  # (B, L)
+        for i, x in enumerate(texts):
+            text[i, : x.shape[0]], mask[i, : x.shape[0]] = x, True
+        same = all(b["latent"].shape == batch[0]["latent"].shape for b in batch)
+        if same and not cfg.packed:
+            latents = [torch.stack([b["latent"] for b in batch]).float().to(dev)]  # [(B, C, t, h, w)]
+        else:
+            latents = [b["latent"][None].float().to(dev) for b in batch]  # [(1, C, t_i, h_i, w_i)]
+        return Prepared(latents, text.to(dev), mask.to(dev))
+
+    def flow_matching_loss(self, prepared: Prepared, generator: torch.Generator) -> torch.Tensor:
+        """The rectified-flow loss of prepared latents: token-shifted logit-normal t, noise, clean
+        condition frames with their loss weights (kino.diffusion.conditioning), the velocity regressed;
+        packed clips are one sequence and their losses one mean weighted by each clip's trained size."""
+        cfg, dev = self.cfg, self.device
+        p = self.model.config.patch_size
         paths, weights = [], []
-        for z in latents:
+        for z in prepared.latents:
             tokens = z.shape[2] // p[0] * z.shape[3] // p[1] * z.shape[4] // p[2]
             shift = token_shift(tokens, cfg.flow.base_shift, cfg.flow.reference_tokens, cfg.flow.max_shift)
             t = sample_t((z.shape[0],), cfg.flow, shift, generator).to(dev)
             noise = torch.randn(z.shape, generator=generator).to(dev)
-            if cfg.conditioning.prob > 0 and z.shape[2] > 1:  # clean condition frames (kino.diffusion.conditioning)
+            w = None
+            if cfg.conditioning.prob > 0 and z.shape[2] > 1:
                 masks = sample_masks(z.shape[0], z.shape[2], cfg.conditioning, generator)
                 t, w = masks.timesteps(t).to(dev), masks.loss_weight().to(dev)  # (B, T), (B, T)
-            else:
-                w = None
             paths.append(flow_path(z, noise, t))
             weights.append(w)
+        text, mask = prepared.text, prepared.text_mask
         with autocast_for(dev):
             if len(paths) == 1:
-                pred = self.forward(paths[0].x_t, paths[0].t, text=text.hidden, text_mask=text.mask)
+                pred = self.forward(paths[0].x_t, paths[0].t, text=text, text_mask=mask)
                 return flow_loss(pred, paths[0], weights[0])
-            preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text.hidden,
-                                 text_mask=text.mask)
+            preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text, text_mask=mask)
         # each clip's mean error, weighted by its trained size, equals the mean over all trained values
         per_frame = [q.target[0, 0, 0].numel() * q.target.shape[1] for q in paths]
         sizes = torch.tensor([q.target.numel() if w is None else float(w.sum()) * n
@@ -182,6 +213,10 @@ class DiTTrainer:
                              dtype=torch.float32, device=dev)
         losses = torch.stack([flow_loss(pr[None], q, w) for pr, q, w in zip(preds, paths, weights, strict=True)])
         return (losses * sizes).sum() / sizes.sum().clamp_min(1.0)
+
+    def loss(self, videos: list[torch.Tensor], captions: list[str], generator: torch.Generator) -> torch.Tensor:
+        """Flow-matching loss of clips (3, T_i, H_i, W_i) with their captions."""
+        return self.flow_matching_loss(self.prepare_videos(videos, captions, generator), generator)
 
     def step(self, batch: list[dict]) -> float:
         """One optimizer step on a batch of data-set items; returns the loss."""
@@ -198,8 +233,10 @@ class DiTTrainer:
     def batch_loss(self, batch: list[dict], generator: torch.Generator) -> torch.Tensor:
         """The loss of one micro-batch: clips {"video", "caption"} or cached items {"latent", "text", ...}."""
         if "latent" in batch[0]:
-            return self.latent_loss(batch, generator)
-        return self.loss([b["video"] for b in batch], [b["caption"] for b in batch], generator)
+            prepared = self.prepare_cached(batch, generator)
+        else:
+            prepared = self.prepare_videos([b["video"] for b in batch], [b["caption"] for b in batch], generator)
+        return self.flow_matching_loss(prepared, generator)
 
     def train_step(self, micro_batches: list[list[dict]], first_micro: int = 0) -> StepStats:
         """One optimizer step over this rank's micro-batches: gradients accumulate and sync on the last.
@@ -246,52 +283,8 @@ class DiTTrainer:
         return self._null_text
 
     def latent_loss(self, batch: list[dict], generator: torch.Generator) -> torch.Tensor:
-        """Flow-matching loss of cached items (kino data cache): latents (C, t, h, w), text states (L, D).
-
-        The same recipe as `loss` from the latents on: captions dropped with the flow config's
-        probability, token-shifted logit-normal t, one clip-size-weighted mean over packed clips.
-        """
-        cfg, dev = self.cfg, self.device
-        keep = (torch.rand(len(batch), generator=generator) >= cfg.flow.caption_dropout).tolist()
-        null = self.null_text()
-        texts = [b["text"][b["text_mask"]].float() if k and bool(b["text_mask"].any()) else null
-                 for b, k in zip(batch, keep, strict=True)]  # each (L_i, D)
-        width = max(x.shape[0] for x in texts)
-        text = torch.zeros(len(texts), width, texts[0].shape[1])  # (B, L, D)
-        mask = torch.zeros(len(texts), width, dtype=torch.bool)  # (B, L)
-        for i, x in enumerate(texts):
-            text[i, : x.shape[0]], mask[i, : x.shape[0]] = x, True
-        text, mask = text.to(dev), mask.to(dev)
-        same = all(b["latent"].shape == batch[0]["latent"].shape for b in batch)
-        if same and not cfg.packed:
-            latents = [torch.stack([b["latent"] for b in batch]).float().to(dev)]  # [(B, C, t, h, w)]
-        else:
-            latents = [b["latent"][None].float().to(dev) for b in batch]  # [(1, C, t_i, h_i, w_i)]
-        p = self.model.config.patch_size
-        # From here on as `loss` (kept in step with it: conditioning masks, size-weighted packed mean).
-        paths, weights = [], []
-        for z in latents:
-            tokens = z.shape[2] // p[0] * z.shape[3] // p[1] * z.shape[4] // p[2]
-            shift = token_shift(tokens, cfg.flow.base_shift, cfg.flow.reference_tokens, cfg.flow.max_shift)
-            t = sample_t((z.shape[0],), cfg.flow, shift, generator).to(dev)
-            noise = torch.randn(z.shape, generator=generator).to(dev)
-            w = None
-            if cfg.conditioning.prob > 0 and z.shape[2] > 1:  # clean condition frames (kino.diffusion.conditioning)
-                masks = sample_masks(z.shape[0], z.shape[2], cfg.conditioning, generator)
-                t, w = masks.timesteps(t).to(dev), masks.loss_weight().to(dev)  # (B, T), (B, T)
-            paths.append(flow_path(z, noise, t))
-            weights.append(w)
-        with autocast_for(dev):
-            if len(paths) == 1:
-                pred = self.forward(paths[0].x_t, paths[0].t, text=text, text_mask=mask)
-                return flow_loss(pred, paths[0], weights[0])
-            preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text, text_mask=mask)
-        per_frame = [q.target[0, 0, 0].numel() * q.target.shape[1] for q in paths]
-        sizes = torch.tensor([q.target.numel() if w is None else float(w.sum()) * n
-                              for q, w, n in zip(paths, weights, per_frame, strict=True)],
-                             dtype=torch.float32, device=dev)
-        losses = torch.stack([flow_loss(pr[None], q, w) for pr, q, w in zip(preds, paths, weights, strict=True)])
-        return (losses * sizes).sum() / sizes.sum().clamp_min(1.0)
+        """Flow-matching loss of cached items (kino data cache): latents (C, t, h, w), text states (L, D)."""
+        return self.flow_matching_loss(self.prepare_cached(batch, generator), generator)
 
     def save(self, run_dir: Path) -> Path:
         """A checkpoint of this step: one safetensors file, or DCP shards when running distributed."""
@@ -325,23 +318,6 @@ class StepStats:
     lr: float
     samples: int  # clips on this rank
     tokens: int  # DiT tokens on this rank
-
-
-def train_dit(cfg: DiTTrainConfig, vae, out_dir: str | Path, resume: bool = False,
-              device: torch.device | str = "cpu", data: Callable[[DiTTrainConfig, int], Iterable[dict]] | None = None,
-              on_step: Callable[[int, int, float], None] | None = None,
-              model_config: DiTConfig | None = None, **options: Any) -> Path:
-    """Train (or resume) into out_dir/checkpoints and write the EMA pipeline to out_dir/pipeline.
-
-    data(cfg, start) gives the stream of items {"video", "caption"} from data position `start` (default:
-    the world). on_step(step, total, loss) reports progress; model_config replaces the preset's DiT config.
-    `options` are kino.train.loop.RunOptions fields (parallel, data source, logging, samples, evaluation).
-    Returns the pipeline directory.
-    """
-    from kino.train.loop import RunOptions, run_training
-
-    return run_training(cfg, vae, out_dir, resume=resume, device=device, data=data, on_step=on_step,
-                        model_config=model_config, options=RunOptions(**options))
 
 
 def _plain(d):

@@ -1,6 +1,6 @@
 """The DiT training run: data, steps, checkpoints, logs, sample videos and world evaluations.
 
-`run_training` is what `kino train dit` (and kino.train.dit.train_dit) runs, on one process or under
+`run_training` is what `kino train dit` (through `train_dit`, at the end) runs, on one process or under
 torchrun with DDP or FSDP2 (kino.train.distributed). Per step: each rank takes its micro-batches
 (kino.train.data), DiTTrainer.train_step accumulates and syncs gradients, the loss and throughput
 are reduced to rank 0, which logs them (kino.train.monitor). Every `checkpoint_every` steps all ranks
@@ -46,6 +46,8 @@ class RunOptions:
     sample_frames: int = 17
     eval_every: int = 0  # 0: no world evaluation during training
     eval_prompts: int = 2
+    overwrite: bool = False  # replace a run already in the folder (without: refused unless resuming)
+    allow_uncaptioned: bool = False  # train on cache/manifest data whose clips have no caption
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parallel", Parallel(self.parallel))
@@ -70,6 +72,7 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
     out = Path(out_dir)
     monitor = None
     try:
+        check_run_folder(out, resume, options.overwrite, info)
         trainer = DiTTrainer(cfg, vae, TextEncoder(), device, model_config)
         distribute(trainer, info)
         if resume:
@@ -104,6 +107,36 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
         shutdown()
 
 
+RUN_PARTS = ("checkpoints", "metrics.jsonl", "tensorboard", "samples", "eval", "pipeline")  # what a run writes
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool, info: DistInfo) -> None:
+    """Refuse to start a new run over an old one (it would restart at step 0, overwrite its checkpoints
+    and append every step again to metrics.jsonl); with `overwrite`, rank 0 removes the old run first."""
+    import shutil
+
+    from kino.train.checkpoint import latest_checkpoint
+    from kino.train.distributed import barrier
+
+    if resume:
+        return
+    last = latest_checkpoint(out / "checkpoints") if (out / "checkpoints").is_dir() else None
+    if last is None and not (out / "metrics.jsonl").exists():
+        return
+    if not overwrite:
+        held = f"a run at {last.name}" if last is not None else "a run (metrics.jsonl)"
+        raise InputError(f"{out} already holds {held}; continue it with --resume, train into a new --out, "
+                         f"or replace it with --overwrite")
+    if info.is_main:
+        for name in RUN_PARTS:
+            part = out / name
+            if part.is_dir():
+                shutil.rmtree(part)
+            elif part.exists():
+                part.unlink()
+    barrier(info)
+
+
 def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInfo, start_step: int):
     """This rank's micro-batches from start_step, from the source the options name."""
     from kino.train.data import Layout, prepared_micro_batches, stream_micro_batches, world_micro_batches
@@ -113,7 +146,8 @@ def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInf
         return stream_micro_batches(data, cfg, layout, start_step)
     if options.source == "world":
         return world_micro_batches(cfg, layout, start_step, options.workers)
-    return prepared_micro_batches(options.source, cfg, layout, start_step, options.token_budget, options.workers)
+    return prepared_micro_batches(options.source, cfg, layout, start_step, options.token_budget, options.workers,
+                                  options.allow_uncaptioned)
 
 
 # ----------------------------------------------------------------------------- the EMA model at work
@@ -194,3 +228,17 @@ def evaluate_world(trainer, info: DistInfo, options: RunOptions, path: Path, mon
     return summary
 
 
+
+
+def train_dit(cfg, vae, out_dir: str | Path, resume: bool = False, device: torch.device | str = "cpu",
+              data: Callable | None = None, on_step: Callable[[int, int, float], None] | None = None,
+              model_config=None, **options) -> Path:
+    """Train (or resume) a DiT (cfg: kino.train.dit.DiTTrainConfig) into out_dir/checkpoints and write
+    the EMA pipeline to out_dir/pipeline; returns the pipeline directory.
+
+    data(cfg, start) gives the stream of items {"video", "caption"} from data position `start` (default:
+    the world). on_step(step, total, loss) reports progress; model_config replaces the preset's DiT config.
+    `options` are RunOptions fields (parallel, data source, logging, samples, evaluation).
+    """
+    return run_training(cfg, vae, out_dir, resume=resume, device=device, data=data, on_step=on_step,
+                        model_config=model_config, options=RunOptions(**options))

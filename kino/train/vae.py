@@ -8,7 +8,6 @@ position, so `resume` continues exactly where a run stopped.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from kino.train.losses import (
     psnr,
     ssim,
 )
+from kino.train.schedule import lr_at  # one schedule for both trainers: warmup, then cosine to min_lr_ratio
 
 WORLD = "world"
 
@@ -80,14 +80,6 @@ class VAETrainConfig:
 def _architecture(config) -> dict:
     """The fields of a VAEConfig that shape the weights (streaming settings left out)."""
     return {k: v for k, v in asdict(config).items() if k not in ("chunk_frames", "tile_size", "tile_overlap")}
-
-
-def lr_at(step: int, cfg: VAETrainConfig) -> float:
-    """Linear warmup, then cosine decay to lr * min_lr_ratio at `steps`."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 def make_dataset(data: str, cfg: VAETrainConfig, seed: int, start: int = 0, group: int | None = None):
