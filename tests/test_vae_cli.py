@@ -53,8 +53,45 @@ def test_reconstruct_writes_a_video(kino, model_dir, tmp_path):
              "--model", str(model_dir))
     assert r.returncode == 0, r.stderr
     out = read_video(tmp_path / "out.mp4")
-    assert out.frames.shape == (9, 32, 48, 3)  # 11 frames trimmed to 1 + 4k
+    assert out.frames.shape == (11, 32, 48, 3)  # padded to 1 + 4k inside, trimmed back: 11 in, 11 out
     assert out.fps == pytest.approx(8)
+    assert "(11 frames)" in r.stdout
+
+
+@pytest.mark.parametrize("n", [1, 2, 16])
+def test_reconstruct_keeps_the_frame_count_with_the_builtin_vae(kino, tmp_path, n):
+    """Issue 16 #10, #11: no --model is the built-in model's VAE; 16 frames in, 16 out (not 13)."""
+    from kino.world.render import render
+    from kino.world.sampler import sample_spec
+
+    frames = render(sample_spec(np.random.default_rng(0), width=64, height=64, fps=8.0, num_frames=16))[:n]
+    write_video(tmp_path / "in.mp4", frames, fps=8)
+    r = kino("vae", "reconstruct", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4"))
+    assert r.returncode == 0, r.stderr
+    out = read_video(tmp_path / "out.mp4").frames
+    assert len(out) == n and f"({n} frame{'' if n == 1 else 's'})" in r.stdout
+    assert np.abs(out.astype(int) - frames.astype(int)).mean() < 20  # the frames are the input's, in order
+
+
+def test_vae_folders_people_pass(tmp_path):
+    """Issue 16 #9, #10: a run folder (newest checkpoint), a pipeline folder, a VAE folder, nothing."""
+    from kino.errors import ModelError
+    from kino.pipeline import builtin_model_dir
+    from kino.train.checkpoint import save_checkpoint
+    from kino.train.vae_folder import resolve_vae
+
+    assert resolve_vae(None) == builtin_model_dir() / "vae"
+    assert resolve_vae(builtin_model_dir()) == builtin_model_dir() / "vae"  # a pipeline folder
+    torch.manual_seed(0)
+    vae = CausalVAE(vae_world_tiny(widths=(8, 16, 16)))
+    opt = torch.optim.AdamW(vae.parameters())
+    for step in (2, 4):
+        save_checkpoint(tmp_path / "run", step, vae, vae.config, opt)
+    assert resolve_vae(tmp_path / "run") == tmp_path / "run" / "step-00000004"
+    assert isinstance(CausalVAE.from_pretrained(resolve_vae(tmp_path / "run")), CausalVAE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no VAE in .*run folder"):
+        resolve_vae(tmp_path / "empty")
 
 
 def test_eval_prints_json(kino, model_dir, tmp_path):

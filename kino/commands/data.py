@@ -119,8 +119,9 @@ def caption(
 @data_app.command("cache")
 def cache(
     manifest: Annotated[Path, typer.Argument(help="Manifest of the clips to encode.")],
-    vae: Annotated[Path, typer.Option(help="VAE model folder (config.json + model.safetensors).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (resumable).")],
+    vae: Annotated[Path | None, typer.Option(help="The VAE: a `kino train vae` run folder (its newest checkpoint), "
+                                                  "a VAE or pipeline folder. [default: the built-in model's VAE]")] = None,
     text_encoder: Annotated[str, typer.Option(help="'minilm' (packaged) or a text encoder folder.")] = "minilm",
     area: Annotated[int, typer.Option(help="Pixels per frame of the aspect-ratio buckets.")] = 64 * 64,
     max_frames: Annotated[int, typer.Option(help="At most this many frames per clip (snapped to 1+4k).")] = 17,
@@ -134,7 +135,9 @@ def cache(
     from kino.data.clips import ClipShaping
     from kino.models.text import TextEncoder
     from kino.models.vae import CausalVAE
+    from kino.train.vae_folder import resolve_vae
 
+    vae = resolve_vae(vae)
     model = CausalVAE.from_pretrained(vae, device=device)
     factors = TokenFactors(temporal=model.config.temporal_factor, spatial=model.config.spatial_factor)
     config = CacheConfig(shard_size=shard_size, dtype=dtype,
@@ -167,7 +170,8 @@ def inspect(
     from rich.table import Table
 
     from kino.data.buckets import BucketBatchSampler, TokenFactors
-    from kino.data.clips import CachedClips, ClipShaping, ManifestClips
+    from kino.data.cache import CachedClips
+    from kino.data.clips import ClipShaping, ManifestClips
     from kino.data.manifest import read_sidecar
 
     console = Console()

@@ -36,11 +36,11 @@ def train_vae_cmd(
 
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: all cores)")
-    if threads:
-        torch.set_num_threads(threads)
-    warn_if_oversubscribed(torch.get_num_threads(), device)
     if data != WORLD and not Path(data).is_dir():
         raise InputError(f"--data {data!r} is neither 'world' nor a folder")
+    if threads:
+        torch.set_num_threads(threads)
+    warn_if_oversubscribed(torch.get_num_threads(), device)  # after the checks: an error stays one line
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "checkpoint_every": checkpoint_every}
     if freeze_encoder and init_from is None and not resume:
         raise InputError("--freeze-encoder needs --init-from (a trained VAE whose encoder to keep) or --resume")
@@ -90,7 +90,8 @@ def warn_if_oversubscribed(threads: int, device: str) -> None:
 
 @train_app.command("dit")
 def train_dit_cmd(
-    vae: Path = typer.Option(..., help="A trained VAE folder (from `kino train vae`)."),
+    vae: Path = typer.Option(None, help="The VAE: a `kino train vae` run folder (its newest checkpoint), a VAE "
+                             "or pipeline folder. [default: the built-in model's VAE]"),
     preset: DiTPreset = typer.Option(DiTPreset.WORLD_TINY, help="DiT size."),
     dit_config: Path = typer.Option(None, help="A JSON file of DiTConfig fields that replaces the preset."),
     data: str = typer.Option("world", help="'world' (rendered on the fly), a latent cache folder "
@@ -108,6 +109,8 @@ def train_dit_cmd(
     frames: list[int] = typer.Option(None, help="World clip frame counts, 1 + 4k (repeat). [recipe: 9, 17]"),
     caption_level: list[str] = typer.Option(None, help="World caption levels short|medium|detailed, drawn "
                                             "evenly (repeat one to weight it). [recipe: short, medium, detailed]"),
+    allow_uncaptioned: bool = typer.Option(False, "--allow-uncaptioned", help="Train on cache/manifest data "
+                                           "without captions (unconditional); refused otherwise."),
     token_budget: int = typer.Option(0, help="DiT tokens per micro-batch for cache/manifest data "
                                      "(0: micro-batch x the largest clip)."),
     packed: bool = typer.Option(False, help="Mix sizes in a batch (packed, block-diagonal attention)."),
@@ -119,6 +122,8 @@ def train_dit_cmd(
     out: Path = typer.Option(Path("runs/dit-world-tiny"), help="Run folder: checkpoints/, pipeline/, "
                              "tensorboard/, samples/, eval/, metrics.jsonl."),
     resume: bool = typer.Option(False, help="Continue from the latest checkpoint in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out (without it, "
+                                   "an existing run is refused unless --resume)."),
     checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [recipe: 250]"),
     keep: int = typer.Option(None, help="Checkpoints kept (the newest). [recipe: 3]"),
     sample_every: int = typer.Option(0, help="Steps between sample videos (RUN/samples/); 0: none."),
@@ -140,14 +145,12 @@ def train_dit_cmd(
     from kino.models.dit import DiTConfig
     from kino.models.vae import CausalVAE
     from kino.train.distributed import Parallel
-    from kino.train.dit import DiTTrainConfig, train_dit
-    from kino.train.loop import DEFAULT_PROMPTS
+    from kino.train.dit import DiTTrainConfig
+    from kino.train.loop import DEFAULT_PROMPTS, train_dit
+    from kino.train.vae_folder import resolve_vae
 
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: the default)")
-    if threads:
-        torch.set_num_threads(threads)
-    warn_if_oversubscribed(torch.get_num_threads(), device)
     if parallel not in {p.value for p in Parallel}:
         raise InputError(f"--parallel {parallel!r} is not one of {', '.join(p.value for p in Parallel)}")
     model_config = None
@@ -165,11 +168,14 @@ def train_dit_cmd(
     cfg = DiTTrainConfig(preset=preset, packed=packed, gradient_checkpointing=gradient_checkpointing,
                          compile=compile, seed=seed,
                          **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults
-    model_vae = CausalVAE.from_pretrained(vae)  # the trainer moves it to this rank's device
+    model_vae = CausalVAE.from_pretrained(resolve_vae(vae))  # the trainer moves it to this rank's device
+    if threads:
+        torch.set_num_threads(threads)
+    warn_if_oversubscribed(torch.get_num_threads(), device)  # after the checks: an error stays one line
     path = train_dit(cfg, model_vae, out, resume=resume, device=device, model_config=model_config,
                      parallel=parallel, source=data, token_budget=token_budget, workers=workers,
                      log_every=log_every, tensorboard=tensorboard, console=True, sample_every=sample_every,
                      sample_prompts=tuple(sample_prompt) if sample_prompt else DEFAULT_PROMPTS,
-                     eval_every=eval_every)
+                     eval_every=eval_every, overwrite=overwrite, allow_uncaptioned=allow_uncaptioned)
     if os.environ.get("RANK", "0") == "0":  # one line from rank 0 under torchrun
         typer.echo(f"saved {path}")

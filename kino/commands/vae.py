@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import typer
 
+from kino.commands.output import count
+
 vae_app = typer.Typer(help="The video compression network (causal VAE).", no_args_is_help=True)
 
-DEFAULT_MODEL = Path("runs/vae-world-tiny")
+MODEL_HELP = ("A VAE: a `kino train vae` run folder (its newest checkpoint), a VAE or pipeline folder. "
+              "[default: the built-in model's VAE]")
 
 
 def check_size(width: int, height: int, f: int, name: str) -> None:
@@ -22,10 +26,11 @@ def check_size(width: int, height: int, f: int, name: str) -> None:
         raise InputError(f"{name}: size {width}x{height} is not a multiple of {f}; crop or scale it to e.g. {sw}x{sh}")
 
 
-def _pieces(frames: Iterator[np.ndarray], factor: int):
+def _pieces(frames: Iterator[np.ndarray], factor: int, padded: list[int]):
     """uint8 frames -> tensor pieces (1, 3, t, H, W): the first frame, then groups of `factor`.
 
-    A last group shorter than `factor` is dropped (a clip must have 1 + factor*k frames).
+    A clip must have 1 + factor*k frames: a last group shorter than `factor` is padded with copies of
+    its last frame, and how many were added is appended to `padded` (the caller trims them off again).
     """
     from kino.data.world import frames_to_tensor
 
@@ -36,41 +41,53 @@ def _pieces(frames: Iterator[np.ndarray], factor: int):
         if first or len(group) == factor:
             yield frames_to_tensor(np.stack(group))[None]  # (1, 3, t, H, W)
             group, first = [], False
+    if group:
+        padded.append(factor - len(group))
+        group += [group[-1]] * (factor - len(group))
+        yield frames_to_tensor(np.stack(group))[None]
 
 
 @vae_app.command("reconstruct")
 def reconstruct_cmd(
     src: Path = typer.Argument(..., help="A video or image to encode and decode."),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the reconstruction (.mp4, .gif, .png)."),
-    model: Path = typer.Option(DEFAULT_MODEL, help="A VAE model folder, checkpoint or run folder."),
+    model: Path = typer.Option(None, help=MODEL_HELP),
     device: str = typer.Option("cpu", help="Torch device."),
 ) -> None:
     """Encode a video to the latent and decode it back, streaming (memory independent of length)."""
     from kino.data.world import tensor_to_frames
     from kino.io import VideoWriter, iter_frames, probe
+    from kino.models.vae import CausalVAE
     from kino.models.vae_stream import decode_stream, encode_stream
-    from kino.train.vae_eval import load_vae
+    from kino.train.vae_folder import resolve_vae
 
     info = probe(src)
-    vae = load_vae(model, device=device)
+    vae = CausalVAE.from_pretrained(resolve_vae(model), device=device)
     c = vae.config
     # checked before streaming: stopping PyAV's threaded decoder mid-stream can hang at close
     check_size(info.width, info.height, c.spatial_factor, src.name)
-    pieces = (p.to(device) for p in _pieces(iter_frames(src), c.temporal_factor))
+    padded: list[int] = []
+    pieces = (p.to(device) for p in _pieces(iter_frames(src), c.temporal_factor, padded))
     latents = (vae.normalize(mean) for mean, _ in encode_stream(vae, pieces))
+    held: deque[np.ndarray] = deque()  # the last frames, until we know how many of them are padding
     n = 0
     with VideoWriter(out, fps=info.fps) as w:
         for chunk in decode_stream(vae, latents):
             for frame in tensor_to_frames(chunk[0]):
-                w.write(frame)
-                n += 1
-    typer.echo(f"wrote {out} ({n} frames)")
+                held.append(frame)
+                if len(held) >= c.temporal_factor:
+                    w.write(held.popleft())
+                    n += 1
+        for frame in list(held)[: len(held) - sum(padded)]:  # as many frames out as came in
+            w.write(frame)
+            n += 1
+    typer.echo(f"wrote {out} ({count(n, 'frame')})")
 
 
 @vae_app.command("eval")
 def eval_cmd(
     data: str = typer.Option("heldout", help="'heldout' (held-out world clips) or a folder of videos."),
-    model: Path = typer.Option(DEFAULT_MODEL, help="A VAE model folder, checkpoint or run folder."),
+    model: Path = typer.Option(None, help=MODEL_HELP),
     clips: int = typer.Option(32, help="How many clips to evaluate."),
     device: str = typer.Option("cpu", help="Torch device."),
     threads: int = typer.Option(0, help="Torch CPU threads (0: all cores)."),
@@ -83,13 +100,15 @@ def eval_cmd(
     import torch
 
     from kino.errors import InputError
-    from kino.train.vae_eval import HELDOUT, evaluate, folder_clips, heldout_clips, load_vae
+    from kino.models.vae import CausalVAE
+    from kino.train.vae_eval import HELDOUT, evaluate, folder_clips, heldout_clips
+    from kino.train.vae_folder import resolve_vae
 
     if threads:
         torch.set_num_threads(threads)
     if clips < 1:
         raise InputError(f"--clips {clips} must be >= 1")
-    vae = load_vae(model, device=device)
+    vae = CausalVAE.from_pretrained(resolve_vae(model), device=device)
     source = heldout_clips(clips) if data == HELDOUT else folder_clips(data, clips)
     res = evaluate(vae, source, device=device)
     if json_out:
