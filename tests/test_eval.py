@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from kino.cli import main
 from kino.eval.metrics import (
     PSNR_CAP,
     ConditionMetrics,
@@ -27,36 +24,11 @@ from kino.world.score import Score
 from kino.world.spec import ObjectSpec, PromptSpec, SceneSpec
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A fresh, untrained and very small pipeline (narrow VAE, one-block DiT) so generation takes a second."""
-    from kino.models.dit import DiT, DiTConfig
-    from kino.models.text import TextEncoder
-    from kino.models.vae import CausalVAE, VAEConfig
-    from kino.pipeline import KinoPipeline, SchedulerConfig
-
-    torch.manual_seed(0)
-    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
-    dit = DiT(DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384))
-    with torch.no_grad():  # so the velocity is not the zero-initialised output
-        for p in dit.parameters():
-            p.normal_(0, 0.05)
-    pipe = KinoPipeline(dit, vae, TextEncoder(), SchedulerConfig(num_inference_steps=2, seconds=1.0))
-    return pipe.save_pretrained(tmp_path_factory.mktemp("models") / "tiny")
-
-
-def test_reference_is_high_and_deterministic(tmp_path, capsys):
+def test_reference_is_high_and_deterministic(run, tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for out in (a, b):
         code, stdout, err = run(["eval", "--reference", "--suite", "world-train", "--limit", "6",
-                                 "--json", str(out)], capsys)
+                                 "--json", str(out)])
         assert code == 0, err
     lines = [ln for ln in stdout.splitlines() if "adherence" in ln or "smoothness" in ln or "dynamic" in ln]
     assert "adherence: total" in lines[-1]  # the totals come last
@@ -70,10 +42,10 @@ def test_reference_is_high_and_deterministic(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
 
 
-def test_fresh_model_scores_clearly_below_reference(model_dir, tmp_path, capsys):
+def test_fresh_model_scores_clearly_below_reference(run, model_dir, tmp_path):
     out = tmp_path / "model.json"
     code, stdout, err = run(["eval", "--model", str(model_dir), "--suite", "world-train", "--limit", "4",
-                             "--size", "64x64", "--seconds", "1", "--steps", "2", "--json", str(out)], capsys)
+                             "--size", "64x64", "--seconds", "1", "--steps", "2", "--json", str(out)])
     assert code == 0, err
     report = json.loads(out.read_text())
     assert report["canvas"] == {"width": 64, "height": 64, "fps": 8.0, "num_frames": 8}
@@ -86,7 +58,7 @@ def test_fresh_model_scores_clearly_below_reference(model_dir, tmp_path, capsys)
     assert r0["generated_from"] != "reference render" and r0["expect"] == items[0].expect.to_dict()
 
 
-def test_prompts_file_with_and_without_expect(tmp_path, capsys):
+def test_prompts_file_with_and_without_expect(run, tmp_path):
     f = tmp_path / "prompts.jsonl"
     rows = [
         {"prompt": "a red circle moving right on a black background"},  # the parser decides
@@ -99,7 +71,7 @@ def test_prompts_file_with_and_without_expect(tmp_path, capsys):
     assert str(items[0].expect.objects[0].color) == "red" and str(items[0].expect.background) == "black"
     assert items[1].expect.count == 1 and items[1].scene is not None
     out = tmp_path / "r.json"
-    code, _, err = run(["eval", "--reference", "--prompts", str(f), "--json", str(out)], capsys)
+    code, _, err = run(["eval", "--reference", "--prompts", str(f), "--json", str(out)])
     assert code == 0, err
     res = json.loads(out.read_text())["results"]
     assert [r["score"]["asked"] for r in res] == [4, 3]  # color, shape, motion, background; shape, color, count
@@ -112,24 +84,24 @@ def test_prompts_file_with_and_without_expect(tmp_path, capsys):
     ('{"prompt": "x", "expect": {"background": "mars"}}', "prompts.jsonl line 3: not a prompt spec"),
     ('{"prompt": "x", "colour": "red"}', "prompts.jsonl line 3: unknown key(s) colour"),
 ])
-def test_malformed_jsonl_line_is_one_line(tmp_path, capsys, line3, message):
+def test_malformed_jsonl_line_is_one_line(run, tmp_path, line3, message):
     f = tmp_path / "prompts.jsonl"
     f.write_text('{"prompt": "a red ball"}\n{"prompt": "a blue square"}\n' + line3 + "\n")
-    code, stdout, err = run(["eval", "--reference", "--prompts", str(f)], capsys)
+    code, stdout, err = run(["eval", "--reference", "--prompts", str(f)])
     assert code == 2 and err.startswith(f"kino: error: {message}") and len(err.strip().splitlines()) == 1
 
 
-def test_bad_input_gives_one_line(tmp_path, capsys):
-    code, _, err = run(["eval", "--reference", "--prompts", str(tmp_path / "missing.jsonl")], capsys)
+def test_bad_input_gives_one_line(run, tmp_path):
+    code, _, err = run(["eval", "--reference", "--prompts", str(tmp_path / "missing.jsonl")])
     assert code == 2 and "missing.jsonl does not exist" in err and "Traceback" not in err
-    code, _, err = run(["eval", "--reference", "--suite", "world-mars"], capsys)
+    code, _, err = run(["eval", "--reference", "--suite", "world-mars"])
     assert code == 2 and "world-heldout" in err and len(err.strip().splitlines()) == 1  # choices from the Enum
-    code, _, err = run(["eval", "--reference", "--size", "70x64"], capsys)
+    code, _, err = run(["eval", "--reference", "--size", "70x64"])
     assert code == 2 and "width 70" in err
-    code, _, err = run(["eval", "--model", str(tmp_path / "nomodel"), "--limit", "1"], capsys)
+    code, _, err = run(["eval", "--model", str(tmp_path / "nomodel"), "--limit", "1"])
     assert code == 4 and "does not exist" in err
     out = tmp_path / "never.json"
-    code, _, err = run(["eval", "--reference", "--seeds", "0", "--json", str(out)], capsys)
+    code, _, err = run(["eval", "--reference", "--seeds", "0", "--json", str(out)])
     assert code == 2 and "--seeds" in err and not out.exists()
 
 
@@ -170,11 +142,11 @@ def test_conditioning_suite_is_deterministic_training_split_and_takes_modes_in_t
     assert all(i.condition is None for i in suite_prompts(Suite.WORLD_TRAIN, size=3))
 
 
-def test_conditioning_reference_is_the_ceiling_and_deterministic(tmp_path, capsys):
+def test_conditioning_reference_is_the_ceiling_and_deterministic(run, tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for out in (a, b):
         code, stdout, err = run(["eval", "--reference", "--suite", "conditioning", "--limit", "3",
-                                 "--json", str(out)], capsys)
+                                 "--json", str(out)])
         assert code == 0, err
     ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
     assert ra == rb
@@ -189,13 +161,13 @@ def test_conditioning_reference_is_the_ceiling_and_deterministic(tmp_path, capsy
     assert len(at) == 3 and "adherence: total" in rows[-1] and at[-1] < len(rows) - 1  # the total stays last
 
 
-def test_conditioning_with_a_model_measures_the_conditioned_frames(model_dir, tmp_path, capsys):
+def test_conditioning_with_a_model_measures_the_conditioned_frames(run, model_dir, tmp_path):
     from kino.eval.continuity import psnr
     from kino.pipeline import KinoPipeline
 
     out = tmp_path / "cond.json"
     code, stdout, err = run(["eval", "--model", str(model_dir), "--suite", "conditioning", "--limit", "3",
-                             "--size", "64x64", "--seconds", "1", "--steps", "2", "--json", str(out)], capsys)
+                             "--size", "64x64", "--seconds", "1", "--steps", "2", "--json", str(out)])
     assert code == 0, err
     report = json.loads(out.read_text())
     i2v, ext, interp = (r["metrics"]["conditioning"] for r in report["results"])
@@ -232,6 +204,6 @@ def test_conditioning_measures_known_answers():
     assert s["interpolate_psnr"] is None and summarize_conditioning([]) is None
 
 
-def test_conditioning_needs_three_frames(capsys):
-    code, _, err = run(["eval", "--reference", "--suite", "conditioning", "--seconds", "0.25"], capsys)
+def test_conditioning_needs_three_frames(run):
+    code, _, err = run(["eval", "--reference", "--suite", "conditioning", "--seconds", "0.25"])
     assert code == 2 and "at least 3 frames" in err and len(err.strip().splitlines()) == 1

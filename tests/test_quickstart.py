@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from kino.cli import main
 from kino.io import read_video
 from kino.pipeline import KinoPipeline, builtin_model_dir
 
 
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(e.value.code or 0), out, err
-
-
-def test_quickstart_writes_a_video_and_says_where(tmp_path, capsys):
+def test_quickstart_writes_a_video_and_says_where(run, tmp_path):
     out = tmp_path / "outputs" / "q.mp4"  # a folder that does not exist yet, like the default outputs/
-    code, text, err = run(["quickstart", "-o", str(out)], capsys)
+    code, text, err = run(["quickstart", "-o", str(out)])
     assert code == 0, err
     assert f"wrote {out}" in " ".join(text.split())  # the console may wrap a long path
     frames = read_video(out).frames
@@ -29,10 +20,10 @@ def test_quickstart_writes_a_video_and_says_where(tmp_path, capsys):
         assert frames.shape[1:3] == (64, 64) and len(frames) == 16
 
 
-def test_export_casts_weights_and_stores_defaults(tmp_path, capsys):
+def test_export_casts_weights_and_stores_defaults(run, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     KinoPipeline.from_presets("world-tiny", "world-tiny", seed=1).save_pretrained(src)
-    code, text, err = run(["model", "export", str(src), str(dst), "--dtype", "float16", "--steps", "7"], capsys)
+    code, text, err = run(["model", "export", str(src), str(dst), "--dtype", "float16", "--steps", "7"])
     assert code == 0, err
     from safetensors.torch import load_file
 
@@ -42,11 +33,11 @@ def test_export_casts_weights_and_stores_defaults(tmp_path, capsys):
     assert b.scheduler.num_inference_steps == 7
     for (k, p), q in zip(a.transformer.state_dict().items(), b.transformer.state_dict().values(), strict=True):
         assert torch.allclose(p.half().float(), q.float()), k  # exactly the rounded weights
-    code, _, err = run(["model", "export", str(src), str(dst)], capsys)
+    code, _, err = run(["model", "export", str(src), str(dst)])
     assert code == 2 and "already exists" in err
 
 
-def test_export_swaps_in_a_finetuned_decoder_only(tmp_path, capsys):
+def test_export_swaps_in_a_finetuned_decoder_only(run, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     pipe = KinoPipeline.from_presets("world-tiny", "world-tiny", seed=1)
     pipe.save_pretrained(src)
@@ -55,12 +46,12 @@ def test_export_swaps_in_a_finetuned_decoder_only(tmp_path, capsys):
         tuned.decoder.conv_out.conv.bias.add_(0.25)  # a "fine-tuned" decoder, same encoder
     tuned.save_pretrained(tmp_path / "tuned")
     code, _, err = run(["model", "export", str(src), str(dst), "--dtype", "float32", "--vae",
-                        str(tmp_path / "tuned")], capsys)
+                        str(tmp_path / "tuned")])
     assert code == 0, err
     got = KinoPipeline.from_pretrained(dst).vae.decoder.conv_out.conv.bias
     assert torch.equal(got, tuned.decoder.conv_out.conv.bias)
     with torch.no_grad():
         tuned.encoder.conv_in.conv.bias.add_(0.1)  # another encoder: another latent space
     tuned.save_pretrained(tmp_path / "other")
-    code, _, err = run(["model", "export", str(src), str(tmp_path / "x"), "--vae", str(tmp_path / "other")], capsys)
+    code, _, err = run(["model", "export", str(src), str(tmp_path / "x"), "--vae", str(tmp_path / "other")])
     assert code == 2 and "another encoder" in err and not (tmp_path / "x").exists()
