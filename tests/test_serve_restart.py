@@ -1,5 +1,6 @@
 """kill -9 of a `kino serve` process in the middle of a job, then a restart on the same data folder: the
-interrupted job runs again from the start, the queued ones run, nothing is lost or duplicated."""
+interrupted job runs again from the start, the queued ones run, nothing is lost or duplicated; meanwhile a
+second server on the folder refuses to start and hostile media leave the restarted server's memory bounded."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ import os
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from kino.io import probe
-from kino.serve.testing import free_port, shared_model_dir, start_subprocess
+from kino.serve.testing import (
+    free_port,
+    hostile_media,
+    rss_kb,
+    second_server,
+    send_all,
+    shared_model_dir,
+    start_subprocess,
+)
 
 
 def wait_until(fn, timeout: float, what: str):
@@ -52,6 +62,21 @@ def test_kill_9_mid_job_then_restart_loses_nothing(tmp_path, tmp_path_factory):
             page = httpx.get(url, params={"limit": 100}).json()["data"]
             return page if all(v["status"] in ("completed", "failed") for v in page) else None
 
+        # while the restarted server runs its jobs: a second server on the folder exits with one line, changing
+        # nothing; hostile media are refused from their headers and the peak RSS stays under 1.5x (issue 15)
+        rows = "SELECT id, status, attempts FROM jobs"
+        before = sqlite3.connect(data / "jobs.sqlite3").execute(rows).fetchall()
+        second = second_server(model, data, env)
+        lines = (second.stdout + second.stderr).strip().splitlines()
+        assert second.returncode == 2 and len(lines) == 1, lines
+        assert f"kino: error: data directory {data} is in use by another kino serve (pid {proc.pid})" in lines[0]
+        assert sqlite3.connect(data / "jobs.sqlite3").execute(rows).fetchall() == before
+        work = hostile_media(tmp_path, frames=3000 if os.environ.get("KINO_FULL_CORPUS") else 300)
+        idle = rss_kb(proc.pid)
+        Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS: the peak from here on
+        assert send_all(f"http://127.0.0.1:{port}", work, {"X-Kino-CSRF": "1"}) == [400] * len(work)
+        peak = rss_kb(proc.pid, "VmHWM")
+        assert peak < 1.5 * idle, f"peak RSS {peak} kB vs idle {idle} kB"
         page = wait_until(all_done, 90, "jobs to finish after the restart")
         assert sorted(v["id"] for v in page) == sorted([slow["id"], *(q["id"] for q in quick)])
         assert all(v["status"] == "completed" and v["progress"] == 100 for v in page), page

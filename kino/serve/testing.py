@@ -156,3 +156,44 @@ def png_declaring(width: int, height: int) -> bytes:
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory in kB from /proc (VmRSS: now; VmHWM: the peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def second_server(model_dir: Path, data_dir: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`kino serve` on a data directory another server holds (it must exit with one line)."""
+    return subprocess.run([sys.executable, "-m", "kino", "serve", "--no-auth", "--model", str(model_dir), "--data-dir",
+                           str(data_dir), "--port", str(free_port())], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def hostile_media(folder: Path, frames: int = 3000, uhd_frames: int = 4, pngs: int = 6) -> list[tuple[str, dict, dict]]:
+    """(path under /v1/videos, form fields, files) of the bad-input corpus: an MP4 of `frames` frames (a few KB),
+    a 3840x2160 MP4, and `pngs` PNGs each declaring 8192x8192."""
+    many = write_plain_mp4(Path(folder) / "many.mp4", frames, 320 if frames > 1000 else 64, 240 if frames > 1000 else 48)
+    uhd = write_plain_mp4(Path(folder) / "uhd.mp4", uhd_frames, 3840, 2160)
+    huge = png_declaring(8192, 8192)
+    work = [("/extensions", {"seconds": "1"}, {"video": many.read_bytes()}),
+            ("/extensions", {"seconds": "1"}, {"video": uhd.read_bytes()})]
+    return work + [("", {"prompt": "a green ball"}, {"input_reference": huge})] * pngs
+
+
+def send_all(url: str, work: list, headers: dict | None = None) -> list[int]:
+    """POST every item of `work` at once (one thread each); -> the status codes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    def post(item):
+        path, fields, files = item
+        return httpx.post(f"{url}/v1/videos{path}", headers=headers or {}, data=fields, files=files,
+                          timeout=300).status_code
+
+    with ThreadPoolExecutor(len(work)) as pool:
+        return list(pool.map(post, work))
