@@ -80,16 +80,24 @@ def summary_table(report):
     title = (f"kino eval: {report.source}, {s.videos} videos ({c.width}x{c.height}, {c.num_frames} frames at "
              f"{c.fps:g} fps), {report.model}")
     table = Table(title=title)
-    for name, justify in (("metric", "left"), ("met", "right"), ("asked", "right"), ("value", "right")):
+    # chance: the same videos scored against the other prompts; margin: value - chance (kino.eval.chance)
+    for name, justify in (("metric", "left"), ("met", "right"), ("asked", "right"), ("value", "right"),
+                          ("chance", "right"), ("margin", "right")):
         table.add_column(name, justify=justify)
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    chance, margin = s.chance or {}, s.margins()
     for kind, (met, asked) in s.adherence.items():
-        table.add_row(f"adherence: {kind}", str(met), str(asked), fmt(met / asked))
+        ch = chance.get(kind)
+        table.add_row(f"adherence: {kind}", str(met), str(asked), fmt(met / asked),
+                      fmt(None if ch is None else ch[0] / ch[1]), fmt(margin.get(kind)))
     table.add_section()
     for kind, v in s.consistency.items():
         table.add_row(f"temporal consistency: {kind}", "", "", fmt(v))
     table.add_row("motion smoothness", "", "", fmt(s.smoothness))
     table.add_row("dynamic degree", "", "", fmt(s.dynamic_degree))
+    table.add_row("flicker (0-255 per frame step)", "", "", fmt(s.flicker))
+    table.add_row("flicker of the ground-truth renders", "", "", fmt(s.render_flicker))
+    table.add_row("flicker / render flicker", "", "", fmt(s.flicker_ratio))
     if s.conditioning is not None:  # the conditioning suite: how the conditioned frames and seams came out
         table.add_section()
         db = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
@@ -101,7 +109,8 @@ def summary_table(report):
     table.add_section()
     met = sum(m for m, _ in s.adherence.values())
     asked = sum(a for _, a in s.adherence.values())
-    table.add_row("[bold]adherence: total[/bold]", str(met), str(asked), f"[bold]{fmt(s.total)}[/bold]")
+    table.add_row("[bold]adherence: total[/bold]", str(met), str(asked), f"[bold]{fmt(s.total)}[/bold]",
+                  fmt(s.chance_total), f"[bold]{fmt(margin.get('total'))}[/bold]")
     return table
 
 

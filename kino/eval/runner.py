@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,7 @@ class VideoResult:
     analysis: dict[str, Any]  # Analysis.to_dict() less the per-frame lists, plus its summary line
     score: dict[str, Any]  # Score.to_dict()
     metrics: VideoMetrics
+    seen: Any = field(default=None, repr=False, compare=False)  # the Analysis, for the chance level
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.item.id, "prompt": self.item.prompt, "seed": self.seed,
@@ -101,18 +102,21 @@ class EvalReport:
 
 def resolve_canvas(config: EvalConfig, pipe: KinoPipeline | None) -> Canvas:
     """Size, fps and frame count from the config, else the pipeline's scheduler (else 64x64, 2 s, 8 fps)."""
+    from kino.families.kino import defaults_of
+    from kino.generation import GenerationRequest, resolve
     from kino.pipeline import SchedulerConfig
     from kino.world.spec import check_size
 
-    s = pipe.scheduler if pipe is not None else SchedulerConfig()
+    asked = GenerationRequest("x", width=config.width, height=config.height, fps=config.fps, seconds=config.seconds,
+                              steps=config.steps)
+    if pipe is not None:  # the model's defaults, resolved and checked where every front end resolves them
+        r = resolve(asked, defaults_of(pipe))
+        return Canvas(r.width, r.height, r.fps, max(1, round(r.seconds * r.fps)))
+    s = SchedulerConfig()
     width, height = config.width or s.width, config.height or s.height
     fps = float(config.fps or s.fps)
-    num_frames = max(1, round((config.seconds or s.seconds) * fps))
-    if pipe is not None:
-        pipe.check_inputs("x", width, height, num_frames, fps, config.steps or s.num_inference_steps)
-    else:
-        check_size(width, height)  # the renderer's limits
-    return Canvas(width, height, fps, num_frames)
+    check_size(width, height)  # the renderer's limits
+    return Canvas(width, height, fps, max(1, round((config.seconds or s.seconds) * fps)))
 
 
 def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | None = None,
@@ -139,6 +143,13 @@ def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | N
             if progress is not None:
                 progress(len(results), total)
     summary = summarize([r.metrics for r in results])
+    if len(items) > 1:  # the chance level: every video against the suite's other prompts
+        from kino.eval.chance import chance_counts
+
+        index = {id(item): i for i, item in enumerate(items)}
+        summary = replace(summary, chance=chance_counts([r.seen for r in results],
+                                                        [index[id(r.item)] for r in results],
+                                                        [item.expect for item in items]))
     return EvalReport(results, summary, canvas, config, source, "reference" if config.reference else model)
 
 
@@ -149,16 +160,19 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     from kino.world.render import render
     from kino.world.score import score
 
+    conditioned = None
+    # the ground truth: the reference video, the conditioning inputs, and the flicker every video is set against
+    truth = render(reference_scene(item, canvas.width, canvas.height, canvas.fps, canvas.num_frames), seed)
     text = "reference render"
     if not config.reference:
         text = item.prompt
         if config.enhance:
             from kino.enhance import enhance
+            from kino.eval.conditioning import given_inputs
 
-            text = enhance(item.prompt, seed=seed).text
-    conditioned = None
-    if config.reference or item.condition is not None:
-        truth = render(reference_scene(item, canvas.width, canvas.height, canvas.fps, canvas.num_frames), seed)
+            # a conditioned video's caption is filled from what its inputs show (as kino.generation does)
+            inputs = None if item.condition is None else given_inputs(item.condition, truth, canvas.fps)
+            text = enhance(item.prompt, seed=seed, inputs=inputs).text
     if item.condition is not None:  # part of the rendered scene given to the mode (reference: the scene kept)
         from kino.eval.conditioning import condition_on_truth, measure_conditioned, reference_conditioned
 
@@ -169,15 +183,21 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     elif config.reference:
         frames = truth
     else:
-        out = pipe(text, width=canvas.width, height=canvas.height, num_frames=canvas.num_frames, fps=canvas.fps,
-                   num_inference_steps=config.steps, seed=seed)
-        frames = out.frames  # (T, H, W, 3) uint8
+        from kino.families.kino import KinoModel
+        from kino.generation import GenerationRequest, resolve
+
+        model = KinoModel(pipe)  # the model step of the one generation path (no policy or publishing here)
+        request = resolve(GenerationRequest(item.prompt, width=canvas.width, height=canvas.height, fps=canvas.fps,
+                                            seconds=canvas.num_frames / canvas.fps, steps=config.steps, seed=seed),
+                          model.defaults)
+        frames = model.generate(request, text, seed).frames  # (T, H, W, 3) uint8
     analysis = analyze(frames, canvas.fps)
     result = score(analysis, item.expect)
     seen = {k: v for k, v in analysis.to_dict().items() if k not in ("pan", "zoom", "objects")}
     seen["objects"] = [{k: o[k] for k in ("color", "shape", "size", "motion")} for o in analysis.to_dict()["objects"]]
     seen["summary"] = analysis.summary()
-    return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result, conditioned))
+    return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result, conditioned, frames, truth),
+                       analysis)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
