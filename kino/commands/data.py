@@ -49,14 +49,15 @@ def prepare(
         result = prepare_folder(folder, out, config, captions,
                                 on_file=lambda r: bar.update(task, advance=1, description=Path(r.path).name[:30]))
     if result.skipped:
-        table = Table(title=f"skipped {len(result.skipped)} file(s)")
+        table = Table(title=f"skipped {len(result.skipped)} {plural(len(result.skipped), 'file')}")
         table.add_column("file", overflow="fold")
         table.add_column("reason", overflow="fold")
         for s in result.skipped:
             table.add_row(_relative(s.path, folder), s.reason)
         console.print(table)
-    print(f"wrote {out}: {len(result.records)} clips; {len(result.skipped)} files skipped, "
-          f"{result.dropped_short} pieces too short, {result.dropped_static} near-static "
+    n, k, short = len(result.records), len(result.skipped), result.dropped_short
+    print(f"wrote {out}: {n} {plural(n, 'clip')}; {k} {plural(k, 'file')} skipped, "
+          f"{short} {plural(short, 'piece')} too short, {result.dropped_static} near-static "
           f"(details in {sidecar_path(out)})")
 
 

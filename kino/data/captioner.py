@@ -83,7 +83,7 @@ class WorldCaptioner:
         for folder in sorted({r.source(manifest_dir).resolve().parent for r in records}):
             f = folder / "specs.jsonl"
             if f.is_file():
-                specs.update(_read_specs(f))
+                specs.update(read_specs(f))
         if not specs:
             raise InputError("no specs.jsonl beside the manifest's clips; the world backend needs "
                              "clips written by `kino world sample`")
@@ -101,7 +101,8 @@ class WorldCaptioner:
         return {str(k): v for k, v in out.items() if str(k) in LEVELS}
 
 
-def _read_specs(path: Path) -> dict[str, tuple[dict, int]]:
+def read_specs(path: Path) -> dict[str, tuple[dict, int]]:
+    """A `kino world sample` specs.jsonl -> {resolved clip path: (scene spec dict, seed)}."""
     from kino.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

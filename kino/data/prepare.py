@@ -169,13 +169,14 @@ def split_range(start: int, stop: int, piece: int | None) -> Iterator[tuple[int,
 
 
 def prepare_file(path: str | os.PathLike, config: PrepareConfig, manifest_dir: str | os.PathLike,
-                 name: str | None = None) -> FileResult:
-    """Cut, resample and score one file; a file that cannot be read gives `skipped`, never an exception."""
+                 name: str | None = None, keep_static: bool = False) -> FileResult:
+    """Cut, resample and score one file; a file that cannot be read gives `skipped`, never an exception.
+    `keep_static`: no near-static filter (a clip of kino's world, static when its scene is)."""
     p = Path(path)
     name = name or p.name
     result = FileResult(path=str(p))
     try:
-        _prepare(p, config, manifest_dir, name, result)
+        _prepare(p, config, manifest_dir, name, result, keep_static)
     except (MediaError, InputError) as e:
         result.records, result.skipped = [], Skipped(str(p), _reason(e))
     except KinoError:
@@ -185,7 +186,8 @@ def prepare_file(path: str | os.PathLike, config: PrepareConfig, manifest_dir: s
     return result
 
 
-def _prepare(p: Path, config: PrepareConfig, manifest_dir, name: str, result: FileResult) -> None:
+def _prepare(p: Path, config: PrepareConfig, manifest_dir, name: str, result: FileResult,
+             keep_static: bool = False) -> None:
     from kino.io import IMAGE_SUFFIXES, iter_frames, probe
 
     info = probe(p)
@@ -224,7 +226,7 @@ def _prepare(p: Path, config: PrepareConfig, manifest_dir, name: str, result: Fi
                 continue
             idx = resample_indices(s, e, src_fps, fps)
             motion = motion_score(thumb_arr[idx])
-            if motion < config.min_motion:
+            if motion < config.min_motion and not keep_static:
                 result.dropped_static += 1
                 continue
             result.records.append(ClipRecord(
@@ -323,20 +325,40 @@ def _read_av(src: Path, wanted: np.ndarray, src_fps: float) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------- a folder
 
 
-def scan_folder(root: str | os.PathLike, exclude: tuple[Path, ...] = ()) -> list[Path]:
-    """Every non-hidden file under `root`, sorted; `exclude` (resolved paths) left out."""
+def scan_folder(root: str | os.PathLike, exclude: tuple[Path, ...] = (), media: bool = True) -> list[Path]:
+    """Every non-hidden video and image under `root` (by suffix), sorted; `exclude` (resolved paths) left
+    out. Other files (a specs.jsonl, a manifest of an earlier run, notes) are not read: with `media`
+    False they are what is returned, to count them."""
+    from kino.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
     r = Path(root)
     if not r.is_dir():
         raise InputError(f"{r}: not a folder; give the folder that holds the videos and images")
     ex = {p.resolve() for p in exclude}
+    suffixes = VIDEO_SUFFIXES + IMAGE_SUFFIXES
     files = []
     for dirpath, dirnames, filenames in os.walk(r):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             p = Path(dirpath) / f
-            if not f.startswith(".") and p.resolve() not in ex:
+            if not f.startswith(".") and p.resolve() not in ex and (p.suffix.lower() in suffixes) == media:
                 files.append(p)
     return files
+
+
+def world_clips(files: list[Path]) -> set[Path]:
+    """The files `kino world sample` wrote (named in a specs.jsonl beside them): the world's scenes are
+    static on purpose when their spec says so, so the near-static filter does not apply to them."""
+    from kino.data.captioner import read_specs
+
+    found: set[Path] = set()
+    for folder in sorted({f.parent for f in files}):
+        if (folder / "specs.jsonl").is_file():
+            try:
+                found |= {Path(k) for k in read_specs(folder / "specs.jsonl")}
+            except (ValueError, OSError):  # not the world's specs.jsonl: an ordinary folder
+                continue
+    return found
 
 
 def load_captions(path: str | os.PathLike) -> dict[str, dict[str, str]]:
@@ -395,9 +417,10 @@ def prepare_folder(
     exclude = (out, sidecar_path(out), *((Path(captions),) if captions else ()))
     files = scan_folder(root, exclude)
     if not files:
-        raise InputError(f"{root}: the folder holds no files; put videos or images in it")
+        raise InputError(f"{root}: the folder holds no videos or images; put some in it")
     names = [f.relative_to(root).as_posix() for f in files]
-    jobs = [(f, config, out.parent, nm) for f, nm in zip(files, names, strict=True)]
+    world = world_clips(files)
+    jobs = [(f, config, out.parent, nm, f.resolve() in world) for f, nm in zip(files, names, strict=True)]
 
     results: list[FileResult] = []
     if config.workers == 1 or len(jobs) == 1:
@@ -428,6 +451,7 @@ def prepare_folder(
         "root": str(Path(root).resolve()),
         "config": asdict(config),
         "num_files": len(files),
+        "ignored_files": len(scan_folder(root, exclude, media=False)),  # not videos or images: not read
         "num_clips": len(records),
         "dropped_short": result.dropped_short,
         "dropped_static": result.dropped_static,
