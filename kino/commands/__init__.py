@@ -6,6 +6,7 @@ from kino.commands import (
     eval,
     generate,
     model_export,
+    models,
     modes,
     quickstart,
     serve,
@@ -16,4 +17,4 @@ from kino.commands import (
     world,
 )
 
-COMMAND_MODULES = [data, enhance, eval, generate, model_export, modes, quickstart, serve, storyboard, train, vae, verify, world]
+COMMAND_MODULES = [data, enhance, eval, generate, model_export, models, modes, quickstart, serve, storyboard, train, vae, verify, world]

@@ -1,0 +1,60 @@
+"""A tiny Wan / LTX-Video folder through the command line, exactly as a user would run it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from tiny_families import tiny_models  # noqa: F401  (the session fixture)
+
+from kino.io import probe, write_video
+
+SMALL = ["--size", "16x16", "--seconds", "0.5", "--steps", "2", "--fps", "8", "--seed", "1"]
+
+
+def test_generate_with_a_wan_folder(run, tiny_models, tmp_path, config_dir):  # noqa: F811
+    from kino.safety.provenance import read_manifest
+
+    folder, out = tiny_models["wan"], tmp_path / "out.mp4"
+    code, stdout, err = run(["generate", "a dog runs on the beach at sunset", "--model", folder, "-o", out, *SMALL])
+    assert code == 0, err
+    assert probe(out).num_frames == 5 and (probe(out).width, probe(out).height) == (16, 16)
+    # offline enhancement leaves a real-world prompt as written, and says so once
+    assert "enhanced prompt: a dog runs on the beach at sunset\n" in stdout
+    assert stdout.count("given as written") == 1
+    m = read_manifest(out)
+    assert m.valid
+    gen = m.assertion("org.kino.generation")
+    assert gen["settings"]["family"] == "wan" and gen["settings"]["checkpoint"] == str(folder)
+    assert gen["settings"]["variant"].startswith("Wan 2.1 T2V") and gen["watermark"]["id"]
+    assert gen["mode"] == "text-to-video"
+
+
+def test_a_mode_the_model_cannot_do_is_one_line(run, tiny_models, tmp_path, config_dir):  # noqa: F811
+    clip = write_video(tmp_path / "clip.mp4", np.zeros((5, 16, 16, 3), np.uint8), 8)
+    out = tmp_path / "ext.mp4"
+    code, stdout, err = run(["extend", clip, "a red circle", "--model", tiny_models["wan"], "-o", out, *SMALL])
+    assert code == 2
+    line = err.strip()
+    assert line.startswith("kino: error:") and "\n" not in line
+    assert "cannot do extend" in line and "it can do: edit, text" in line and "Wan VACE" in line
+    assert not out.exists()
+
+
+def test_policy_refuses_before_a_family_model_runs(run, tiny_models, tmp_path, config_dir):  # noqa: F811
+    out = tmp_path / "x.mp4"
+    code, _, err = run(["generate", "mickey mouse dancing", "--model", tiny_models["wan"], "-o", out, *SMALL])
+    assert code == 5 and "kino: error:" in err and not out.exists()
+
+
+def test_model_info(run, tiny_models):  # noqa: F811
+    code, stdout, err = run(["model", "info", tiny_models["wan-vace"]])
+    assert code == 0, err
+    assert "family      wan" in stdout and "Wan 2.1 VACE" in stdout
+    assert "modes       connect, extend, image-to-video, interpolate, loop, text" in stdout
+    assert "defaults    832x480, 81 frames" in stdout and "memory      about" in stdout
+    code, stdout, _ = run(["model", "info", tiny_models["wan-a14b"], "--json"])
+    got = json.loads(stdout)
+    assert got["family"] == "wan" and got["components"]["transformer_2"] > 0 and got["modes"] == ["text"]
+    code, _, err = run(["model", "info", tiny_models["wan"].parent / "nothing-here"])
+    assert code == 4 and "no such model folder" in err
