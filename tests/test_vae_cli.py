@@ -21,21 +21,9 @@ class Result:
 
 
 @pytest.fixture
-def kino(capsys):
-    """Run the CLI in this process (a subprocess would pay the imports each time)."""
-    from kino.cli import main
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
-
-    return run
+def kino(run):
+    """Run the CLI in this process (conftest's `run`; a subprocess would pay the imports each time)."""
+    return lambda *args: Result(*run(list(args)))
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +93,18 @@ def test_eval_prints_json(kino, model_dir, tmp_path):
     assert res["clips"] == 1 and res["frames"] == 9
     assert res["compression"] == pytest.approx(3 * 9 * 32 * 32 / (16 * 3 * 4 * 4))
     assert 0 < res["psnr"] < 40 and -1 <= res["ssim"] < 0.9 and res["encode_fps"] > 0
+    assert "vae eval: clip 1 of at most 32" in r.stderr and "32x32, 9 frames" in r.stderr  # progress
+
+
+def test_eval_bounds_large_folder_clips(kino, model_dir, tmp_path):
+    """Issue 16 #17: a 1280x720 clip is scaled down before the VAE (minutes and GBs otherwise)."""
+    (tmp_path / "clips").mkdir()
+    frames = np.random.default_rng(2).integers(0, 256, (5, 96, 512, 3), dtype=np.uint8)
+    write_video(tmp_path / "clips" / "wide.mp4", frames, fps=8)
+    r = kino("vae", "eval", "--data", str(tmp_path / "clips"), "--model", str(model_dir), "--json",
+             "--max-side", "128")
+    assert r.returncode == 0, r.stderr
+    assert "(128x24, 5 frames" in r.stderr and json.loads(r.stdout)["frames"] == 5
 
 
 @pytest.mark.parametrize("case", ["not_video", "odd_size", "empty", "no_model"])

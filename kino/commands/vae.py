@@ -89,6 +89,8 @@ def eval_cmd(
     data: str = typer.Option("heldout", help="'heldout' (held-out world clips) or a folder of videos."),
     model: Path = typer.Option(None, help=MODEL_HELP),
     clips: int = typer.Option(32, help="How many clips to evaluate."),
+    max_side: int = typer.Option(256, help="Folder clips larger than this on their long side are scaled down "
+                                 "to it (the first 33 frames of each)."),
     device: str = typer.Option("cpu", help="Torch device."),
     threads: int = typer.Option(0, help="Torch CPU threads (0: all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -109,14 +111,29 @@ def eval_cmd(
     if clips < 1:
         raise InputError(f"--clips {clips} must be >= 1")
     vae = CausalVAE.from_pretrained(resolve_vae(model), device=device)
-    source = heldout_clips(clips) if data == HELDOUT else folder_clips(data, clips)
-    res = evaluate(vae, source, device=device)
+    if max_side < vae.config.spatial_factor:
+        raise InputError(f"--max-side {max_side} must be at least {vae.config.spatial_factor}")
+    source = heldout_clips(clips) if data == HELDOUT else folder_clips(data, clips, max_side=max_side)
+    res = evaluate(vae, _progress(source, clips, data), device=device)
     if json_out:
         typer.echo(json.dumps(asdict(res), indent=2))
         return
     typer.echo(f"PSNR {res.psnr:.2f} dB  SSIM {res.ssim:.4f}  compression {res.compression:.1f}x  "
                f"encode {res.encode_fps:.1f} frames/s  decode {res.decode_fps:.1f} frames/s  "
                f"({res.clips} clips, {res.frames} frames)")
+
+
+def _progress(clips, total: int, data: str):
+    """The clips, with one progress line per clip on stderr (a long evaluation never looks stuck)."""
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    for i, clip in enumerate(clips):
+        _, t, h, w = clip.shape
+        print(f"vae eval: clip {i + 1} of at most {total} from {data} ({w}x{h}, {count(t, 'frame')}; "
+              f"{time.perf_counter() - t0:.0f} s so far)", file=sys.stderr, flush=True)
+        yield clip
 
 
 def register(app: typer.Typer) -> None:

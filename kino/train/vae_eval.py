@@ -57,19 +57,33 @@ def heldout_clips(count: int = 32, size: tuple[int, int] = (64, 64), num_frames:
 
 
 def folder_clips(folder: str | os.PathLike, count: int = 32, num_frames: int = 33,
-                 factor: int = 8) -> Iterator[torch.Tensor]:
-    """The first 1 + 4k (up to `num_frames`) frames of each video in `folder`, cropped to multiples of `factor`."""
+                 factor: int = 8, max_side: int | None = 256) -> Iterator[torch.Tensor]:
+    """The first 1 + 4k (up to `num_frames`) frames of each video in `folder`, cropped to multiples of `factor`.
+
+    Frames larger than `max_side` on their long side are scaled down to it first (a 1280x720 clip
+    through the VAE on a CPU takes minutes and gigabytes; None keeps the native size)."""
     from kino.data.folder import media_files
     from kino.data.world import frames_to_tensor
     from kino.io import iter_frames
 
     for path in media_files(folder)[:count]:
-        frames = np.stack(list(iter_frames(path, max_frames=num_frames)))  # (T, H, W, 3)
+        frames = np.stack([_bounded(f, max_side) for f in iter_frames(path, max_frames=num_frames)])  # (T, H, W, 3)
         t = 1 + (len(frames) - 1) // 4 * 4
         h, w = frames.shape[1] // factor * factor, frames.shape[2] // factor * factor
         if h == 0 or w == 0:
             raise InputError(f"{path}: frames of {frames.shape[2]}x{frames.shape[1]} are smaller than {factor}")
         yield frames_to_tensor(frames[:t, :h, :w])
+
+
+def _bounded(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    """`frame` (H, W, 3) scaled down so that its long side is at most max_side."""
+    h, w = frame.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return frame
+    from PIL import Image
+
+    s = max_side / max(h, w)
+    return np.asarray(Image.fromarray(frame).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC))
 
 
 @torch.no_grad()
