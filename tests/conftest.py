@@ -81,10 +81,13 @@ def run(capsys) -> Callable[[list[str]], tuple[int, str, str]]:
 
     def invoke(argv: list[str]) -> tuple[int, str, str]:
         capsys.readouterr()
-        with pytest.raises(SystemExit) as e:
+        try:
             main([str(a) for a in argv])
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
         out = capsys.readouterr()
-        return int(e.value.code or 0), out.out, out.err
+        return code, out.out, out.err
 
     return invoke
 
