@@ -87,3 +87,61 @@ def test_prompt_progress_playback_and_badge(server, page, tmp_path):
     page.click("#generate-board")
     page.wait_for_selector(".card[data-status='completed'] .mode:has-text('storyboard')", timeout=60_000)
     assert not errors, errors
+
+
+def test_every_mode_from_the_studio_and_the_docs_page(server, page, tmp_path):
+    """Image to video with a seed, loop, edit, extend without a prompt, connect, interpolate, then /docs; no page
+    error, no 404 (the favicon), and an error shown in the header goes away."""
+    from PIL import Image
+
+    errors: list[str] = []
+    missing: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#key-box:not([hidden])")
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Enter")
+    page.wait_for_selector("#status:has-text('ready')")
+
+    for name, color in (("a.png", (200, 30, 30)), ("b.png", (30, 30, 200))):
+        Image.new("RGB", (64, 64), color).save(tmp_path / name)
+    page.fill("#prompt", "a red square moves right")
+    page.select_option("#seconds", "1")
+    page.select_option("#aspect", "square")
+    page.fill("#seed", "42")
+    page.set_input_files("#image", str(tmp_path / "a.png"))
+    page.click("#generate")
+    first = page.locator(".card .mode:has-text('image-to-video')").locator("xpath=ancestor::article")
+    first.locator(".seed:has-text('seed 42')").wait_for()
+    page.wait_for_selector(".card[data-status='completed'] .mode:has-text('image-to-video')", timeout=60_000)
+    page.set_input_files("#image", [])
+
+    page.fill("#prompt", "")  # loop and extend need no prompt
+    first.locator(".loop").click()
+    page.wait_for_selector(".card[data-status='completed'] .mode:has-text('loop')", timeout=60_000)
+    first.locator(".extend").click()
+    page.wait_for_selector(".card[data-status='completed'] .mode:has-text('extend')", timeout=60_000)
+    first.locator(".edit").click()  # edit needs one: the header says so, then clears
+    page.wait_for_selector("#status:has-text('write a prompt first')")
+    page.fill("#prompt", "a blue square")
+    first.locator(".edit").click()
+    page.wait_for_selector(".card[data-status='completed'] .mode:has-text('edit')", timeout=60_000)
+    assert "write a prompt" not in page.inner_text("#status")
+    loop = page.locator(".card .mode:has-text('loop')").locator("xpath=ancestor::article")
+    first.locator(".connect").click()
+    loop.locator(".connect").click()
+    page.wait_for_selector(".card[data-status='completed'] .mode:has-text('connect')", timeout=60_000)
+
+    page.click("#tab-interp")
+    page.set_input_files("#keyframes", [str(tmp_path / "a.png"), str(tmp_path / "b.png")])
+    page.fill("#key-times", "0, 1")
+    page.click("#generate-interp")
+    page.wait_for_selector(".card[data-status='completed'] .mode:has-text('interpolate')", timeout=60_000)
+    assert not page.locator(".card[data-status='failed']").count()
+
+    page.goto(server.url + "/docs")
+    page.wait_for_selector("#operations .operation h2:has-text('POST /v1/videos/loops')")
+    assert page.locator("#operations .operation").count() >= 13
+    assert not errors, errors
+    assert not missing, missing

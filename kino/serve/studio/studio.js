@@ -1,15 +1,19 @@
 // kino studio: a page over the server's own API (/v1/videos and kino's extensions). No build step.
-// The choices (sizes, lengths) come from /v1/kino/options; the gallery polls /v1/videos once a second.
+// The choices (sizes, lengths) come from /v1/kino/options; the gallery polls /v1/videos once a second
+// (the newest page; older pages on demand) and updates every card at once.
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { options: null, cards: new Map(), blobs: new Map(), badges: new Map() };
+const PAGE = 24;
+const state = { options: null, cards: new Map(), blobs: new Map(), badges: new Map(), older: [], olderAfter: null,
+                connectFrom: null };
 
 function apiKey() { return localStorage.getItem("kino-api-key") || ""; }
 
 async function api(path, init = {}) {
   const headers = new Headers(init.headers || {});
   if (apiKey()) headers.set("Authorization", `Bearer ${apiKey()}`);
+  headers.set("X-Kino-CSRF", "1");  // a server without keys accepts changes only from pages that can send it
   const res = await fetch(path, { ...init, headers });
   if (res.status === 401) { $("#key-box").hidden = false; throw new Error("an API key is needed"); }
   if (!res.ok) {
@@ -20,10 +24,14 @@ async function api(path, init = {}) {
   return res;
 }
 
+let sayTimer = null;
 function say(text, bad = false) {
   const s = $("#status");
   s.textContent = text;
   s.style.color = bad ? "var(--bad)" : "";
+  s.dataset.bad = bad ? "1" : "";
+  clearTimeout(sayTimer);
+  if (bad) sayTimer = setTimeout(() => { if (s.textContent === text) say(""); }, 10000);  // an error does not stay
 }
 
 // -- choices ---------------------------------------------------------------------------------------
@@ -60,8 +68,10 @@ async function loadOptions() {
 // -- creating ----------------------------------------------------------------------------------------
 
 async function post(path, body) {
-  const res = await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  const video = await res.json();
+  const isForm = body instanceof FormData;
+  const init = isForm ? { method: "POST", body } :
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const video = await (await api(path, init)).json();
   say(`queued ${video.id}`);
   await refresh();
   return video;
@@ -73,13 +83,46 @@ function promptText() {
   return p;
 }
 
+function optionalPrompt() {  // modes that need no prompt (extend, loop, interpolate, connect): none when empty
+  const p = $("#prompt").value.trim();
+  return p ? { prompt: p } : {};
+}
+
+function seedField() {
+  const s = $("#seed").value.trim();
+  return s === "" ? {} : { seed: Number(s) };
+}
+
 async function guarded(fn) {
   try { await fn(); } catch (e) { if (e.message !== "no prompt") say(e.message, true); }
 }
 
 $("#prompt-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  guarded(() => post("/v1/videos", { prompt: promptText(), seconds: $("#seconds").value, size: $("#size").value }));
+  guarded(() => {
+    const fields = { prompt: promptText(), seconds: $("#seconds").value, size: $("#size").value, ...seedField() };
+    const image = $("#image").files[0];
+    if (!image) return post("/v1/videos", fields);
+    const form = new FormData();  // image to video: the image as an upload
+    for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
+    form.append("input_reference", image);
+    return post("/v1/videos", form);
+  });
+});
+
+$("#interp-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  guarded(() => {
+    const files = [...$("#keyframes").files];
+    if (files.length < 2) { say("choose 2 or more keyframe images", true); throw new Error("no prompt"); }
+    const form = new FormData();
+    for (const [k, v] of Object.entries({ ...optionalPrompt(), size: $("#size").value, ...seedField() })) form.append(k, String(v));
+    const times = $("#key-times").value.split(",").map((t) => t.trim()).filter((t) => t);
+    if (times.length) for (const t of times) form.append("key_times[]", t);
+    else form.append("seconds", $("#seconds").value);
+    for (const f of files) form.append("keyframes", f);
+    return post("/v1/videos/interpolations", form);
+  });
 });
 
 // -- storyboard editor: add, reorder, remove shots -----------------------------------------------------
@@ -115,17 +158,16 @@ function shots() {
 $("#add-shot").onclick = () => addShot();
 $("#board-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const body = { shots: shots(), size: $("#board-size").value };
+  const body = { shots: shots(), size: $("#board-size").value, ...seedField() };
   const subject = $("#subject").value.trim();
   if (subject) body.subject = subject;
   guarded(() => post("/v1/videos/storyboards", body));
 });
 
-for (const [tab, show, hide, other] of [["#tab-prompt", "#prompt-form", "#board-form", "#tab-board"],
-                                        ["#tab-board", "#board-form", "#prompt-form", "#tab-prompt"]]) {
+const TABS = [["#tab-prompt", "#prompt-form"], ["#tab-board", "#board-form"], ["#tab-interp", "#interp-form"]];
+for (const [tab, form] of TABS) {
   $(tab).onclick = () => {
-    $(show).hidden = false; $(hide).hidden = true;
-    $(tab).classList.add("active"); $(other).classList.remove("active");
+    for (const [t, f] of TABS) { $(f).hidden = f !== form; $(t).classList.toggle("active", t === tab); }
   };
 }
 
@@ -159,9 +201,24 @@ async function showBadge(card, id) {
 function makeCard(v) {
   const card = $("#card").content.firstElementChild.cloneNode(true);
   card.dataset.id = v.id;
-  $(".extend", card).onclick = () => guarded(() => post("/v1/videos/extensions", { prompt: promptText(), seconds: $("#seconds").value, video: { id: v.id } }));
+  const ref = { video: { id: v.id } };
+  $(".extend", card).onclick = () => guarded(() => post("/v1/videos/extensions", { ...optionalPrompt(), seconds: $("#seconds").value, ...ref }));
   $(".remix", card).onclick = () => guarded(() => post(`/v1/videos/${v.id}/remix`, { prompt: promptText() }));
-  $(".loop", card).onclick = () => guarded(() => post("/v1/videos/loops", { prompt: v.prompt || promptText(), video: { id: v.id } }));
+  $(".edit", card).onclick = () => guarded(() => post("/v1/videos/edits", { prompt: promptText(), ...seedField(), ...ref }));
+  $(".loop", card).onclick = () => guarded(() => post("/v1/videos/loops", { ...optionalPrompt(), seconds: "1", ...ref }));
+  $(".connect", card).onclick = () => guarded(async () => {
+    const from = state.connectFrom;
+    if (!from || from === v.id) {  // the first video of the transition
+      for (const c of state.cards.values()) c.classList.remove("picked");
+      state.connectFrom = from === v.id ? null : v.id;
+      card.classList.toggle("picked", state.connectFrom === v.id);
+      if (state.connectFrom) say("now press Connect on the video to go to");
+      return;
+    }
+    state.connectFrom = null;
+    for (const c of state.cards.values()) c.classList.remove("picked");
+    await post("/v1/videos/connections", { ...optionalPrompt(), seconds: "1", videos: [{ id: from }, { id: v.id }] });
+  });
   $(".download", card).onclick = () => guarded(async () => {
     const a = document.createElement("a");
     a.href = await blobUrl(v.id); a.download = `${v.id}.mp4`; a.click();
@@ -175,8 +232,10 @@ function makeCard(v) {
 
 async function update(card, v) {
   $(".prompt", card).textContent = v.prompt || "";
+  $(".enhanced", card).textContent = v.enhanced_prompt ? `model saw: ${v.enhanced_prompt}` : "";
   $(".mode", card).textContent = v.mode;
   $(".size", card).textContent = `${v.size}, ${v.seconds} s`;
+  $(".seed", card).textContent = v.seed !== null && v.seed !== undefined ? `seed ${v.seed}` : "";
   $(".state", card).textContent = v.status.replace("_", " ");
   const bar = $("progress", card);
   bar.value = v.progress;
@@ -184,7 +243,7 @@ async function update(card, v) {
   card.dataset.progress = String(v.progress);
   $(".error", card).textContent = v.error ? `${v.error.code}: ${v.error.message}` : "";
   const done = v.status === "completed";
-  for (const b of card.querySelectorAll(".extend, .remix, .loop, .download")) b.disabled = !done;
+  for (const b of card.querySelectorAll(".extend, .remix, .edit, .loop, .connect, .download")) b.disabled = !done;
   if (done && !card.dataset.loaded) {
     card.dataset.loaded = "1";
     bar.hidden = true;
@@ -200,20 +259,39 @@ async function update(card, v) {
   }
 }
 
+let refreshing = false;
 async function refresh() {
-  let page;
-  try { page = await (await api("/v1/videos?limit=50")).json(); } catch (e) { say(e.message, true); return; }
+  if (refreshing) return;
+  refreshing = true;
+  try {
+    let page;
+    try { page = await (await api(`/v1/videos?limit=${PAGE}`)).json(); } catch (e) { say(e.message, true); return; }
+    if (state.older.length === 0) { state.olderAfter = page.has_more ? page.last_id : null; }
+    show([...page.data, ...state.older]);
+  } finally { refreshing = false; }
+}
+
+function show(videos) {  // newest first; every card updates at once (their media load in parallel)
   const gallery = $("#gallery");
   const seen = new Set();
-  for (const v of page.data) {  // newest first
+  for (const v of videos) {
+    if (seen.has(v.id)) continue;
     seen.add(v.id);
     let card = state.cards.get(v.id);
     if (!card) { card = makeCard(v); state.cards.set(v.id, card); }
     gallery.append(card);  // keeps the server's order
-    await update(card, v);
+    update(card, v);
   }
   for (const [id, card] of state.cards) if (!seen.has(id)) { card.remove(); state.cards.delete(id); }
+  $("#more").hidden = !state.olderAfter;
 }
+
+$("#more").onclick = () => guarded(async () => {  // the next page of older videos (kept until reload)
+  const page = await (await api(`/v1/videos?limit=${PAGE}&after=${state.olderAfter}`)).json();
+  state.older.push(...page.data);
+  state.olderAfter = page.has_more ? page.last_id : null;
+  await refresh();
+});
 
 $("#api-key").addEventListener("change", async (ev) => {
   localStorage.setItem("kino-api-key", ev.target.value.trim());
