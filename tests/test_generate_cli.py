@@ -17,7 +17,7 @@ def test_model_init_writes_a_loadable_pipeline_dir(run, tmp_path):
     pipe = KinoPipeline.from_pretrained(d)
     assert pipe.transformer.config == dit_world_tiny(text_dim=384)
     code, _, err = run(["model", "init", str(d)])
-    assert code == 2 and "already exists; pass --force" in err
+    assert code == 2 and "already exists; pass --overwrite" in err
     code, _, err = run(["model", "init", str(tmp_path / "x"), "--preset", "huge"])
     assert code == 2 and "world-tiny" in err  # the choices come from the preset Enum
 
@@ -105,3 +105,33 @@ def test_a_large_size_is_warned_about(run, model_dir, tmp_path, config_dir):
                         "--model", str(model_dir), "-o", str(tmp_path / "o.png"), "--no-c2pa"])
     assert code == 0, err
     assert "warning: 512x256 is far from the sizes this model was trained at (64x64)" in err  # its default size
+
+
+def test_the_size_is_checked_before_the_weights_load(run, model_dir, tmp_path):
+    """16 #12: the size multiple comes from the folder's config files; broken weights are never reached."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "transformer" / "model.safetensors").write_bytes(b"\0" * 10)
+    code, _, err = run(["generate", "x", "--size", "70x64", "--model", str(broken), "-o", str(tmp_path / "o.mp4")])
+    assert code == 2 and "size 70x64 is not a multiple of 16" in err, err
+    code, _, err = run(["generate", "x", "--model", str(broken), "-o", str(tmp_path / "o.mp4"), "--no-enhance"])
+    assert code == 4 and "cannot load the DiT" in err  # a good request reaches the weights, which are broken
+
+
+def test_storyboard_command_runs_the_one_path(run, model_dir, tmp_path, config_dir):
+    from kino.safety.verify import GENERATION_LABEL, verify_file
+
+    (tmp_path / "s.yaml").write_text("seed: 2\nshots:\n  - {prompt: a red ball rolls, seconds: 0.5}\n"
+                                     "  - {prompt: a blue box falls, seconds: 0.5, transition: cut}\n")
+    out = tmp_path / "story.mp4"
+    code, stdout, err = run(["storyboard", str(tmp_path / "s.yaml"), "--no-enhance", "--model", str(model_dir),
+                             "-o", str(out)])
+    assert code == 0, err
+    assert "(storyboard, 2 shots, 64x64, 8 frames at 8 fps, seed 2" in stdout
+    assert verify_file(out).manifest.assertion(GENERATION_LABEL)["mode"] == "storyboard"
+    (tmp_path / "bad.yaml").write_text("shots:\n  - {prompt: mickey, seconds: 1}\n  - {prompt: mouse, seconds: 1}\n")
+    code, _, err = run(["storyboard", str(tmp_path / "bad.yaml"), "--no-enhance", "--model", str(model_dir),
+                        "-o", str(tmp_path / "bad.mp4")])
+    assert code == 5 and not (tmp_path / "bad.mp4").exists()  # the joined text is refused (15 #10)
