@@ -19,6 +19,16 @@ from kino.models.presets import DiTPreset  # the CLI's preset choices, without i
 model_app = typer.Typer(help="Pipeline directories: create a freshly initialised one (init) or copy one for shipping (export).", no_args_is_help=True)
 
 
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists (otherwise refused).")]
+Force = Annotated[bool, typer.Option("--force", hidden=True, help="The old name of --overwrite.")]
+
+
+def check_overwrite(output: Path, overwrite: bool) -> None:
+    """InputError when `output` exists and --overwrite was not given (every command that writes a file)."""
+    if output.exists() and not overwrite:
+        raise InputError(f"{output} already exists; pass --overwrite to replace it, or choose another output")
+
+
 def parse_size(size: str) -> tuple[int, int]:
     """'WxH' -> (width, height); InputError for anything else."""
     parts = size.lower().split("x")
@@ -61,6 +71,7 @@ def generate(
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand the prompt into a detailed caption first.")] = True,
     c2pa: Annotated[bool, typer.Option("--c2pa/--no-c2pa", help="Sign the output with C2PA content credentials.")] = True,
     include_prompt: Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Generate a video (or, with --image-only, an image) from a text prompt."""
     from kino.generation import GenerationRequest
@@ -75,10 +86,11 @@ def generate(
                                 c2pa=c2pa, include_prompt=include_prompt, image_only=image_only,
                                 from_image=from_image, to_image=to_image, prompts=tuple(then or ()),
                                 condition_guidance=condition_guidance)
-    run_request(request, output, model, device, threads)
+    run_request(request, output, model, device, threads, overwrite)
 
 
-def run_request(request, output: Path, model: Path | None, device: str, threads: int) -> None:
+def run_request(request, output: Path, model: Path | None, device: str, threads: int,
+                overwrite: bool = False) -> None:
     """Check everything that needs no model (request, output path, inputs, device, the model folder's
     sizes), then load the model and run generate_file with progress; print notes, provenance and what
     was written."""
@@ -89,6 +101,7 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
 
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
+    check_overwrite(output, overwrite)
     check_request(request, output)  # the output path and every input file, before anything loads
     check_device(device)
     model_dir = resolve_model_dir(model)
@@ -164,13 +177,14 @@ def init(
     vae: Annotated[Path | None, typer.Option(help="A trained VAE folder (default: a fresh one).")] = None,
     vae_preset: Annotated[str, typer.Option(help="VAE preset when --vae is not given.")] = "world-tiny",
     seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
-    force: Annotated[bool, typer.Option(help="Replace an existing directory.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing directory.")] = False,
+    force: Force = False,
 ) -> None:
     """Write a freshly initialised (untrained) pipeline directory from presets."""
     from kino.pipeline import KinoPipeline
 
-    if directory.exists() and not force:
-        raise InputError(f"{directory} already exists; pass --force to replace it")
+    if directory.exists() and not (overwrite or force):
+        raise InputError(f"{directory} already exists; pass --overwrite to replace it")
     pipe = KinoPipeline.from_presets(str(preset), vae_preset=vae_preset, vae_dir=vae, seed=seed)
     pipe.save_pretrained(directory)
     typer.echo(f"wrote {directory} (DiT {preset}, {pipe.transformer.num_params() / 1e6:.1f}M parameters, "

@@ -26,7 +26,8 @@ def export(
     guidance: Annotated[float | None, typer.Option(help="Default text guidance scale to store.")] = None,
     vae: Annotated[Path | None, typer.Option(help="A VAE whose decoder replaces the pipeline's (a decoder "
                                                   "fine-tuned with --freeze-encoder: same encoder, same latents).")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing destination.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing destination.")] = False,
+    force: Annotated[bool, typer.Option("--force", hidden=True, help="The old name of --overwrite.")] = False,
 ) -> None:
     """Copy a pipeline with its weights cast to DTYPE and, optionally, new sampling defaults."""
     import dataclasses
@@ -37,8 +38,8 @@ def export(
 
     if dtype not in DTYPES:
         raise InputError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    if dest.exists() and not force:
-        raise InputError(f"{dest} already exists; pass --force to replace it")
+    if dest.exists() and not (overwrite or force):
+        raise InputError(f"{dest} already exists; pass --overwrite to replace it")
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be at least 1, got {steps}")
     pipe = KinoPipeline.from_pretrained(source)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kino.commands.generate import parse_size, run_request
+from kino.commands.generate import Overwrite, parse_size, run_request
 from kino.errors import InputError
 
 DEFAULT_PROMPT = "a smooth, continuous video"  # when a mode is given no prompt (then it is not enhanced)
@@ -42,7 +42,7 @@ def extend(
     video: Annotated[Path, typer.Argument(help="The video to extend.")],
     prompt: Annotated[str | None, typer.Argument(help="What happens next.")] = None,
     backward: Annotated[bool, typer.Option("--backward", help="Extend backward in time (before the start).")] = False,
-    output: Output = Path("out.mp4"), seconds: Seconds = None, fps: Fps = None, size: Size = None,
+    output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
@@ -53,13 +53,13 @@ def extend(
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
     run_request(GenerationRequest(mode="extend", video=video, backward=backward, **common), output, model, device,
-                threads)
+                threads, overwrite)
 
 
 def loop(
     prompt: Annotated[str | None, typer.Argument(help="What the loop shows (not needed with --video).")] = None,
     video: Annotated[Path | None, typer.Option(help="Make this video loop: a transition from its end to its start.")] = None,
-    output: Output = Path("out.mp4"), seconds: Seconds = None, fps: Fps = None, size: Size = None,
+    output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
@@ -72,7 +72,7 @@ def loop(
         raise InputError('kino loop needs a prompt ("a red ball bounces") or --video IN.mp4')
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
-    run_request(GenerationRequest(mode="loop", video=video, **common), output, model, device, threads)
+    run_request(GenerationRequest(mode="loop", video=video, **common), output, model, device, threads, overwrite)
 
 
 def interpolate(
@@ -80,7 +80,7 @@ def interpolate(
     times: Annotated[str | None, typer.Option(help="Comma-separated seconds of each keyframe, e.g. 0,1.5,3 "
                                                     "(default: evenly over --seconds).")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="What happens between the keyframes.")] = None,
-    output: Output = Path("out.mp4"), seconds: Seconds = None, fps: Fps = None, size: Size = None,
+    output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
@@ -97,14 +97,14 @@ def interpolate(
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
     run_request(GenerationRequest(mode="interpolate", keyframes=tuple(keyframes), key_times=key_times, **common),
-                output, model, device, threads)
+                output, model, device, threads, overwrite)
 
 
 def connect(
     first: Annotated[Path, typer.Argument(help="The video to start from.")],
     second: Annotated[Path, typer.Argument(help="The video to end in.")],
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="What the transition shows.")] = None,
-    output: Output = Path("out.mp4"), seconds: Seconds = None, fps: Fps = None, size: Size = None,
+    output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
@@ -114,14 +114,14 @@ def connect(
 
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
-    run_request(GenerationRequest(mode="connect", videos=(first, second), **common), output, model, device, threads)
+    run_request(GenerationRequest(mode="connect", videos=(first, second), **common), output, model, device, threads, overwrite)
 
 
 def edit(
     video: Annotated[Path, typer.Argument(help="The video to edit.")],
     prompt: Annotated[str, typer.Argument(help="What the edited video shows.")],
     strength: Annotated[float, typer.Option(help="How much to change, 0 (nothing) to 1 (ignore the input).")] = 0.6,
-    output: Output = Path("out.mp4"), fps: Fps = None, size: Size = None,
+    output: Output = Path("out.mp4"), overwrite: Overwrite = False, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
@@ -131,7 +131,7 @@ def edit(
 
     common = _common(prompt, None, fps, size, steps, guidance, None, negative, seed, enhance, c2pa, include_prompt)
     run_request(GenerationRequest(mode="edit", video=video, strength=strength, **common), output, model, device,
-                threads)
+                threads, overwrite)
 
 
 def register(app: typer.Typer) -> None:

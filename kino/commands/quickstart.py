@@ -18,7 +18,8 @@ DEFAULT_PROMPT = "a red ball bouncing on grass"
 
 def quickstart(
     prompt: str = typer.Argument(DEFAULT_PROMPT, help="What the video should show."),
-    out: Path = typer.Option(Path("outputs/quickstart.mp4"), "--out", "-o", help="Where to write the video."),
+    out: Path = typer.Option(Path("outputs/quickstart.mp4"), "--output", "-o", "--out",
+                             help="Where to write the video (replaced on each run: it is the demo's own file)."),
     seed: int = typer.Option(0, help="Seed of the noise (and of the sampled scene in the fallback)."),
 ) -> None:
     """Generate a video with the built-in model, write it, and print what the analyzer sees in it."""

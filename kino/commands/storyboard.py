@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kino.commands.generate import Overwrite
 from kino.commands.modes import C2pa, Device, Guidance, IncludePrompt, Model, Seed, Steps, Threads
 
 
@@ -17,7 +18,7 @@ def storyboard(
     device: Device = "cpu", threads: Threads = 0,
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand each shot's prompt into a detailed caption first (the "
                                           "subject's open attributes filled the same way in every shot).")] = True,
-    c2pa: C2pa = True, include_prompt: IncludePrompt = False,
+    c2pa: C2pa = True, include_prompt: IncludePrompt = False, overwrite: Overwrite = False,
 ) -> None:
     """Make a storyboard (shots with prompt, seconds, cut or continuous transition) into one video."""
     from kino.commands.generate import run_request
@@ -26,7 +27,7 @@ def storyboard(
     board = load_storyboard(story)  # a bad file fails before the model loads
     request = storyboard_request(board, steps=steps, guidance=guidance, seed=seed, enhance=enhance, c2pa=c2pa,
                                  include_prompt=include_prompt)
-    run_request(request, output, model, device, threads)
+    run_request(request, output, model, device, threads, overwrite)
 
 
 def register(app: typer.Typer) -> None:

@@ -50,17 +50,21 @@ def _pieces(frames: Iterator[np.ndarray], factor: int, padded: list[int]):
 @vae_app.command("reconstruct")
 def reconstruct_cmd(
     src: Path = typer.Argument(..., help="A video or image to encode and decode."),
-    out: Path = typer.Option(..., "-o", "--out", help="Where to write the reconstruction (.mp4, .gif, .png)."),
+    out: Path = typer.Option(..., "--output", "-o", "--out", help="Where to write the reconstruction (.mp4, .gif, "
+                             ".png)."),
     model: Path = typer.Option(None, help=MODEL_HELP),
     device: str = typer.Option("cpu", help="Torch device."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists (otherwise refused)."),
 ) -> None:
     """Encode a video to the latent and decode it back, streaming (memory independent of length)."""
+    from kino.commands.generate import check_overwrite
     from kino.data.world import tensor_to_frames
     from kino.io import VideoWriter, iter_frames, probe
     from kino.models.vae import CausalVAE
     from kino.models.vae_stream import decode_stream, encode_stream
     from kino.train.vae_folder import resolve_vae
 
+    check_overwrite(out, overwrite)
     info = probe(src)
     vae = CausalVAE.from_pretrained(resolve_vae(model), device=device)
     c = vae.config
