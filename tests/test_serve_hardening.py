@@ -236,3 +236,36 @@ def test_worker_survives_a_locked_store_and_health_reports_a_dead_worker(tmp_pat
         w.join(timeout=30)
         h = httpx.get(f"{s.url}/health")
         assert h.status_code == 503 and h.json()["status"] == "degraded" and not h.json()["worker_states"][0]["alive"]
+
+
+def test_full_disk_gives_a_clean_507_and_leaves_nothing(tmp_path, tmp_path_factory):
+    import os
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        with serve(tmp_path_factory, disk / "data", run_workers=False) as s:
+            filler = disk / "filler"
+            with open(filler, "wb") as f:  # fill the disk, leaving ~40 KB
+                free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+                f.write(b"\0" * max(0, free - 40_000))
+            import io
+
+            buf = io.BytesIO()
+            noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(buf, format="PNG")  # ~120 KB as stored: more than is free
+            r = httpx.post(f"{s.url}/v1/videos", headers=H, data={"prompt": "a ball"},
+                           files={"input_reference": buf.getvalue()})
+            assert r.status_code == 507 and err(r)["code"] == "insufficient_storage", r.text
+            assert uploads(s) == []  # no half-written upload
+            filler.unlink()
+            assert httpx.post(f"{s.url}/v1/videos", headers=H, json={"prompt": "a ball"}).status_code == 200
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
