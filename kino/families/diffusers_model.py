@@ -97,6 +97,7 @@ class DiffusersModel(VideoModel):
         self.single_file = single_file
         self.options_used = options.apply(pipe, device)
         self.configure()
+        self.pipe.set_progress_bar_config(disable=True)  # kino draws its own progress from the step callback
 
     def configure(self) -> None:
         """Set variant, modes and defaults from the loaded components (subclasses)."""
