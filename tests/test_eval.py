@@ -32,6 +32,7 @@ def test_reference_is_high_and_deterministic(run, tmp_path):
         assert code == 0, err
     lines = [ln for ln in stdout.splitlines() if "adherence" in ln or "smoothness" in ln or "dynamic" in ln]
     assert "adherence: total" in lines[-1]  # the totals come last
+    assert stdout.splitlines()[0] == "kino eval: world-train, 6 videos (64x64, 16 frames at 8 fps), reference"  # 16 #28
     for kind in ("background", "count", "color", "shape", "size", "motion", "camera"):
         assert any(f"adherence: {kind}" in ln for ln in lines)
     ra, rb = json.loads(a.read_text()), json.loads(b.read_text())

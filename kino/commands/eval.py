@@ -65,21 +65,27 @@ def evaluate_command(
         task = bar.add_task(f"eval {source}", total=len(items) * seeds)
         report = evaluate(items, config, pipe, progress=lambda done, total: bar.update(task, completed=done),
                           source=source, model=model_name)
-    Console().print(summary_table(report))
+    typer.echo(summary_title(report))  # one line, never wrapped mid-phrase by the table's width
+    Console().print(summary_table(report, title=False))
     if json_out is not None:
         path = report.write_json(json_out)
         typer.echo(f"wrote {path} ({len(report.results)} videos)")
 
 
-def summary_table(report):
+def summary_title(report) -> str:
+    """What was evaluated, in one line: suite, videos, canvas, model."""
+    s, c = report.summary, report.canvas
+    return (f"kino eval: {report.source}, {s.videos} video{'' if s.videos == 1 else 's'} ({c.width}x{c.height}, "
+            f"{c.num_frames} frames at {c.fps:g} fps), {report.model}")
+
+
+def summary_table(report, title: bool = True):
     """A rich table: per-attribute adherence, consistency, smoothness, dynamic degree, conditioning (when
-    measured), the total last."""
+    measured), the total last; `title` puts `summary_title` above it."""
     from rich.table import Table
 
-    s, c = report.summary, report.canvas
-    title = (f"kino eval: {report.source}, {s.videos} videos ({c.width}x{c.height}, {c.num_frames} frames at "
-             f"{c.fps:g} fps), {report.model}")
-    table = Table(title=title)
+    s = report.summary
+    table = Table(title=summary_title(report) if title else None)
     # chance: the same videos scored against the other prompts; margin: value - chance (kino.eval.chance)
     for name, justify in (("metric", "left"), ("met", "right"), ("asked", "right"), ("value", "right"),
                           ("chance", "right"), ("margin", "right")):

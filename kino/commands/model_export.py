@@ -58,7 +58,8 @@ def export(
     typer.echo(f"wrote {dest} ({dtype}, {sum(sizes.values()):.2f} MiB of weights)")
     too_big = [str(p) for p, mib in sizes.items() if mib > MAX_FILE_MIB]
     if too_big:
-        typer.echo(f"note: {', '.join(too_big)} exceed {MAX_FILE_MIB:g} MiB, the repository's limit per file")
+        typer.echo(f"note: {', '.join(too_big)} {'is' if len(too_big) == 1 else 'are'} over {MAX_FILE_MIB:g} MiB: "
+                   f"fine to use, but kino's own repository ships no weights file that large")
 
 
 def _same_latent_space(old, path: Path):

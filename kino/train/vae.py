@@ -168,7 +168,7 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
         return save_checkpoint(out, step, model, model.config, opt, data_position=step * cfg.batch_size,
                                extra=extra, keep=cfg.keep)
 
-    console = Console(width=None if Console().is_terminal else 160)  # a log file gets whole lines
+    console = Console(width=None if Console().is_terminal else 160, log_path=False)  # whole lines, no source location
     path = last
     frames_seen, t0 = 0, time.perf_counter()
     cols = (TextColumn("train vae"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
