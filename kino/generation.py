@@ -416,12 +416,15 @@ def check_prompts(request: GenerationRequest, safety) -> None:
 
 def enhance_request(request: GenerationRequest, seed: int, safety, enhancer=None,
                     on_prompt: Callable[[str], None] | None = None,
-                    notes: list[str] | None = None) -> tuple[GenerationRequest, str]:
+                    notes: list[str] | None = None, family: str | None = None) -> tuple[GenerationRequest, str]:
     """Enhancement, then the policy on what it wrote. Returns the request as the model takes it (a
-    storyboard's shots carry their final prompts, the subject folded in) and the main model prompt."""
+    storyboard's shots carry their final prompts, the subject folded in) and the main model prompt.
+    `family` (the model's) picks the default enhancer: a real-world family gets the prompt as written."""
     from kino.enhance import make_enhancer
     from kino.safety import enforce_prompt
 
+    if request.enhance and enhancer is None:
+        enhancer = make_enhancer(family=family)
     if request.mode == Mode.STORYBOARD:
         texts = []
         for shot in request.shots:
@@ -429,7 +432,10 @@ def enhance_request(request: GenerationRequest, seed: int, safety, enhancer=None
             if request.enhance:
                 # one context for every shot: the open attributes are filled the same way in each
                 context = request.subject or request.shot_prompt(request.shots[0])
-                text = (enhancer or make_enhancer()).enhance(text, seed=seed, context=context).text
+                done = enhancer.enhance(text, seed=seed, context=context)
+                text = done.text
+                if notes is not None:
+                    notes.extend(n for n in done.notes if n not in notes)  # one note, not one per shot
                 enforce_prompt(text, safety)
             texts.append(text)
             if on_prompt is not None:
@@ -441,8 +447,7 @@ def enhance_request(request: GenerationRequest, seed: int, safety, enhancer=None
         from kino.enhance import request_inputs
 
         # a conditioned request's caption must agree with its inputs; a still's must not move
-        done = (enhancer or make_enhancer()).enhance(request.prompt, seed=seed, inputs=request_inputs(request),
-                                                     still=request.image_only)
+        done = enhancer.enhance(request.prompt, seed=seed, inputs=request_inputs(request), still=request.image_only)
         model_prompt = done.text
         if notes is not None:
             notes.extend(done.notes)
@@ -488,11 +493,9 @@ def generate_file(
     request = replace(request, seed=seed)
 
     check_prompts(request, safety)  # before enhancement ...
-    if enhancer is None and request.enhance and model.family != "kino":
-        from kino.enhance import make_enhancer
-
-        enhancer = make_enhancer(family=model.family)  # offline: a real-world model takes the prompt as written
-    run, model_prompt = enhance_request(request, seed, safety, enhancer, on_prompt, notes)  # ... and after it
+    # offline, a real-world family's enhancer passes the prompt as written (kino.enhance.make_enhancer)
+    run, model_prompt = enhance_request(request, seed, safety, enhancer, on_prompt, notes,
+                                        str(model.family))  # ... and after it
 
     out = model.generate(run, model_prompt, seed, callback)
     mode = request.manifest_mode
