@@ -35,8 +35,9 @@ async def parse_body(request: Request, model: type[Body]) -> Body:
     config = request.app.state.service.config
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or not ctype:
-        raw = await request.body()
-        if len(raw) > config.max_json_bytes:
+        declared = request.headers.get("content-length", "0")
+        raw = b"" if declared.isdigit() and int(declared) > config.max_json_bytes else await request.body()
+        if len(raw) > config.max_json_bytes or (declared.isdigit() and int(declared) > config.max_json_bytes):
             raise ApiError(413, f"the JSON body is larger than {config.max_json_bytes} bytes; send large inputs as "
                            f"multipart uploads", code="request_too_large")
         data = await run_in_threadpool(_json, raw) if raw else {}
