@@ -72,7 +72,7 @@ def test_config_is_validated():
 def test_prepare_folder_keeps_good_clips_and_lists_skipped(folder, tmp_path, capsys):
     from kino.cli import main
 
-    out = tmp_path / "clips.jsonl"
+    out = tmp_path / "data" / "clips.jsonl"  # data/ does not exist yet: made, as `world sample` makes its folder
     with pytest.raises(SystemExit) as e:
         main(["data", "prepare", str(folder), "--out", str(out), "--fps", "8", "--min-seconds", "0.5"])
     assert e.value.code == 0

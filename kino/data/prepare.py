@@ -411,14 +411,13 @@ def prepare_folder(
     """Probe, cut, resample and filter every file under `root`; write the manifest and its sidecar."""
     config = config or PrepareConfig()
     out = Path(out)
-    if not out.parent.exists():
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
     caps = load_captions(captions) if captions else {}
     exclude = (out, sidecar_path(out), *((Path(captions),) if captions else ()))
     files = scan_folder(root, exclude)
     if not files:
         raise InputError(f"{root}: the folder holds no videos or images; put some in it")
     names = [f.relative_to(root).as_posix() for f in files]
+    out.parent.mkdir(parents=True, exist_ok=True)  # `--out data/clips.jsonl` makes data/, as `world sample` does
     world = world_clips(files)
     jobs = [(f, config, out.parent, nm, f.resolve() in world) for f, nm in zip(files, names, strict=True)]
 
