@@ -224,4 +224,121 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(SystemExit) as e:
         main(["verify", str(tmp_path / "notes.txt")])
-    assert e.value.code == 3 and "cannot hold content credentials" in capsys.readouterr().err
+    assert e.value.code == 3 and "not an MP4 or PNG file" in capsys.readouterr().err
+
+
+def test_racing_first_runs_make_one_matching_chain(tmp_path):
+    # issue 15, finding 8: two processes creating the local chain at once left a mismatched key
+    import subprocess
+    import sys
+
+    code = (
+        "from kino.safety.provenance import load_credentials\n"
+        "import hashlib; c = load_credentials()\n"
+        "print(hashlib.sha256(c.chain + c.key).hexdigest())\n"
+    )
+    env = {"KINO_CONFIG_DIR": str(tmp_path / "fresh"), "PATH": "/usr/bin:/bin"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-500:] for _, e in outs]
+    assert len({o.strip() for o, _ in outs}) == 1  # every process got the same pair
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["c2pa"]  # no temp folders left
+    cfg = SafetyConfig(config_dir=str(tmp_path / "fresh"))
+    publish(frames(2), tmp_path / "o.mp4", fps=8, info=INFO, config=cfg)  # the pair signs
+    assert verify_file(tmp_path / "o.mp4", cfg).outcome is Outcome.OK
+
+
+def test_a_mismatched_local_pair_is_one_clear_line(tmp_path):
+    from kino.safety.provenance import load_credentials, make_local_chain
+
+    make_local_chain(tmp_path / "a" / "c2pa")
+    make_local_chain(tmp_path / "b" / "c2pa")
+    (tmp_path / "a" / "c2pa" / "signer.key").write_bytes((tmp_path / "b" / "c2pa" / "signer.key").read_bytes())
+    with pytest.raises(InputError, match="delete the folder"):
+        load_credentials(folder=str(tmp_path / "a"))
+
+
+def _top_box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [_top_box(b"free", b"any data at all"), _top_box(b"skip", b"x" * 300), _top_box(b"free", bytes(64)), b"garbage!!"],
+    ids=["free", "skip", "zero-free", "raw"],
+)
+def test_data_appended_after_signing_is_tampering(tmp_path, tail, run):
+    # issue 15, finding 15: the BMFF hash excludes top-level free/skip boxes; kino's box walk does not
+    out = tmp_path / "out.mp4"
+    publish(frames(), out, fps=8, info=INFO, config=SafetyConfig())
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(out.read_bytes() + tail)
+    v = verify_file(bad, watermark=False)
+    assert v.outcome is Outcome.INVALID and any(f.startswith("kino.unboundData") for f in v.manifest.failures)
+    assert run(["verify", "--no-watermark", bad])[0] == 21
+    assert verify_file(out, watermark=False).outcome is Outcome.OK  # kino's own free box (empty) is fine
+
+
+def test_a_box_of_data_inserted_before_the_video_is_tampering(tmp_path):
+    out = tmp_path / "out.mp4"
+    publish(frames(), out, fps=8, info=INFO, config=SafetyConfig())
+    data = out.read_bytes()
+    i = data.find(b"\x00\x00\x00\x08free")  # kino's 8-byte free box before mdat: fill it with a message
+    assert i > 0
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(data[:i] + _top_box(b"free", b"hidden") + data[i + 8 :])
+    assert verify_file(bad, watermark=False).outcome is Outcome.INVALID
+
+
+@pytest.mark.parametrize("content", [b"just some text\n", b"", b"\x00\x01garbage" * 50], ids=["text", "empty", "junk"])
+def test_non_media_files_are_unreadable_exit_3(tmp_path, content, run):
+    # issue 16, finding 7: never "credentials yes ... changed after signing" for a file that is no media
+    for name in ("notes.txt", "video.mp4"):
+        p = tmp_path / name
+        p.write_bytes(content)
+        code, out, err = run(["verify", p])
+        assert code == 3 and "credentials" not in out
+        assert len(err.strip().splitlines()) == 1 and err.startswith("kino: error:")
+
+
+def test_settings_are_json_lists_and_the_manifest_is_small(tmp_path):
+    # issue 16, finding 30: "latent_shape" read back as base64 ("ARAFCAg="); a 79 KB thumbnail
+    info = GenerationInfo(settings={"latent_shape": (1, 16, 5, 8, 8), "condition_frames": [], "span": [-1, 300],
+                                    "seed": np.int64(3)})
+    out = tmp_path / "a.png"
+    publish(frames(1), out, fps=1, info=info, config=SafetyConfig())
+    s = verify_file(out).summary()
+    assert s["settings"] == {"latent_shape": [1, 16, 5, 8, 8], "condition_frames": [], "span": [-1, 300], "seed": 3}
+    plain = tmp_path / "plain.png"  # the same frames unsigned (the watermark id follows the request)
+    publish(frames(1), plain, fps=1, info=info, config=SafetyConfig(c2pa=False))
+    manifest = out.stat().st_size - plain.stat().st_size
+    assert 1000 < manifest < 6000  # claim, assertions, signature and the two certificates; no thumbnail
+
+
+def test_the_same_request_gives_the_same_frames(tmp_path):
+    # issue 16, finding 30: two runs with one seed differed by their random watermark ids. PNG is
+    # lossless, so the frames compared are exactly the watermarked frames.
+    from kino.io import read_video
+
+    a = publish(frames(1), tmp_path / "a.png", fps=1, info=INFO, config=SafetyConfig())
+    b = publish(frames(1), tmp_path / "b.png", fps=1, info=INFO, config=SafetyConfig())
+    assert a.watermark_id == b.watermark_id
+    assert np.array_equal(read_video(a.path).frames, read_video(b.path).frames)
+    plain = [publish(frames(1), tmp_path / f"p{i}.png", fps=1, info=INFO, config=SafetyConfig(c2pa=False)).path
+             for i in range(2)]
+    assert plain[0].read_bytes() == plain[1].read_bytes()
+    other = publish(frames(1), tmp_path / "c.png", fps=1, config=SafetyConfig(),
+                    info=GenerationInfo(model="kino-tiny", settings={"seed": 4}, prompt="a yellow square"))
+    assert other.watermark_id != a.watermark_id
+
+
+def test_the_watermark_key_stays_with_its_install(tmp_path, config_dir, monkeypatch):
+    out = tmp_path / "out.mp4"
+    publish(frames(), out, fps=8, info=INFO, config=SafetyConfig())
+    assert (config_dir / "watermark.key").stat().st_mode & 0o777 == 0o600
+    assert verify_file(out).summary()["watermark_present"]
+    monkeypatch.setenv("KINO_CONFIG_DIR", str(tmp_path / "elsewhere"))  # another install, no key
+    s = verify_file(out).summary()
+    assert s["outcome"] == "ok" and s["watermark_present"] is None and s["watermark_key"] is False
+    assert not (tmp_path / "elsewhere").exists()  # verifying makes no key

@@ -70,8 +70,11 @@ def _print_summary(s: dict) -> None:
         if s["prompt"] is not None:
             rows.append(("prompt", s["prompt"]))
     if s["watermark_present"] is not None:
-        wm = f"present, id {s['watermark_id']}" if s["watermark_present"] else "not found"
+        wm = f"present, id {s['watermark_id']}" if s["watermark_present"] else "not found with this install's key"
         rows.append(("watermark", f"{wm} (z={s['watermark_z']})"))
+    elif not s["watermark_key"]:
+        rows.append(("watermark", "not checked: this install has no watermark key (only the install that "
+                                  "made a file holds the key that detects its mark)"))
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)

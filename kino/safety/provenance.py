@@ -73,14 +73,67 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+LOCAL_FILES = ("chain.pem", "signer.key", "root.pem")
+
+
 def make_local_chain(folder: Path) -> Credentials:
-    """Create a root CA and an ES256 signing certificate under `folder` (once) and return them."""
+    """Create a root CA and an ES256 signing certificate in `folder` (once) and return them.
+
+    Atomic against other processes doing the same at once (two first runs of kino, a server and a
+    CLI): the three files are written into a fresh temporary folder beside `folder`, which is then
+    renamed into place; rename() of a folder onto an existing non-empty one fails, so exactly one
+    process's pair wins and the others read it. A key never sits beside another process's chain.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not _complete(folder):
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            _write_chain(tmp)
+            os.chmod(tmp, 0o700)
+            os.rename(tmp, folder)  # atomic; fails if another process's folder is already there
+        except OSError:
+            pass  # lost the race (or a folder from an older kino is there): use what is in place
+        finally:
+            if tmp.exists():
+                for f in tmp.iterdir():
+                    f.unlink()
+                tmp.rmdir()
+    return _read_local(folder)
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / n).is_file() for n in LOCAL_FILES)
+
+
+def _read_local(folder: Path) -> Credentials:
+    """The local chain in `folder`, checked: its key must be the signing certificate's."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    if not _complete(folder):
+        missing = [n for n in LOCAL_FILES if not (folder / n).is_file()]
+        raise InputError(f"the local C2PA folder {folder} lacks {', '.join(missing)}; "
+                         "delete the folder and kino makes a new chain")
+    chain, key, root = ((folder / n).read_bytes() for n in LOCAL_FILES)
+    try:
+        pub = serialization.load_pem_private_key(key, None).public_key()
+        cert = x509.load_pem_x509_certificate(chain)  # the first certificate: the signer's
+        pem = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        if pub.public_bytes(*pem) != cert.public_key().public_bytes(*pem):
+            raise ValueError("the key does not belong to the certificate")
+    except ValueError as e:
+        raise InputError(f"the local C2PA chain in {folder} is broken ({e}); "
+                         "delete the folder and kino makes a new one") from None
+    return Credentials(chain, key, "local", root)
+
+
+def _write_chain(folder: Path) -> None:
+    """Write a new root CA, signing certificate and key into `folder` (chain.pem, signer.key, root.pem)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=3650)
 
@@ -134,10 +187,9 @@ def make_local_chain(folder: Path) -> Credentials:
     root_pem = root.public_bytes(pem)
     chain = cert.public_bytes(pem) + root_pem
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write_private(folder / "signer.key", key_pem)  # key first: a chain without its key is useless
+    _write_private(folder / "signer.key", key_pem)
     _write_private(folder / "root.pem", root_pem)
     _write_private(folder / "chain.pem", chain)
-    return Credentials(chain, key_pem, "local", root_pem)
 
 
 def load_credentials(
@@ -157,10 +209,7 @@ def load_credentials(
                 raise InputError(f"C2PA credential file {p} does not exist")
         return Credentials(Path(cert).read_bytes(), Path(key).read_bytes(), source)
     local = config_dir(folder) / "c2pa"
-    files = [local / n for n in ("chain.pem", "signer.key", "root.pem")]
-    if all(f.is_file() for f in files):
-        return Credentials(files[0].read_bytes(), files[1].read_bytes(), "local", files[2].read_bytes())
-    return make_local_chain(local)
+    return _read_local(local) if _complete(local) else make_local_chain(local)
 
 
 # ----------------------------------------------------------------------------- manifest and signing
@@ -197,7 +246,10 @@ def sign_file(src: Path, dst: Path, manifest: dict, creds: Credentials) -> str:
     try:
         with atomic_write(dst, mode=None) as tmp:  # a signed output gets the umask's mode, not 0600
             signer = c2pa.Signer.from_info(info)
-            builder = c2pa.Builder(manifest)
+            # No thumbnail: c2pa-rs embeds a JPEG of the first frame by default, which was 79 KB of an
+            # 89 KB 64x64 PNG. The asset is its own preview; the claim, assertions and chain stay.
+            settings = c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}})
+            builder = c2pa.Builder(manifest, context=c2pa.Context(settings))
             with open(src, "rb") as s, open(tmp, "wb") as d:
                 builder.sign(signer, mime, s, d)
             label = _active_label(tmp)
@@ -213,6 +265,21 @@ def _active_label(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+def _faithful_assertions(store: dict, cr: dict) -> None:
+    """Replace kino's generation assertion in `store` (Reader.json()) by its copy from Reader.crjson().
+
+    c2pa-rs 0.91's json() turns every CBOR array of small integers into a base64 string, and loses
+    the values outside 0..255 ("latent_shape": [1, 16, 5, 8, 8] read back as "ARAFCAg="; [-1, 2] as
+    "Ag=="), although the file holds the array (the CBOR is right; crjson() reads it back as written).
+    """
+    by_label = {m.get("label"): m.get("assertions") or {} for m in cr.get("manifests") or []}
+    for label, manifest in (store.get("manifests") or {}).items():
+        faithful = by_label.get(label, {})
+        for a in manifest.get("assertions") or []:
+            if a.get("label") == GENERATION_LABEL and isinstance(faithful.get(GENERATION_LABEL), dict):
+                a["data"] = faithful[GENERATION_LABEL]
 
 
 @dataclass(frozen=True)
@@ -260,6 +327,7 @@ def read_manifest(path: str | os.PathLike, trust: tuple[bytes, ...] = ()) -> Man
     try:
         with c2pa.Reader(str(p), context=context) as r:
             store = json.loads(r.json())
+            _faithful_assertions(store, json.loads(r.crjson()))
     except c2pa.C2paError as e:
         text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         if "ManifestNotFound" in type(e).__name__ or "no JUMBF" in text or "ManifestNotFound" in text:

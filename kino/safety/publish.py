@@ -3,7 +3,9 @@
     report = publish(frames, "out.mp4", fps=8, info=GenerationInfo(model="kino-tiny", mode="text-to-video"))
 
 In order: (1) the configured frame classifier reviews sampled frames and a flagged frame raises
-PolicyError (nothing is written); (2) every frame gets the invisible watermark; (3) kino.io writes
+PolicyError (nothing is written); (2) every frame gets the invisible watermark under this install's
+key, with an id derived from the generation record (the same request and seed give the same frames
+in every run; kino/safety/watermark.py); (3) kino.io writes
 the MP4 or PNG (atomically); (4) a C2PA manifest is signed into it (temp file, then rename). The
 file appears under its name only when all of that succeeded. With no frame classifier configured
 the manifest says "frame_review": "not configured": kino never claims a review it did not do.
@@ -11,6 +13,7 @@ the manifest says "frame_review": "not configured": kino never claims a review i
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -55,16 +58,36 @@ class PublishReport:
     signer: str | None  # "config", "env" or "local"
 
 
+def json_safe(value: Any) -> Any:
+    """`value` as plain JSON types: tuples (and numpy arrays) as lists, numpy scalars as numbers, bytes refused.
+
+    The one place generation settings are serialised for the manifest, whichever front end built them
+    (generation, storyboards, modes, the server, `kino vae reconstruct`)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bytes, bytearray)):
+        raise InputError("generation settings hold bytes; record them as a list or text")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)  # enums, paths
+
+
 def _generation_assertion(
     info: GenerationInfo, config: SafetyConfig, review: dict | str, wid: str | None
 ) -> dict:
+    from kino.safety.watermark import SCHEME
+
     data: dict[str, Any] = {
         "model": info.model,
         "kino_version": info.version,
         "mode": info.mode,
-        "settings": info.settings,
+        "settings": json_safe(info.settings),
         "frame_review": review,
-        "watermark": {"scheme": "kino-dct-ss-v1", "id": wid} if wid else "none",
+        "watermark": {"scheme": SCHEME, "id": wid} if wid else "none",
     }
     if config.include_prompt:  # the user opted in; otherwise the prompt stays private
         data["prompt"] = info.prompt
@@ -83,7 +106,7 @@ def publish(
     """Review, watermark, write (MP4 or PNG by suffix) and sign one output; see the module docstring."""
     from kino.io import write_video
     from kino.safety.frames import build_classifier, enforce_frames
-    from kino.safety.watermark import embed, new_watermark_id
+    from kino.safety.watermark import derived_watermark_id, embed, load_key
 
     config = config or load_policy_file()
     path = Path(path)
@@ -112,10 +135,15 @@ def publish(
         review_record = {"classifier": classifier.name, **review.summary()}
         review_state, n_reviewed = "passed", len(review.indices)
 
-    # 2. watermark
-    wid = new_watermark_id() if config.watermark else None
-    if wid is not None:
-        frames = embed(frames, wid)
+    # 2. watermark: this install's key; the id from the record, so the same request gives the same frames
+    wid = None
+    if config.watermark:
+        key = load_key(config.config_dir)
+        record = {"model": info.model, "mode": info.mode, "settings": json_safe(info.settings),
+                  "prompt": info.prompt, "enhanced_prompt": info.enhanced_prompt, "version": info.version,
+                  "frames": hashlib.sha256(np.ascontiguousarray(frames).data).hexdigest()}
+        wid = derived_watermark_id(key, record)
+        frames = embed(frames, wid, key)
 
     # 3. write; 4. sign. Unsigned output is written straight to its place (kino.io is atomic).
     if not config.c2pa:

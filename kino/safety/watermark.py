@@ -18,12 +18,28 @@ Florencio 2003, "Improved spread spectrum: a new modulation technique for robust
 
 A detection reports a z-score of the known magic bits: under "no watermark" it is about N(0, 1),
 so `z >= Z_THRESHOLD` is a decision with a tiny false-alarm rate even after the crop search.
+
+The key. The chip layout and signs come from a secret key made once per install (32 random bytes in
+$KINO_CONFIG_DIR/watermark.key, beside the c2pa/ signing folder; $KINO_WATERMARK_KEY names another
+file, e.g. one shared by several servers). Without the key the chips are unknown: nobody else can
+embed this install's mark into a video, and nobody else can detect it (the detector only answers
+for the key it is given). What the mark does and does not prove is in docs/safety.md.
+
+The id. The 32-bit id is derived from the request (an HMAC of the generation record under the key),
+not drawn at random, so the same request with the same seed gives the same frames in every run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +49,9 @@ MAGIC = 0x6B69  # "ki": 16 known bits that say "kino made this"
 MAGIC_BITS = 16
 ID_BITS = 32
 PAYLOAD_BITS = MAGIC_BITS + ID_BITS
-KEY = 0x6B696E6F  # "kino": seeds the chip layout; the same key embeds and detects
+KEY_BYTES = 32  # the per-install key (see the module docstring)
+KEY_FILE = "watermark.key"
+SCHEME = "kino-dct-ss-v2"  # v2: chips from a per-install key (v1 used a public constant)
 # u, v in [4, 28): above most of a picture's energy, below what H.264 and a 0.5x resize remove
 BAND = (4, 28)
 MARGIN = 0.2  # least projection per bit, in luma levels (0..255): PSNR about 40 dB on smooth frames
@@ -66,6 +84,56 @@ def new_watermark_id(rng: np.random.Generator | None = None) -> str:
     return f"{int(rng.integers(0, 2**32)):08x}"
 
 
+def derived_watermark_id(key: bytes, record: dict) -> str:
+    """The id of an output: HMAC-SHA256 under the key of its generation record (canonical JSON), 8 hex
+    digits. The same request and seed give the same id; without the key the id says nothing about them."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:8]
+
+
+# ----------------------------------------------------------------------------- the key
+
+
+def key_path(folder: str | os.PathLike | None = None) -> Path:
+    """$KINO_WATERMARK_KEY, else watermark.key in kino's config folder (`folder`, $KINO_CONFIG_DIR, ~/.config/kino)."""
+    from kino.safety.provenance import config_dir
+
+    env = os.environ.get("KINO_WATERMARK_KEY")
+    return Path(env) if env and folder is None else config_dir(folder) / KEY_FILE
+
+
+def load_key(folder: str | os.PathLike | None = None, create: bool = True) -> bytes | None:
+    """This install's watermark key, made on first use (None if it does not exist and `create` is False).
+
+    Creation is atomic against other processes: the key is written to a temporary file and hard-linked
+    to its name, which fails if another process's key got there first; then that one is read.
+    """
+    path = key_path(folder)
+    if not path.is_file():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(KEY_BYTES) + "\n")
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)  # atomic create-if-absent
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+        finally:
+            os.unlink(tmp)
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (ValueError, OSError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise InputError(f"watermark key {path} is not {KEY_BYTES} bytes of hex; delete it to make a new one "
+                         "(marks made with the old key are then no longer detected)")
+    return key
+
+
 def payload_bits(watermark_id: str) -> np.ndarray:
     """The 48 payload bits (0/1) for an id of 8 hex digits: magic first, then the id."""
     try:
@@ -85,12 +153,15 @@ def bits_to_id(bits: np.ndarray) -> str:
     return f"{value:08x}"
 
 
-@lru_cache(maxsize=1)
-def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Chip layout: frequencies (u, v), the bit each chip carries and its sign, from KEY."""
+@lru_cache(maxsize=8)
+def _layout(key: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chip layout: frequencies (u, v), the bit each chip carries and its sign, from the key."""
+    if not isinstance(key, bytes) or len(key) < 16:
+        raise InputError("a watermark key is at least 16 bytes (see kino.safety.watermark.load_key)")
     lo, hi = BAND
     uv = np.array([(u, v) for v in range(lo, hi) for u in range(lo, hi)], dtype=np.int64)  # (K, 2)
-    rng = np.random.default_rng(KEY)
+    seed = int.from_bytes(hashlib.sha256(SCHEME.encode() + key).digest(), "big")
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(uv))
     uv = uv[order]
     bit_of = np.arange(len(uv)) % PAYLOAD_BITS  # balanced: every bit gets K / 48 chips
@@ -154,29 +225,30 @@ def _adaptive_margin(amp: np.ndarray, bit_of: np.ndarray, counts: np.ndarray) ->
     return m
 
 
-def embed(frames: np.ndarray, watermark_id: str, margin: float | None = None) -> np.ndarray:
-    """Watermark every frame (T, H, W, 3) uint8 with the payload of `watermark_id`; returns new frames.
+def embed(frames: np.ndarray, watermark_id: str, key: bytes, margin: float | None = None) -> np.ndarray:
+    """Watermark every frame (T, H, W, 3) uint8 with the payload of `watermark_id` under `key`; returns new frames.
 
     The margin (strength) adapts per frame between MARGIN and MARGIN_MAX so that busy frames,
     whose own content is louder in the watermark's band, still reach Z_TARGET; pass `margin` to fix it.
     """
     frames = _check_frames(frames)
     _, h, w, _ = frames.shape
-    u, v, _, _ = _layout()
+    u, v, bit_of, sign = _layout(key)
     want = 2.0 * payload_bits(watermark_id) - 1.0  # (48,) in {-1, +1}
     bx, by = _basis(w, u), _basis(h, v)  # (K, W), (K, H)
     out = np.empty_like(frames)
     for t0 in range(0, len(frames), CHUNK):  # in chunks: float64 copies of a long HD video would not fit
-        out[t0 : t0 + CHUNK] = _embed_chunk(frames[t0 : t0 + CHUNK], want, bx, by, margin)
+        out[t0 : t0 + CHUNK] = _embed_chunk(frames[t0 : t0 + CHUNK], want, bx, by, bit_of, sign, margin)
     return out
 
 
 def _embed_chunk(
-    frames: np.ndarray, want: np.ndarray, bx: np.ndarray, by: np.ndarray, margin: float | None
+    frames: np.ndarray, want: np.ndarray, bx: np.ndarray, by: np.ndarray, bit_of: np.ndarray, sign: np.ndarray,
+    margin: float | None,
 ) -> np.ndarray:
-    """embed() on frames (T, H, W, 3) uint8 with the payload signs `want` (48,) and bases (K, W), (K, H)."""
+    """embed() on frames (T, H, W, 3) uint8 with the payload signs `want` (48,), bases (K, W), (K, H)
+    and the key's chip bits and signs (K,)."""
     _, h, w, _ = frames.shape
-    _, _, bit_of, sign = _layout()
     counts = np.bincount(bit_of, minlength=PAYLOAD_BITS).astype(np.float64)  # (48,)
     onehot = np.eye(PAYLOAD_BITS)[bit_of]  # (K, 48)
     # Amplitude of chip k in a luma image Y: 4/(HW) sum_yx Y by_k(y) bx_k(x) (a DCT coefficient).
@@ -220,10 +292,10 @@ def _near(start: float, width: float, step: float = 0.0125) -> list[tuple[float,
     return out
 
 
-def _search(y: np.ndarray, ywins: list, xwins: list, best):
+def _search(y: np.ndarray, ywins: list, xwins: list, best, key: bytes):
     """Best (z, projections, crop window) over vertical x horizontal windows for a luma image (H, W)."""
     h, w = y.shape
-    u, v, bit_of, sign = _layout()
+    u, v, bit_of, sign = _layout(key)
     bx = np.stack([_basis(w, u, s, wd) for s, wd in xwins])  # (X, K, W)
     by = np.stack([_basis(h, v, s, wd) for s, wd in ywins])  # (Y, K, H)
     rows = np.einsum("ykh,hw->ykw", by, y)  # (Y, K, W): y projected on each chip's vertical cosine
@@ -241,18 +313,18 @@ def _search(y: np.ndarray, ywins: list, xwins: list, best):
     return best
 
 
-def detect(frames: np.ndarray, search_crops: bool = True) -> WatermarkResult:
-    """Look for kino's watermark in frames (T, H, W, 3) uint8 (or one frame); all frames vote."""
+def detect(frames: np.ndarray, key: bytes, search_crops: bool = True) -> WatermarkResult:
+    """Look for the watermark of `key` in frames (T, H, W, 3) uint8 (or one frame); all frames vote."""
     frames = _check_frames(frames)
     y = _luma(frames).mean(axis=0)  # (H, W): the mark is the same in every frame, content is not
     y = y - y.mean()
     if search_crops:
-        best = _search(y, _windows(), _windows(), None)
+        best = _search(y, _windows(), _windows(), None, key)
         # Refine around the coarse answer: the high chips need the window to within ~1% of the side.
         xs, ys, xw, yw = best[2]
-        best = _search(y, _near(ys, yw), _near(xs, xw), best)
+        best = _search(y, _near(ys, yw), _near(xs, xw), best, key)
     else:
-        best = _search(y, [(0.0, 1.0)], [(0.0, 1.0)], None)
+        best = _search(y, [(0.0, 1.0)], [(0.0, 1.0)], None, key)
     z, proj, crop = best
     bits = (proj > 0).astype(np.int64)  # (48,)
     magic_ok = int((bits[:MAGIC_BITS] == payload_bits("00000000")[:MAGIC_BITS]).sum())
