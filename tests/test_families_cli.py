@@ -58,3 +58,25 @@ def test_model_info(run, tiny_models):  # noqa: F811
     assert got["family"] == "wan" and got["components"]["transformer_2"] > 0 and got["modes"] == ["text"]
     code, _, err = run(["model", "info", tiny_models["wan"].parent / "nothing-here"])
     assert code == 4 and "no such model folder" in err
+
+
+def test_single_file_and_model_options_from_the_environment(run, tiny_models, tmp_path, config_dir,  # noqa: F811
+                                                             monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    from kino.safety.provenance import read_manifest
+
+    folder = tiny_models["wan"]
+    weights = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    save_file(weights, tmp_path / "wan-tiny.safetensors")
+    monkeypatch.setenv("KINO_MODEL_OPTIONS", f"config={folder},vae_tiling,first_block_cache=0.1")
+    out = tmp_path / "single.mp4"
+    code, stdout, err = run(["generate", "a red circle", "--model", tmp_path / "wan-tiny.safetensors", "-o", out,
+                             "--no-enhance", *SMALL])
+    assert code == 0, err
+    settings = read_manifest(out).assertion("org.kino.generation")["settings"]
+    assert settings["checkpoint"] == str(tmp_path / "wan-tiny.safetensors")
+    assert settings["options"] == ["vae tiling", "first block cache 0.1"]
+    monkeypatch.setenv("KINO_MODEL_OPTIONS", "attention=nope")
+    code, _, err = run(["generate", "a red circle", "--model", folder, "-o", tmp_path / "x.mp4", *SMALL])
+    assert code == 2 and "attention backend 'nope' is not one of" in err

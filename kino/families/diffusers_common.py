@@ -90,7 +90,7 @@ class RunOptions:
         used = []
         gpu = str(device).startswith("cuda")
         if self.offload is not Offload.NONE and not gpu:
-            raise InputError(f"--offload {self.offload} moves weights between the CPU and a GPU; it needs "
+            raise InputError(f"offload={self.offload} moves weights between the CPU and a GPU; it needs "
                              f"--device cuda (on a CPU everything is already in CPU memory)")
         if self.offload is Offload.MODEL:
             pipe.enable_model_cpu_offload(device=device)
