@@ -101,9 +101,9 @@ class ServeConfig:
         object.__setattr__(self, "api_keys", tuple(k for k in self.api_keys if k))
         if self.no_auth and self.host not in LOCAL_HOSTS:
             raise InputError(f"--no-auth is only allowed on a loopback host ({', '.join(LOCAL_HOSTS)}), not "
-                             f"{self.host}; give --api-key KEY (or KINO_API_KEYS) instead")
+                             f"{self.host}; give --api-key-file PATH (or KINO_API_KEYS) instead")
         if not self.no_auth and not self.api_keys:
-            raise InputError("the server needs an API key: --api-key KEY (or KINO_API_KEYS=k1,k2), or "
+            raise InputError("the server needs an API key: --api-key-file PATH (or KINO_API_KEYS=k1,k2), or "
                              "--no-auth on 127.0.0.1 to run without one")
         if any(len(k) < 8 or any(c.isspace() for c in k) for k in self.api_keys):
             raise InputError("API keys must be at least 8 characters without spaces")
