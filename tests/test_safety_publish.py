@@ -342,3 +342,18 @@ def test_the_watermark_key_stays_with_its_install(tmp_path, config_dir, monkeypa
     s = verify_file(out).summary()
     assert s["outcome"] == "ok" and s["watermark_present"] is None and s["watermark_key"] is False
     assert not (tmp_path / "elsewhere").exists()  # verifying makes no key
+
+
+def test_vae_reconstructions_are_watermarked_and_signed(tmp_path, run):
+    # issue 16, finding 30: `kino vae reconstruct` wrote plain files
+    from kino.io import write_video
+
+    src = write_video(tmp_path / "in.mp4", frames(9), fps=8)
+    code, out, err = run(["vae", "reconstruct", src, "-o", tmp_path / "out.mp4"])
+    assert code == 0, err
+    v = verify_file(tmp_path / "out.mp4")
+    assert v.outcome is Outcome.OK and v.summary()["mode"] == "vae-reconstruction"
+    assert v.watermark.present and v.summary()["watermark_matches_manifest"]
+    assert run(["vae", "reconstruct", src, "-o", tmp_path / "out.gif"])[0] == 2  # a GIF cannot be signed
+    assert run(["vae", "reconstruct", src, "-o", tmp_path / "out.gif", "--no-c2pa"])[0] == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left

@@ -55,11 +55,15 @@ def reconstruct_cmd(
     model: Path = typer.Option(None, help=MODEL_HELP),
     device: str = typer.Option("cpu", help="Torch device."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists (otherwise refused)."),
+    c2pa: bool = typer.Option(True, "--c2pa/--no-c2pa", help="Sign the output with C2PA content credentials."),
 ) -> None:
-    """Encode a video to the latent and decode it back, streaming (memory independent of length)."""
+    """Encode a video to the latent and decode it back, streaming (memory independent of length).
+
+    The output is published like every kino output: watermarked, frame-reviewed if configured, and
+    signed (mode "vae-reconstruction" in the manifest)."""
     from kino.commands.generate import check_overwrite
     from kino.data.world import tensor_to_frames
-    from kino.io import VideoWriter, iter_frames, probe
+    from kino.io import iter_frames, probe
     from kino.models.vae import CausalVAE
     from kino.models.vae_stream import decode_stream, encode_stream
     from kino.train.vae_folder import resolve_vae
@@ -75,7 +79,18 @@ def reconstruct_cmd(
     latents = (vae.normalize(mean) for mean, _ in encode_stream(vae, pieces))
     held: deque[np.ndarray] = deque()  # the last frames, until we know how many of them are padding
     n = 0
-    with VideoWriter(out, fps=info.fps) as w:
+    import hashlib
+
+    from kino.safety import GenerationInfo, SafetyConfig
+    from kino.safety.publish import PublishWriter
+
+    safety = SafetyConfig.load().with_(c2pa=c2pa)
+    with open(src, "rb") as f:  # the source identifies the output (and so its watermark id)
+        source = hashlib.file_digest(f, "sha256").hexdigest()
+    record = GenerationInfo(model=str(model or "built-in VAE"), mode="vae-reconstruction",
+                            settings={"source_sha256": source, "width": info.width, "height": info.height,
+                                      "fps": info.fps})
+    with PublishWriter(out, info.fps, record, safety, expected_frames=info.num_frames) as w:
         for chunk in decode_stream(vae, latents):
             for frame in tensor_to_frames(chunk[0]):
                 held.append(frame)

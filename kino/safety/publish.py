@@ -165,3 +165,92 @@ def publish(
     finally:
         Path(tmp).unlink(missing_ok=True)
     return PublishReport(path, review_state, n_reviewed, wid, True, label, creds.source)
+
+
+class PublishWriter:
+    """`publish` for frames that come one at a time (memory independent of length):
+
+        with PublishWriter("out.mp4", fps, info, config, expected_frames=n) as w:
+            for frame in frames:
+                w.write(frame)
+
+    Each frame is watermarked as it comes (the id from the generation record: put what identifies the
+    output, e.g. a source file's hash, into `info.settings`); the frames the review would sample
+    (`expected_frames` tells where they fall) are kept; at the end they are reviewed, and the file is
+    signed into place. Nothing appears under `path` unless all of it succeeded.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, info: GenerationInfo,
+                 config: SafetyConfig | None = None, expected_frames: int | None = None) -> None:
+        from kino.safety.frames import build_classifier, sample_indices
+        from kino.safety.watermark import derived_watermark_id, load_key
+
+        self.config = config or load_policy_file()
+        self.path, self.fps, self.info = Path(path), fps, info
+        fmt = Format.of(self.path)
+        if self.config.c2pa and fmt not in (Format.MP4, Format.PNG):
+            raise InputError(f"cannot sign {self.path.name}: content credentials need .mp4 or .png (or turn C2PA off)")
+        if not self.path.parent.exists():
+            raise InputError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self.classifier = build_classifier(self.config.frames)
+        n = self.config.frames.sample_frames if self.config.frames else 0
+        self.sample = set(sample_indices(expected_frames, n)) if expected_frames and n else set(range(n))
+        self.kept: list[np.ndarray] = []
+        self.key = self.wid = None
+        if self.config.watermark:
+            self.key = load_key(self.config.config_dir)
+            record = {"model": info.model, "mode": info.mode, "settings": json_safe(info.settings),
+                      "prompt": info.prompt, "enhanced_prompt": info.enhanced_prompt, "version": info.version}
+            self.wid = derived_watermark_id(self.key, record)
+        self.count = 0
+        self.report: PublishReport | None = None
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.unsigned.", suffix=self.path.suffix)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        from kino.io import VideoWriter
+
+        self._writer = VideoWriter(self._tmp, fps=fps)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Watermark and write one uint8 (H, W, 3) frame."""
+        from kino.safety.watermark import embed
+
+        if self.key is not None:
+            frame = embed(frame[None], self.wid, self.key)[0]
+        if self.count in self.sample:
+            self.kept.append(frame)
+        self._writer.write(frame)
+        self.count += 1
+
+    def __enter__(self) -> PublishWriter:
+        self._writer.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._writer.__exit__(exc_type, exc, tb)
+            if exc_type is None:
+                self.report = self._finish()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def _finish(self) -> PublishReport:
+        from kino.safety.frames import enforce_frames
+
+        review_record: dict | str = "not configured"
+        state, reviewed = "not configured", 0
+        if self.classifier is not None:
+            review = enforce_frames(np.stack(self.kept), self.classifier)
+            review_record = {"classifier": self.classifier.name, **review.summary()}
+            state, reviewed = "passed", len(review.indices)
+        if not self.config.c2pa:
+            os.replace(self._tmp, self.path)
+            return PublishReport(self.path, state, reviewed, self.wid, False, None, None)
+        from kino.safety.provenance import build_manifest, load_credentials, sign_file
+
+        creds = load_credentials(self.config.cert, self.config.key, self.config.config_dir)
+        generator = {"name": "kino", "version": self.info.version, "model": self.info.model}
+        manifest = build_manifest(self.path.name, generator,
+                                  _generation_assertion(self.info, self.config, review_record, self.wid))
+        label = sign_file(self._tmp, self.path, manifest, creds)
+        return PublishReport(self.path, state, reviewed, self.wid, True, label, creds.source)
