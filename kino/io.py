@@ -212,17 +212,6 @@ def scan_video(path: str | os.PathLike, max_frames: int) -> VideoInfo:
     return VideoInfo(width, height, fps, count, duration or count / fps, codec)
 
 
-def iter_frames_fitted(path: str | os.PathLike, fit, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """`iter_frames`, each frame passed through `fit` (e.g. resized) as it is decoded, so only the fitted
-    frames are ever held; MediaError once a video has more than max_frames (it is not cut silently)."""
-    count = 0
-    for frame in iter_frames(path):
-        count += 1
-        if max_frames is not None and count > max_frames:
-            raise MediaError(f"{path}: the video has more than {max_frames} frames")
-        yield fit(frame)
-
-
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
     """Read a whole video (or its first `max_frames`) into memory."""
     p = _media_path(path)
