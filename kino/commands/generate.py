@@ -101,8 +101,8 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
 
     if threads < 0:
         raise InputError(f"--threads {threads} must be >= 0 (0: torch's default)")
-    check_overwrite(output, overwrite)
     check_request(request, output)  # the output path and every input file, before anything loads
+    check_overwrite(output, overwrite)
     check_device(device)
     model_dir = resolve_model_dir(model)
     if not model_dir.exists():
@@ -174,7 +174,7 @@ def progress_reporter():
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write the pipeline directory.")],
     preset: Annotated[DiTPreset, typer.Option(help="DiT preset.")] = DiTPreset.WORLD_TINY,
-    vae: Annotated[Path | None, typer.Option(help="A trained VAE folder (default: a fresh one).")] = None,
+    vae: Annotated[Path | None, typer.Option(help="A trained VAE: a VAE, pipeline or `kino train vae` run folder (default: a fresh one).")] = None,
     vae_preset: Annotated[str, typer.Option(help="VAE preset when --vae is not given.")] = "world-tiny",
     seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing directory.")] = False,
@@ -185,7 +185,10 @@ def init(
 
     if directory.exists() and not (overwrite or force):
         raise InputError(f"{directory} already exists; pass --overwrite to replace it")
-    pipe = KinoPipeline.from_presets(str(preset), vae_preset=vae_preset, vae_dir=vae, seed=seed)
+    from kino.train.vae_folder import resolve_vae
+
+    vae_dir = None if vae is None else resolve_vae(vae)  # a VAE, pipeline or `kino train vae` run folder
+    pipe = KinoPipeline.from_presets(str(preset), vae_preset=vae_preset, vae_dir=vae_dir, seed=seed)
     pipe.save_pretrained(directory)
     typer.echo(f"wrote {directory} (DiT {preset}, {pipe.transformer.num_params() / 1e6:.1f}M parameters, "
                "untrained)")
