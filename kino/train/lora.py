@@ -1,0 +1,454 @@
+"""LoRA fine-tuning of an open video model (LTX-Video, Wan) on a family cache of one's own clips.
+
+`run_lora_training(cfg, model_dir, data, out)` is what `kino train lora` runs, on one process or under
+torchrun (DDP; kino.train.distributed). The base transformer is frozen in its dtype (bf16 on a GPU,
+fp32 on a CPU; fp8 storage with `fp8`, diffusers' layerwise casting); peft wraps its attention and FFN
+projections (kino.families.lora.DEFAULT_TARGETS) with trainable fp32 adapters. The data is a family
+cache (kino.data.family_cache; a manifest is cached into RUN/cache first), so the text encoder is never
+loaded to train. Per step, each rank takes its micro-batches through kino's token-budget bucket sampler
+(kino.train.data, rank-sharded, restartable at any step), the family's objective
+(kino.train.lora_objectives) is accumulated, gradients are clipped and AdamW steps at kino's LR schedule.
+
+Checkpoints (RUN/checkpoints/step-XXXXXXXX/): the adapter as a diffusers-format LoRA file, the optimizer,
+RNG states and step (`state.pt`), so `--resume` continues exactly: every micro-batch's noise, timesteps
+and condition frames are a pure function of (seed, step, micro-batch). The final adapter is
+RUN/pytorch_lora_weights.safetensors (Wan 2.2 A14B's low-noise expert: ..._low_noise.safetensors).
+A non-finite loss or gradient norm stops the run with one line naming the step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import torch
+
+from kino.errors import InputError
+from kino.families.lora import LOW_NOISE_NAME, WEIGHT_NAME, Expert, LoRASpec
+from kino.train.schedule import LRSchedule, lr_at
+
+
+class Condition(StrEnum):
+    """Which latent frames of a clip are given (clean) while training, with probability condition_prob."""
+
+    NONE = "none"
+    FIRST = "first"  # image-to-video
+    FIRST_LAST = "first-last"  # interpolation between two frames
+    RANDOM_KEYFRAMES = "random-keyframes"  # 1 to 3 frames anywhere
+
+
+class TimestepSampling(StrEnum):
+    LOGIT_NORMAL = "logit-normal"  # SD3's default (diffusers' compute_density_for_timestep_sampling)
+    UNIFORM = "uniform"
+
+
+class Experts(StrEnum):
+    """Wan 2.2 A14B: train the high-noise expert, the low-noise one, or both (each step picks one)."""
+
+    HIGH = "high"
+    LOW = "low"
+    BOTH = "both"
+
+
+@dataclass(frozen=True)
+class LoRATrainConfig:
+    """A LoRA recipe. Defaults: rank 16, alpha 16, AdamW 1e-4 constant, logit-normal t, the family's shift."""
+
+    rank: int = 16
+    alpha: float = 16.0
+    targets: tuple[str, ...] = ()  # () = the family's default attention and FFN projections
+    steps: int = 1000
+    lr: float = 1e-4
+    warmup: int = 0
+    schedule: LRSchedule = LRSchedule.CONSTANT
+    min_lr_ratio: float = 0.1
+    batch_size: int = 1  # global: clips per optimizer step over all processes and accumulation
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    timestep_sampling: TimestepSampling = TimestepSampling.LOGIT_NORMAL
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    shift: float | None = None  # None: the scheduler's own shift (dynamic for LTX-Video)
+    caption_dropout: float = 0.0  # probability of the empty prompt (for guidance with the LoRA)
+    condition: Condition = Condition.NONE
+    condition_prob: float = 0.5
+    expert: Experts = Experts.BOTH  # Wan 2.2 A14B only
+    gradient_checkpointing: bool = False
+    fp8: bool = False  # the frozen base stored in float8_e4m3fn, computed in the run's dtype
+    packed: bool = False  # the sampler's mode (LoRA batches are one shape each)
+    checkpoint_every: int = 100
+    keep: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, enum in (("schedule", LRSchedule), ("timestep_sampling", TimestepSampling),
+                           ("condition", Condition), ("expert", Experts)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum(value))
+            except ValueError:
+                raise InputError(f"--{name.replace('_', '-')} {value!r} is not one of "
+                                 f"{', '.join(e.value for e in enum)}") from None
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if min(self.steps, self.batch_size, self.grad_accum, self.checkpoint_every) < 1 or self.lr <= 0:
+            raise InputError("--steps, --batch-size, --grad-accum and --checkpoint-every must be >= 1 and --lr > 0")
+        if self.batch_size % self.grad_accum:
+            raise InputError(f"--grad-accum {self.grad_accum} must divide --batch-size {self.batch_size}")
+        if not (0.0 <= self.condition_prob <= 1.0 and 0.0 <= self.caption_dropout <= 1.0):
+            raise InputError("--condition-prob and --caption-dropout must be in [0, 1]")
+        if self.shift is not None and self.shift <= 0:
+            raise InputError(f"--shift {self.shift:g} must be positive")
+        LoRASpec(self.rank, self.alpha, self.targets or ("-",))  # validates rank and alpha
+
+
+@dataclass(frozen=True)
+class StepStats:
+    step: int
+    loss: float
+    grad_norm: float
+    lr: float
+    samples: int
+    tokens: int
+
+
+def _plain(d):
+    if isinstance(d, dict):
+        return {k: _plain(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_plain(v) for v in d]
+    return str(d) if hasattr(d, "value") else d
+
+
+@dataclass
+class Denoisers:
+    """A folder's transformer(s) and what training them needs from its configs."""
+
+    family: str
+    by_expert: dict[str, torch.nn.Module]  # "high" -> transformer, "low" -> transformer_2 (A14B)
+    scheduler: dict
+    boundary: float | None  # Wan 2.2 A14B's boundary_ratio
+    expand_timesteps: bool
+    patch: tuple[int, int, int]
+    kind: str  # the transformer class
+    meta: dict = field(default_factory=dict)
+
+
+def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Denoisers:
+    """The transformer(s) of an LTX-Video or Wan folder, frozen in `dtype` on `device` (no VAE, no text)."""
+    import diffusers
+
+    from kino.families.base import Family, detect_family, read_index
+    from kino.families.diffusers_common import quiet
+
+    folder = Path(model_dir)
+    family = detect_family(folder)
+    if family is Family.KINO:
+        raise InputError(f"{folder} is a kino pipeline; `kino train lora` adapts LTX-Video and Wan folders "
+                         f"(kino's own DiT trains with `kino train dit`)")
+    index = read_index(folder)
+    pipeline = str(index.get("_class_name"))
+    if family is Family.WAN and pipeline != "WanPipeline":
+        raise InputError(f"{folder} is a {pipeline} folder; kino trains LoRAs on Wan text-to-video folders (2.1 T2V, "
+                         f"2.2 T2V A14B, 2.2 TI2V-5B): their I2V / FLF2V / VACE inputs are not built yet")
+    out = {}
+    for expert, name in (("high", "transformer"), ("low", "transformer_2")):
+        entry = index.get(name)
+        if not entry or entry[0] is None:
+            continue
+        cls = getattr(diffusers, entry[1])
+        with quiet():
+            model = cls.from_pretrained(folder / name, torch_dtype=dtype, local_files_only=True)
+        out[expert] = model.to(device).requires_grad_(False).eval()
+    sched_dir = folder / "scheduler"
+    sched = json.loads(next(sched_dir.glob("scheduler_config.json")).read_text()) if sched_dir.is_dir() else {}
+    cfg = out["high"].config
+    patch = ((int(cfg.patch_size_t), int(cfg.patch_size), int(cfg.patch_size)) if family is Family.LTX
+             else tuple(int(p) for p in cfg.patch_size))
+    return Denoisers(str(family), out, sched, index.get("boundary_ratio"), bool(index.get("expand_timesteps")),
+                     patch, type(out["high"]).__name__)
+
+
+class LoRATrainer:
+    """The frozen transformer(s) with trainable adapters, the optimizer and the step counter."""
+
+    def __init__(self, cfg: LoRATrainConfig, model_dir: str | Path, device: torch.device | str = "cpu",
+                 dtype: str | None = None, index: dict | None = None) -> None:
+        from kino.families.diffusers_common import resolve_dtype
+        from kino.families.lora import add_lora, default_targets
+
+        self.cfg, self.device, self.model_dir = cfg, torch.device(device), Path(model_dir)
+        self.dtype = resolve_dtype(str(device), dtype)
+        self.index = index or {}
+        torch.manual_seed(cfg.seed)
+        self.den = load_denoisers(self.model_dir, self.device, self.dtype)
+        if self.index and self.index.get("family") != self.den.family:
+            raise InputError(f"the cache was made with a {self.index.get('family')} model; --model is "
+                             f"{self.den.family}")
+        self.check_condition()
+        self.spec = LoRASpec(cfg.rank, cfg.alpha, cfg.targets or default_targets(self.den.family))
+        self.experts = self.trained_experts()
+        for e in self.experts:
+            t = self.den.by_expert[e]
+            if cfg.fp8:  # diffusers' layerwise casting: weights stored in fp8, each layer upcast to compute
+                t.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=self.dtype)
+                t._kino_compute_dtype = self.dtype
+            add_lora(t, self.spec)
+            for p in t.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()  # trainable adapters in fp32 (diffusers' cast_training_params)
+            if cfg.gradient_checkpointing:
+                t.enable_gradient_checkpointing()
+            t.train()
+        self.forward = dict(self.den.by_expert)  # DDP wrappers replace these (distribute)
+        self.opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+        self.step_count = 0
+        self.dist = None
+        self._null: torch.Tensor | None = None
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def check_condition(self) -> None:
+        cfg, den = self.cfg, self.den
+        if cfg.condition is Condition.NONE or den.family == "ltx":
+            return
+        if not den.expand_timesteps:
+            raise InputError(f"--condition {cfg.condition} on Wan needs a TI2V folder (expand_timesteps: clean "
+                             f"first frames with their own timestep); this is a {den.kind} text-to-video folder. "
+                             f"Use LTX-Video, or Wan 2.2 TI2V-5B")
+        if cfg.condition is not Condition.FIRST:
+            raise InputError(f"--condition {cfg.condition}: Wan 2.2 TI2V conditions on the first frame only; use "
+                             f"--condition first, or LTX-Video for first-last and keyframes")
+
+    def trained_experts(self) -> list[str]:
+        two = "low" in self.den.by_expert and self.den.boundary is not None
+        if not two:
+            if self.cfg.expert is Experts.LOW:
+                raise InputError("--expert low needs Wan 2.2 A14B (two experts); this model has one transformer")
+            return ["high"]
+        return ["high", "low"] if self.cfg.expert is Experts.BOTH else [str(self.cfg.expert)]
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for e in self.experts for p in self.den.by_expert[e].parameters() if p.requires_grad]
+
+    # -- one micro-batch ---------------------------------------------------------------------------
+
+    def micro_generator(self, micro: int) -> torch.Generator:
+        """Randomness of global micro-batch `micro` of this step: a pure function of (seed, step, micro)."""
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step_count + micro * 1_000_000_007)
+
+    def step_expert(self) -> str:
+        """The expert this step trains (the same on every rank): with both, drawn by its share of u."""
+        if len(self.experts) == 1:
+            return self.experts[0]
+        g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + self.step_count)
+        return "high" if float(torch.rand(1, generator=g)) >= self.boundary_u() else "low"
+
+    def boundary_u(self) -> float:
+        from kino.train.lora_objectives import unshift_sigma
+
+        return unshift_sigma(float(self.den.boundary), self.shift(0))
+
+    def shift(self, tokens: int) -> float:
+        from kino.train.lora_objectives import scheduler_shift
+
+        return self.cfg.shift if self.cfg.shift is not None else scheduler_shift(self.den.scheduler, tokens)
+
+    def sample_sigma(self, n: int, tokens: int, expert: str, g: torch.Generator) -> torch.Tensor:
+        """(n,) sigmas: u from the sampling density, shifted; an A14B expert's u range when two are trained."""
+        from kino.train.lora_objectives import shift_sigma
+
+        cfg = self.cfg
+        if cfg.timestep_sampling is TimestepSampling.LOGIT_NORMAL:
+            u = torch.sigmoid(torch.randn(n, generator=g) * cfg.logit_std + cfg.logit_mean)
+        else:
+            u = torch.rand(n, generator=g)
+        if "low" in self.den.by_expert and self.den.boundary is not None:
+            b = self.boundary_u()  # high-noise expert: sigma >= boundary; low: below (WanPipeline's switch)
+            u = b + (1 - b) * u if expert == "high" else b * u
+        return shift_sigma(u, self.shift(tokens)).clamp(1e-4, 1.0)
+
+    def sample_clean(self, n: int, frames: int, g: torch.Generator) -> torch.Tensor:
+        """(n, frames) bool: the latent frames given as conditions (none with probability 1 - condition_prob)."""
+        cfg = self.cfg
+        clean = torch.zeros(n, frames, dtype=torch.bool)
+        for i in range(n):
+            draw = float(torch.rand(1, generator=g))
+            if cfg.condition is Condition.NONE or frames < 2 or draw >= cfg.condition_prob:
+                continue
+            if cfg.condition is Condition.FIRST:
+                clean[i, 0] = True
+            elif cfg.condition is Condition.FIRST_LAST:
+                clean[i, [0, frames - 1]] = True
+            else:
+                k = 1 + int(torch.randint(0, min(3, frames - 1), (1,), generator=g))
+                clean[i, torch.randperm(frames, generator=g)[:k]] = True
+        return clean
+
+    def null_text(self, dataset) -> torch.Tensor:
+        if self._null is None:
+            self._null = dataset.null_text() if dataset is not None else torch.zeros(1, 1)
+        return self._null
+
+    def texts(self, batch: list[dict], keep: list[bool], null: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, D) text states zero-padded (Wan: to its 512 tokens, as its pipeline pads), (B, L) mask."""
+        texts = [b["text"] if k else null for b, k in zip(batch, keep, strict=True)]
+        length = max(x.shape[0] for x in texts)
+        if self.den.family == "wan":
+            length = max(length, int(self.index.get("text_length", 512)))
+        text = torch.zeros(len(texts), length, texts[0].shape[1])  # (B, L, D)
+        mask = torch.zeros(len(texts), length, dtype=torch.bool)  # (B, L)
+        for i, x in enumerate(texts):
+            text[i, : x.shape[0]], mask[i, : x.shape[0]] = x, True
+        return text.to(self.device), mask.to(self.device)
+
+    def batch_loss(self, batch: list[dict], g: torch.Generator, expert: str, null: torch.Tensor,
+                   sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """The family's loss of one micro-batch of cached items {"latent", "text", "fps"} (one shape)."""
+        from kino.train.lora_objectives import ltx_loss, noised, wan_loss
+
+        x0 = torch.stack([b["latent"] for b in batch]).float().to(self.device)  # (B, C, F, H, W)
+        b, _, f, h, w = x0.shape
+        p = self.den.patch
+        tokens = -(-f // p[0]) * (h // p[1]) * (w // p[2])
+        keep = (torch.rand(b, generator=g) >= self.cfg.caption_dropout).tolist()
+        if sigma is None:
+            sigma = self.sample_sigma(b, tokens, expert, g)
+        noise = torch.randn(x0.shape, generator=g).to(self.device)
+        clean = self.sample_clean(b, f, g)
+        path = noised(x0, noise, sigma, clean)
+        text, mask = self.texts(batch, keep, null)
+        model = self.forward[expert]
+        with self.autocast():
+            if self.den.family == "ltx":
+                fps = torch.tensor([float(x.get("fps", 25.0)) for x in batch])
+                factors = self.index.get("factors", {})
+                return ltx_loss(model, path, text, mask, fps, p, int(factors.get("temporal", 8)),
+                                int(factors.get("spatial", 32)))
+            return wan_loss(model, path, text, p)
+
+    def autocast(self):
+        if self.device.type == "cuda" and self.dtype != torch.float32:
+            return torch.autocast("cuda", dtype=self.dtype)
+        return nullcontext()
+
+    # -- one optimizer step ------------------------------------------------------------------------
+
+    def train_step(self, micro_batches: list[list[dict]], first_micro: int, null: torch.Tensor) -> StepStats:
+        """One optimizer step over this rank's micro-batches (gradients synced on the last); NaN-checked."""
+        lr = lr_at(self.step_count, self.cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        expert = self.step_expert()
+        n, total = len(micro_batches), 0.0
+        for k, batch in enumerate(micro_batches):
+            ddp = self.forward[expert] if self.forward[expert] is not self.den.by_expert[expert] else None
+            with nullcontext() if ddp is None or k == n - 1 else ddp.no_sync():  # DDP syncs on the last only
+                loss = self.batch_loss(batch, self.micro_generator(first_micro + k), expert, null) / n
+                if not torch.isfinite(loss):
+                    raise InputError(f"the loss became {float(loss)} at step {self.step_count + 1}; the run stops "
+                                     f"(lower --lr, or check the data); the last checkpoint is intact")
+                loss.backward()
+            total += float(loss.detach())
+        params = [p for p in self.den.by_expert[expert].parameters() if p.requires_grad]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+        if not math.isfinite(norm):
+            raise InputError(f"the gradient norm became {norm} at step {self.step_count + 1}; the run stops "
+                             f"(lower --lr); the last checkpoint is intact")
+        self.opt.step()
+        self.step_count += 1
+        tokens = sum(int(b["latent"][0].numel()) for batch in micro_batches for b in batch)
+        return StepStats(self.step_count, total, norm, lr, sum(len(b) for b in micro_batches), tokens)
+
+    @torch.no_grad()
+    def eval_loss(self, items: list[dict], null: torch.Tensor, sigmas=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:
+        """Mean loss of held-out clips at fixed sigmas and a fixed noise seed (comparable across steps)."""
+        was = {e: self.den.by_expert[e].training for e in self.experts}
+        for e in self.experts:
+            self.den.by_expert[e].eval()
+        losses = []
+        for i, item in enumerate(items):
+            for s in sigmas:
+                expert = "high"
+                if "low" in self.den.by_expert and self.den.boundary is not None:
+                    expert = "high" if s >= float(self.den.boundary) else "low"
+                    expert = expert if expert in self.experts else self.experts[0]
+                g = torch.Generator().manual_seed(10_007 * i + int(s * 1000))
+                losses.append(float(self.batch_loss([item], g, expert, null, sigma=torch.tensor([s]))))
+        for e, t in was.items():
+            self.den.by_expert[e].train(t)
+        return sum(losses) / max(len(losses), 1)
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def lora_states(self) -> dict[str, dict]:
+        from kino.families.lora import lora_state
+
+        return {e: lora_state(self.den.by_expert[e]) for e in self.experts}
+
+    def write_loras(self, folder: Path) -> list[Path]:
+        """The adapters as diffusers-format files in `folder` (the low-noise expert's beside the other)."""
+        from kino.families.lora import save_lora
+
+        meta = {"base": str(self.model_dir.resolve()), "step": self.step_count, "rank": self.cfg.rank,
+                "condition": str(self.cfg.condition)}
+        paths = []
+        for e, state in self.lora_states().items():
+            name = LOW_NOISE_NAME if e == "low" else WEIGHT_NAME
+            paths.append(save_lora(folder / name, state, self.spec, self.den.family, Expert(e), meta))
+        return paths
+
+    def save(self, run_dir: Path) -> Path:
+        """RUN/checkpoints/step-XXXXXXXX/: the LoRA file(s), optimizer, RNG states, step (atomically)."""
+        import shutil
+
+        from kino.io import atomic_dir
+        from kino.train.checkpoint import STATE_FILE, list_checkpoints, rng_state
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        final = run_dir / f"step-{self.step_count:08d}"
+        with atomic_dir(final) as tmp:
+            self.write_loras(tmp)
+            (tmp / "config.json").write_text(json.dumps(_plain(asdict(self.cfg)), indent=2, sort_keys=True))
+            torch.save({"step": self.step_count, "data_position": self.step_count * self.cfg.batch_size,
+                        "optimizer": self.opt.state_dict(), "rng": rng_state(), "experts": self.experts,
+                        "extra": {"train": _plain(asdict(self.cfg))}}, tmp / STATE_FILE)
+        for old in list_checkpoints(run_dir)[:-self.cfg.keep] if self.cfg.keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def resume(self, run_dir: Path) -> bool:
+        """Continue from the latest checkpoint in run_dir (adapters, optimizer, RNG, step); False if none."""
+        from kino.families.lora import read_lora, set_lora_state
+        from kino.train.checkpoint import STATE_FILE, latest_checkpoint, set_rng_state
+
+        last = latest_checkpoint(run_dir)
+        if last is None:
+            return False
+        state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
+        if list(state.get("experts", ["high"])) != self.experts:
+            raise InputError(f"{last} trained the experts {state.get('experts')}; this run trains {self.experts} "
+                             f"(give the same --expert)")
+        for e in self.experts:
+            lora = read_lora(last / (LOW_NOISE_NAME if e == "low" else WEIGHT_NAME))
+            set_lora_state(self.den.by_expert[e], {k: v.float() for k, v in lora.state.items()})
+        self.opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        self.step_count = int(state["step"])
+        return True
+
+    def init_from(self, path: str | Path) -> None:
+        """Start from an existing LoRA (diffusers or ComfyUI format) of the same rank and targets."""
+        from kino.families.lora import read_lora, set_lora_state
+
+        lora = read_lora(path)
+        if lora.spec.rank != self.spec.rank or lora.spec.alpha != self.spec.alpha:
+            raise InputError(f"--init-lora {path} has rank {lora.spec.rank} and alpha {lora.spec.alpha:g}; give "
+                             f"--rank {lora.spec.rank} --alpha {lora.spec.alpha:g}")
+        expert = str(lora.expert) if str(lora.expert) in self.experts else self.experts[0]
+        set_lora_state(self.den.by_expert[expert], {k: v.float() for k, v in lora.state.items()})

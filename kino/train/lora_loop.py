@@ -1,0 +1,231 @@
+"""The LoRA training run: data, steps, checkpoints, logs, validation videos and a held-out eval loss.
+
+`run_lora_training` is what `kino train lora` runs (one process, or torchrun with --parallel ddp).
+Per step each rank takes its micro-batches from the family cache (kino.train.data's bucket sampler),
+LoRATrainer.train_step accumulates, syncs and steps; rank 0 logs the loss (kino.train.monitor:
+TensorBoard, metrics.jsonl, the console). Every `validate_every` steps rank 0 generates the validation
+prompts with the current adapter through the family's kino adapter (the same code `kino generate`
+runs) into RUN/samples/step-XXXXXXXX/NN.mp4, and logs their frames to TensorBoard (`samples/NN`);
+every `eval_every` steps the loss of the held-out clips at fixed noise (eval/loss). Validation runs
+under a forked RNG: a run with it follows the same losses as one without.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kino.errors import InputError
+from kino.train.distributed import Parallel
+
+
+@dataclass(frozen=True)
+class LoRARunOptions:
+    """How a LoRA run executes and reports (the recipe is LoRATrainConfig)."""
+
+    parallel: Parallel = Parallel.NONE
+    dtype: str | None = None  # the frozen base's dtype (None: bf16 on a GPU, fp32 on a CPU)
+    init_lora: str | None = None  # start from this LoRA file (diffusers or ComfyUI format)
+    cache_area: int = 64 * 64  # when --data is a manifest: the cache's bucket area and frame cap
+    cache_frames: int = 17
+    log_every: int = 10
+    tensorboard: bool = True
+    console: bool = False
+    validate_every: int = 0
+    validation_prompts: tuple[str, ...] = ()
+    validation_image: str | None = None  # a conditioned LoRA's validation: image-to-video from this image
+    validation_steps: int = 20
+    validation_size: tuple[int, int] | None = None  # (width, height); None: the training clips' size
+    validation_frames: int | None = None
+    eval_every: int = 0
+    eval_clips: int = 1  # clips held out of training for the eval loss (when eval_every > 0)
+    overwrite: bool = False
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parallel", Parallel(self.parallel))
+        object.__setattr__(self, "validation_prompts", tuple(self.validation_prompts))
+        if min(self.validate_every, self.eval_every, self.workers) < 0 or self.eval_clips < 1:
+            raise InputError("--validate-every, --eval-every and --workers must be >= 0, --eval-clips >= 1")
+        if self.validate_every and not self.validation_prompts:
+            raise InputError("--validate-every needs at least one --validation-prompt")
+        if self.parallel is Parallel.FSDP:
+            raise InputError("--parallel fsdp is not supported by kino train lora yet (the frozen base is "
+                             "replicated); use --parallel ddp, with --fp8 and --gradient-checkpointing to fit")
+
+
+def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | Path, resume: bool = False,
+                      device: str = "cpu", options: LoRARunOptions | None = None,
+                      on_step: Callable[[int, int, float], None] | None = None) -> Path:
+    """Train (or resume) a LoRA into `out`; returns RUN/pytorch_lora_weights.safetensors."""
+    from kino.data.family_cache import FamilyClips
+    from kino.train.distributed import barrier, init_distributed, shutdown, sum_over_ranks
+    from kino.train.loop import check_run_folder
+    from kino.train.lora import LoRATrainer
+    from kino.train.monitor import Monitor
+
+    options = options or LoRARunOptions()
+    info, dev = init_distributed(options.parallel, device)
+    run = Path(out)
+    monitor = None
+    try:
+        check_run_folder(run, resume, options.overwrite, info)
+        cache = cached_data(data, model_dir, run, options, device, info)
+        full = FamilyClips(cache, seed=cfg.seed)
+        ids = [c["id"] for c in full.clips]
+        held = ids[-options.eval_clips:] if options.eval_every else []
+        if held and len(ids) <= len(held):
+            raise InputError(f"--data holds {len(ids)} clips; --eval-clips {options.eval_clips} would leave none to train")
+        train = FamilyClips(cache, seed=cfg.seed, ids=[i for i in ids if i not in held])
+        if not len(train):
+            raise InputError(f"--data {data} holds no clips")
+        trainer = LoRATrainer(cfg, model_dir, dev, options.dtype, index=full.index)
+        distribute(trainer, info)
+        if options.init_lora and not resume:
+            trainer.init_from(options.init_lora)
+        if resume:
+            trainer.resume(run / "checkpoints")
+        null = trainer.null_text(train)
+        batches = micro_batches(train, cfg, info, trainer.step_count, options.workers)
+        monitor = Monitor(run, cfg.steps, trainer.step_count, enabled=info.is_main, tensorboard=options.tensorboard,
+                          console=options.console, log_every=options.log_every)
+        first = info.rank * cfg.grad_accum
+        held_items = [FamilyClips(cache, seed=cfg.seed, ids=held)[i] for i in range(len(held))] if held else []
+        while trainer.step_count < cfg.steps:
+            stats = trainer.train_step([next(batches) for _ in range(cfg.grad_accum)], first, null)
+            loss, samples, tokens = sum_over_ranks([stats.loss, stats.samples, stats.tokens], info)
+            loss /= info.world_size
+            step = trainer.step_count
+            monitor.step(step, loss, stats.lr, stats.grad_norm, int(samples), int(tokens))
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                if info.is_main:
+                    trainer.save(run / "checkpoints")
+                barrier(info)
+            if held_items and step % options.eval_every == 0:
+                value = trainer.eval_loss(held_items, null)
+                monitor.scalars(step, {"eval/loss": value})
+                monitor.message(f"step {step}: eval loss {value:.4f} on {len(held_items)} held-out clip(s)")
+            if options.validate_every and step % options.validate_every == 0 and info.is_main:
+                validate(trainer, options, run / "samples" / f"step-{step:08d}", monitor, train)
+            if options.validate_every:
+                barrier(info)
+            if on_step is not None and info.is_main:
+                on_step(step, cfg.steps, loss)
+        paths = trainer.write_loras(run) if info.is_main else [run / "pytorch_lora_weights.safetensors"]
+        barrier(info)
+        return paths[0]
+    finally:
+        if monitor is not None:
+            monitor.close()
+        shutdown()
+
+
+def cached_data(data: str | Path, model_dir, run: Path, options: LoRARunOptions, device: str, info) -> Path:
+    """The family cache to train on: `data` itself, or a manifest cached into RUN/cache (rank 0 encodes)."""
+    from kino.data.family_cache import FamilyCacheConfig, build_family_cache, read_family_index
+    from kino.train.distributed import barrier
+
+    p = Path(data)
+    if p.is_dir():
+        read_family_index(p)
+        return p
+    if not p.is_file():
+        raise InputError(f"--data {data}: neither a family cache folder (kino data cache --model) nor a manifest "
+                         f"(kino data prepare)")
+    if info.is_main:
+        build_family_cache(p, model_dir, run / "cache",
+                           FamilyCacheConfig(area=options.cache_area, max_frames=options.cache_frames), device=device)
+    barrier(info)
+    return run / "cache"
+
+
+def micro_batches(dataset, cfg, info, start_step: int, workers: int):
+    from kino.train.data import Layout, default_token_budget, sampler_micro_batches
+
+    layout = Layout(info.rank, info.world_size, cfg.grad_accum)
+    budget = default_token_budget(dataset.shapes, layout.micro_size(cfg.batch_size))
+    return sampler_micro_batches(dataset, dataset.shapes, cfg, layout, start_step, budget, workers)
+
+
+def distribute(trainer, info) -> None:
+    """DDP-wrap each trained transformer (every rank holds the frozen base; adapters' gradients averaged)."""
+    trainer.dist = info
+    if info.parallel is Parallel.NONE:
+        return
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [trainer.device.index] if trainer.device.type == "cuda" else None
+    for e in trainer.experts:
+        trainer.forward[e] = DistributedDataParallel(trainer.den.by_expert[e], device_ids=ids)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validation_model(trainer):
+    """The family's kino adapter over the folder's components and the trainer's (adapted) transformers."""
+    import diffusers
+
+    from kino.families.base import read_index
+    from kino.families.diffusers_common import RunOptions, quiet
+
+    folder = trainer.model_dir
+    cls = getattr(diffusers, str(read_index(folder)["_class_name"]))
+    given = {"transformer": trainer.den.by_expert["high"]}
+    if "low" in trainer.den.by_expert:
+        given["transformer_2"] = trainer.den.by_expert["low"]
+    with quiet():
+        pipe = cls.from_pretrained(folder, torch_dtype=trainer.dtype, local_files_only=True, **given)
+    pipe.set_progress_bar_config(disable=True)
+    if trainer.den.family == "ltx":
+        from kino.families.ltx import LTXModel as Model
+    else:
+        from kino.families.wan import WanModel as Model
+    return Model(pipe, folder, str(trainer.device), trainer.dtype, RunOptions())
+
+
+def validate(trainer, options: LoRARunOptions, folder: Path, monitor, dataset) -> list[Path]:
+    """Generate the validation prompts (and image-to-video from validation_image) with the current LoRA."""
+    from kino.generation import GenerationRequest, resolve
+    from kino.io import atomic_dir, write_video
+
+    if getattr(trainer, "_validation", None) is None:
+        trainer._validation = validation_model(trainer)
+    model = trainer._validation
+    shape = dataset.shapes[0]  # (t, h, w) latent of the first training clip
+    f = trainer.index.get("factors", {})
+    width = options.validation_size[0] if options.validation_size else shape[2] * int(f.get("spatial", 8))
+    height = options.validation_size[1] if options.validation_size else shape[1] * int(f.get("spatial", 8))
+    m = model.defaults.size_multiple  # the family's size rule (LTX-Video: 32)
+    width, height = (max(m, round(v / m) * m) for v in (width, height))
+    frames = options.validation_frames or 1 + (shape[0] - 1) * int(f.get("temporal", 4))
+    fps = float(dataset.clips[0]["fps"])
+    jobs = [("text", p, None) for p in options.validation_prompts]
+    if options.validation_image and "image-to-video" in model.modes:
+        jobs.append(("image-to-video", options.validation_prompts[0], options.validation_image))
+    written = []
+    was = {e: trainer.den.by_expert[e].training for e in trainer.experts}
+    for e in trainer.experts:
+        trainer.den.by_expert[e].eval()
+    try:
+        with torch.random.fork_rng(devices=[]), atomic_dir(folder) as tmp:
+            for i, (mode, prompt, image) in enumerate(jobs):
+                req = GenerationRequest(prompt=prompt, mode=mode, from_image=image, width=width, height=height,
+                                        fps=fps, seconds=frames / fps, steps=options.validation_steps, seed=i,
+                                        enhance=False)
+                req = resolve(req, model.defaults)
+                out = model.generate(req, prompt, i)
+                write_video(tmp / f"{i:02d}.mp4", out.frames, out.fps)
+                written.append(folder / f"{i:02d}.mp4")
+                if monitor.writer is not None:
+                    frames_t = torch.from_numpy(out.frames).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+                    monitor.writer.add_images(f"samples/{i:02d}", frames_t, trainer.step_count, dataformats="NCHW")
+            (tmp / "prompts.txt").write_text("\n".join(f"{m}: {p}" for m, p, _ in jobs) + "\n")
+    finally:
+        for e, t in was.items():
+            trainer.den.by_expert[e].train(t)
+    monitor.message(f"validation: {folder}")
+    return written
