@@ -144,7 +144,8 @@ def generation_request(svc, prompt: str | None, **fields) -> dict:
            "enhance": svc.config.enhance and bool(prompt), "steps": svc.config.steps, **fields}
     if fields.get("seed") is None:
         req["seed"] = secrets.randbits(31)
-    checked(lambda: GenerationRequest(**req))  # a request the worker could not build is a 400 now
+    built = checked(lambda: GenerationRequest(**req))  # a request the worker could not build is a 400 now
+    checked(lambda: svc.workers[0].model.check_mode(built.mode), "model")  # a mode this model cannot do, too
     return req
 
 
@@ -291,7 +292,6 @@ def _repath(req: dict, moved: dict[str, str]) -> dict:
 
 @router.post("/videos/extensions", response_model=S.Video, openapi_extra=S.body_schema(S.ExtendVideo))
 async def extend_video(request: Request, owner: str = Depends(owner_of)):
-    from kino.generation import kept_size
 
     svc = service(request)
     body = await parse_body(request, S.ExtendVideo)
@@ -299,9 +299,8 @@ async def extend_video(request: Request, owner: str = Depends(owner_of)):
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
-        path, frames, src = await inputs.video(body.video, "video", owner)
-        w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else
-                       kept_size(path, svc.defaults))  # an upload keeps its size too, as on the command line
+        path, frames, src, own = await inputs.video(body.video, "video", owner)
+        w, h = size_of(svc, body, own)  # the video's own size (an upload's: the nearest this server makes)
         total = frames / svc.fps + body.seconds
         _fits(svc, total, f"the video ({frames / svc.fps:g} s) with {body.seconds:g} s more")
         req = generation_request(svc, body.prompt, mode="extend", seconds=body.seconds, width=w, height=h,
@@ -312,17 +311,14 @@ async def extend_video(request: Request, owner: str = Depends(owner_of)):
 
 @router.post("/videos/edits", response_model=S.Video, openapi_extra=S.body_schema(S.EditVideo))
 async def edit_video(request: Request, owner: str = Depends(owner_of)):
-    from kino.generation import kept_size
-
     svc = service(request)
     body = await parse_body(request, S.EditVideo)
     model = model_name(svc, body)
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
-        path, frames, src = await inputs.video(body.video, "video", owner)
-        w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else
-                       kept_size(path, svc.defaults))  # an upload keeps its size too, as on the command line
+        path, frames, src, own = await inputs.video(body.video, "video", owner)
+        w, h = size_of(svc, body, own)  # the video's own size (an upload's: the nearest this server makes)
         if frames > svc.max_frames:
             raise bad(f"video has {frames} frames; edits work on videos of up to {svc.max_frames} frames "
                       f"({svc.max_frames / svc.fps:g} s at {svc.fps:g} fps)", "video")
@@ -377,8 +373,8 @@ async def create_loop(request: Request, owner: str = Depends(owner_of)):
         w, h = size_of(svc, body)
         total = seconds
         if body.video is not None:
-            path, frames, src = await inputs.video(body.video, "video", owner)
-            w, h = size_of(svc, body, tuple(map(int, src.size.split("x"))) if src is not None else None)
+            path, frames, src, own = await inputs.video(body.video, "video", owner)
+            w, h = size_of(svc, body, own)
             total = frames / svc.fps + seconds  # the video, then the transition back to its start
             _fits(svc, total, f"the video ({frames / svc.fps:g} s) with a {seconds:g} s transition")
             fields["video"] = path
@@ -412,16 +408,18 @@ async def create_interpolation(request: Request, owner: str = Depends(owner_of))
 async def create_connection(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
     body = await parse_body(request, S.ConnectVideos)
-    model, (w, h) = model_name(svc, body), size_of(svc, body)
+    model = model_name(svc, body)
     seconds = body.seconds if body.seconds is not None else 1.0
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
-        paths, total = [], seconds
+        paths, total, sizes = [], seconds, []
         for i, v in enumerate(body.videos):
-            path, frames, _ = await inputs.video(v, f"videos[{i}]", owner)
+            path, frames, _, own = await inputs.video(v, f"videos[{i}]", owner)
             paths.append(path)
+            sizes.append(own)
             total += frames / svc.fps
+        w, h = size_of(svc, body, sizes[0])  # by default the first video's size
         _fits(svc, total, f"the two videos with a {seconds:g} s transition")
         req = generation_request(svc, body.prompt, mode="connect", seconds=seconds, width=w, height=h,
                                  videos=paths, seed=body.seed)

@@ -155,6 +155,16 @@ class ServeConfig:
         raise InputError(f"size {text!r} is not supported; valid sizes are {', '.join(self.sizes)} "
                          f"(or OpenAI's {', '.join(SIZE_ALIASES)}, mapped to the nearest aspect)")
 
+    def nearest_size(self, width: int, height: int) -> tuple[int, int]:
+        """The offered size nearest to width x height: the same aspect (square, landscape, portrait) and the
+        closest area (an upload's own size when it is offered)."""
+        import math
+
+        aspect = Aspect.SQUARE if width == height else Aspect.LANDSCAPE if width > height else Aspect.PORTRAIT
+        options = self.by_aspect()[aspect] or [parse_size(s) for s in self.sizes]
+        return min(options, key=lambda wh: (abs(math.log(wh[0] * wh[1] / max(1, width * height))),
+                                            abs(math.log(wh[0] / wh[1] / (width / max(1, height))))))
+
     def resolve_seconds(self, value, what: str = "seconds") -> float:
         """'4', 4 or 2.5 -> float in [MIN_SECONDS, max_seconds], parsed strictly (kino.serve.schemas.Seconds:
         plain ASCII decimals, no "1_0", no other scripts' digits, no exponents); InputError saying the range."""

@@ -92,10 +92,10 @@ class Storage:
             tmp.unlink(missing_ok=True)
         return name
 
-    def save_video(self, data: bytes, what: str, max_pixels: int, max_frames: int) -> tuple[str, int]:
+    def save_video(self, data: bytes, what: str, max_pixels: int, max_frames: int) -> tuple[str, int, tuple[int, int]]:
         """Store an uploaded video after checking its header and packets (kino.io.scan_video: size, declared
-        duration and frame count, one frame decoded) against the limits; -> (name, frames). InputError when it
-        is too large or does not decode."""
+        duration and frame count, one frame decoded) against the limits; -> (name, frames, (width, height)).
+        InputError when it is too large or does not decode."""
         from kino.io import scan_video
 
         name = f"vid-{secrets.token_hex(12)}.mp4"
@@ -116,7 +116,7 @@ class Storage:
             tmp.rename(self.uploads / name)
         finally:
             tmp.unlink(missing_ok=True)
-        return name, info.num_frames
+        return name, info.num_frames, (info.width, info.height)
 
     def size_of(self, names) -> int:
         """Bytes the stored inputs `names` take."""

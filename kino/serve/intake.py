@@ -147,20 +147,31 @@ class Inputs:
         return self.path(name)
 
     async def video(self, value, param: str, owner: str):
-        """An uploaded video or {id} of this owner's completed video -> (stored path, frames, source job)."""
+        """An uploaded video or {id} of this owner's completed video -> (stored path, frames, source job, size):
+        the size is the server's size nearest to an upload's (kino serve generates only its own sizes), or the
+        source video's."""
         from kino.serve.api import completed
 
         if isinstance(value, UploadFile):
             data = await upload_bytes(self.svc, value, param)
-            name, frames = await run_in_threadpool(self._decoding, lambda: self.svc.storage.save_video(
+            name, frames, _ = await run_in_threadpool(self._decoding, lambda: self.svc.storage.save_video(
                 data, param, self.svc.config.max_video_pixels, self.svc.max_input_frames), param)
             self.names.append(name)
-            return self.path(name), frames, None
+            return self.path(name), frames, None, self._kept(self.path(name))
         assert isinstance(value, VideoRef)
         job = completed(self.svc, value.id, owner, param)
         name = self.svc.storage.keep_source(job.id)
         self.names.append(name)
-        return self.path(name), max(1, round(float(job.seconds) * self.svc.fps)), job
+        size = tuple(map(int, job.size.split("x")))
+        return self.path(name), max(1, round(float(job.seconds) * self.svc.fps)), job, size
+
+    def _kept(self, path: str) -> tuple[int, int]:
+        """An upload's size as the command line keeps it (kino.generation.kept_size), then the nearest size
+        this server offers (it generates only those)."""
+        from kino.generation import kept_size
+
+        kept = kept_size(path, self.svc.defaults)
+        return self.svc.config.nearest_size(*kept) if kept else self.svc.config.resolve_size(self.svc.default_size)
 
     def _decoding(self, fn, param: str):
         with self.svc.decoders:  # at most config.max_decoders inputs are checked at once
