@@ -62,8 +62,10 @@ class Service:
         self.default_size = config.default_size or (native if native in config.sizes else config.sizes[0])
         self.default_seconds = config.default_seconds or min(float(d.seconds), config.max_seconds)
         self.safety = SafetyConfig.load(config.safety_policy)
-        self.encoder = getattr(getattr(models[0], "pipe", None), "text_encoder", None)  # shared with the policy
-        self.enhancer = make_enhancer()
+        # kino's own text encoder is shared with the policy; another family's (T5, UMT5) is not the policy's
+        self.encoder = (getattr(getattr(models[0], "pipe", None), "text_encoder", None)
+                        if models[0].family == "kino" else None)
+        self.enhancer = make_enhancer(family=models[0].family)  # offline, a real-world model takes prompts as written
         self.wake = threading.Event()
         self.workers = [Worker(self.store, self.storage, config, m, model_name, self.safety, self.enhancer, self.wake,
                                name=f"kino-worker-{i}") for i, m in enumerate(models)]
@@ -136,14 +138,15 @@ class Service:
 def load_pipes(config: ServeConfig) -> tuple[list, str]:
     """One pipeline per device, loaded once; -> (pipes, model name)."""
     from kino.commands.generate import resolve_model_dir
-    from kino.pipeline import KinoPipeline
+    from kino.families import load_model
 
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
     model_dir = resolve_model_dir(config.model_dir)
-    return [KinoPipeline.from_pretrained(model_dir, device=d) for d in config.devices], Path(model_dir).name
+    # any family: a kino pipeline folder, or a diffusers LTX-Video / Wan folder (kino.families)
+    return [load_model(model_dir, device=d) for d in config.devices], Path(model_dir).name
 
 
 def create_app(config: ServeConfig, pipes: list | None = None, model_name: str | None = None,
