@@ -128,7 +128,6 @@ def test_fields_are_strict_and_checked_at_request_time(server):
     r = httpx.post(f"{url}/storyboards", headers=H, json={"shots": [{"prompt": "mickey", "seconds": 1},
                                                                      {"prompt": "mouse dancing", "seconds": 1}]})
     assert r.status_code == 400 and err(r)["code"] == "moderation_blocked", r.text
-    assert wait(server.url, httpx.get(url, headers=H).json()["data"][0]["id"])["status"] == "completed"
 
 
 def test_expired_video_is_not_downloadable_before_the_cleanup_and_its_prompt_is_purged(server):
