@@ -35,6 +35,7 @@ def evaluate_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kino.commands.generate import parse_size, resolve_model_dir
+    from kino.commands.output import console as make_console
     from kino.eval.runner import EvalConfig, evaluate, resolve_canvas
     from kino.eval.suites import load_prompts, suite_prompts
 
@@ -66,7 +67,7 @@ def evaluate_command(
         report = evaluate(items, config, pipe, progress=lambda done, total: bar.update(task, completed=done),
                           source=source, model=model_name)
     typer.echo(summary_title(report))  # one line, never wrapped mid-phrase by the table's width
-    Console().print(summary_table(report, title=False))
+    make_console().print(summary_table(report, title=False))
     if json_out is not None:
         path = report.write_json(json_out)
         typer.echo(f"wrote {path} ({len(report.results)} videos)")

@@ -23,14 +23,13 @@ def quickstart(
     seed: int = typer.Option(0, help="Seed of the noise (and of the sampled scene in the fallback)."),
 ) -> None:
     """Generate a video with the built-in model, write it, and print what the analyzer sees in it."""
-    from rich.console import Console
-
+    from kino.commands.output import console as make_console
     from kino.pipeline import builtin_model_dir
     from kino.world.analyze import analyze
     from kino.world.parse import parse_prompt
     from kino.world.score import score
 
-    console = Console()
+    console = make_console()  # whole lines in a log or a pipe, wrapped only on a terminal
     model = builtin_model_dir()
     if not (model / "model_index.json").is_file():
         console.print(f"[yellow]no built-in model at {model}; rendering a clip of the world instead[/yellow]")

@@ -110,10 +110,11 @@ def analyze_cmd(
 
 
 def _print_analysis(analysis, result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from kino.commands.output import console as make_console
+
+    console = make_console()  # whole lines in a log or a pipe, wrapped only on a terminal
     a = analysis
     console.print(
         f"{a.width}x{a.height}, {a.num_frames} frames at {a.fps:g} fps; background [bold]{a.background}[/bold], "
