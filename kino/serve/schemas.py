@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
@@ -34,9 +33,11 @@ MIN_SECONDS = 0.1  # a sane minimum: at least one frame at the model's rate (che
 
 
 def visible(text: str) -> str:
-    """The text without Unicode format characters (category Cf: soft hyphen, zero-width space, BOM, bidi
-    controls) and surrounding white space: what is left is what a prompt says."""
-    return "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
+    """What a prompt says once invisible characters are removed: kino.safety's normalization (Unicode format
+    characters dropped, NFKC), the same the policy and the text encoder apply, without white space around."""
+    from kino.safety.normalize import strip_invisible
+
+    return strip_invisible(text).strip()
 
 
 def _clean_text(value: str, info: ValidationInfo) -> str:
