@@ -184,3 +184,19 @@ def test_extend_keeps_the_input_size(pipe, tmp_path):
                             c2pa=False, seed=0)
     res = generate_file(pipe, req, tmp_path / "out.mp4")
     assert res.output.frames.shape[1:3] == (64, 112) and probe(res.path).width == 112
+
+
+def test_a_mode_the_model_cannot_do_is_refused_before_anything_runs(pipe, tmp_path):
+    from kino.families.kino import KinoModel
+
+    class TextOnly(KinoModel):
+        modes = frozenset({"text"})
+
+        def generate(self, request, prompt, seed, callback=None):
+            raise AssertionError("never reached")
+
+    write_video(tmp_path / "in.mp4", np.zeros((5, 64, 64, 3), np.uint8), fps=8)
+    req = GenerationRequest("a nude woman on a beach", mode="extend", video=str(tmp_path / "in.mp4"))
+    with pytest.raises(InputError, match="cannot do extend; it can do: text"):  # not the policy's refusal
+        generate_file(TextOnly(pipe), req, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
