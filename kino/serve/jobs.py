@@ -203,8 +203,8 @@ class JobStore:
 
     def fail(self, jid: str, code: str, message: str) -> bool:
         with self._tx() as db:
-            cur = db.execute("UPDATE jobs SET status = 'failed', completed_at = ?, error_code = ?, error_message = ?"
-                             " WHERE id = ? AND status IN ('queued', 'in_progress')",
+            cur = db.execute("UPDATE jobs SET status = 'failed', completed_at = ?, error_code = ?, error_message = ?,"
+                             " bytes = 0 WHERE id = ? AND status IN ('queued', 'in_progress')",  # its inputs go
                              (int(time.time()), code, message[:1000], jid))
         return cur.rowcount == 1
 
