@@ -135,6 +135,8 @@ def _build(data, name: str, line: Callable[..., int]) -> Storyboard:
         if not isinstance(prompt, str) or not prompt.strip():
             raise err(f"{where}: prompt must be non-empty text", "shots", i, "prompt")
         seconds = raw.get("seconds")
+        if seconds is None:
+            raise err(f"{where} needs seconds: how long it lasts, a number > 0 (e.g. `seconds: 2`)", "shots", i)
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise err(f"{where}: seconds must be a number > 0, got {seconds!r}", "shots", i, "seconds")
         tr = raw.get("transition", Transition.CONTINUOUS.value)

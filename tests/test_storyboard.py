@@ -65,6 +65,7 @@ def test_load_a_good_storyboard(tmp_path):
     ("", "the storyboard is empty"),
     ("seed: 1\n", "the storyboard has no shots"),
     ("shots:\n  - prompt: a\n    seconds: 0\n", "line 3: shot 1: seconds must be a number > 0, got 0"),
+    ("shots:\n  - prompt: a\n", "line 2: shot 1 needs seconds: how long it lasts"),  # not "got None" (16 #27)
     ("shots:\n  - prompt: a\n    seconds: 1\n  - prompt: b\n    seconds: 1\n    transition: fade\n",
      "line 6: shot 2: transition must be one of cut, continuous, got 'fade'"),
     ("shots:\n  - prompt: ''\n    seconds: 1\n", "line 2: shot 1: prompt must be non-empty text"),
