@@ -299,3 +299,9 @@ def test_conditioned_enhancement_keeps_what_the_inputs_show(seed):
     asked = parse_prompt(WorldExpander().enhance("a ball on grass moving up", seed=seed,
                                                  inputs=Inputs(frames, fps=8.0)).text)
     assert asked.background is Background.GRASS and asked.objects[0].motion is Motion.UP  # the prompt wins
+
+
+def test_enhance_command_prints_the_notice(run):
+    code, out, err = run(["enhance", "a cat playing piano in a jazz club"])
+    assert code == 0 and out.strip() == "a cat playing piano in a jazz club"
+    assert err.count("note: ") == 1 and "as written" in err

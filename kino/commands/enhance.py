@@ -27,6 +27,9 @@ def enhance_cmd(
         out = enhance(prompt, seed=seed, config=config)
     for w in caught:
         typer.echo(f"kino: warning: {w.message}", err=True)
+    for note in out.notes:
+        if not any(str(w.message) == note for w in caught):  # a fallback's note is its warning already
+            typer.echo(f"note: {note}", err=True)
     typer.echo(json.dumps(out.to_dict(), indent=2) if json_out else out.text)
 
 
