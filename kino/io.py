@@ -502,12 +502,13 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
 
 @contextmanager
 def atomic_write(target: str | os.PathLike, mode: str | None = "w", encoding: str | None = None,
-                 mkdir: bool = False) -> Iterator:
+                 mkdir: bool = False, private: bool = False) -> Iterator:
     """Write a file under a temporary name beside `target`; on success it is renamed into place.
 
     `mode` "w" (text, UTF-8 unless `encoding`) or "wb" yields the open file; `mode=None` yields the
     temporary path, for writers that take a file name (safetensors, PyAV). The finished file gets the
-    mode an ordinarily created one would have (0666 less the umask, not mkstemp's 0600). On an exception
+    mode an ordinarily created one would have (0666 less the umask, not mkstemp's 0600), or 0600 with
+    `private` (keys). On an exception
     the temporary file is removed and `target` is left as it was; a missing folder is an InputError
     unless `mkdir`.
 
@@ -532,7 +533,10 @@ def atomic_write(target: str | os.PathLike, mode: str | None = "w", encoding: st
             text = {"encoding": encoding or "utf-8"} if mode == "w" else {}
             with os.fdopen(fd, mode, **text) as f:
                 yield f
-        publish_mode(tmp)
+        if private:
+            os.chmod(tmp, 0o600)
+        else:
+            publish_mode(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

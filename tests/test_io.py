@@ -261,10 +261,14 @@ def test_atomic_write_follows_the_umask_and_leaves_nothing_on_failure(tmp_path):
             f.write(b"\x00")
         with atomic_write(tmp_path / "c.txt", mode=None) as tmp:
             tmp.write_text("by name")
+        with atomic_write(tmp_path / "key.pem", mode="wb", private=True) as f:
+            f.write(b"secret")
     finally:
         os.umask(umask)
     for name in ("a.json", "b.bin", "c.txt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name  # not mkstemp's 0600
+    assert (tmp_path / "key.pem").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "key.pem").unlink()
     with pytest.raises(RuntimeError):
         with atomic_write(tmp_path / "a.json") as f:
             f.write("half")
