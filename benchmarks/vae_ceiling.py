@@ -6,7 +6,8 @@
 Each prompt's ground-truth scene (kino.eval.suites) is rendered, encoded and decoded by the VAE, and
 the analyzer scores the round trip against what the prompt asks, as `kino eval` scores a generated
 video (kino.train.vae_eval.ceiling). No DiT trained on this latent can do better on average. This is
-the VAE's main figure (issue 18); PSNR/SSIM of the same round trips stand beside it. Prints one
+the VAE's main figure (issue 18); PSNR/SSIM of the same round trips, of frame 0 coded alone (an image)
+and of held-out world clips stand beside it. Prints one
 markdown table: per attribute, per asked size class for the object attributes, then PSNR and SSIM.
 `--vae` takes model folders, checkpoint folders or run folders (their latest checkpoint), several
 at once for a side-by-side table.
@@ -25,12 +26,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=24, help="prompts of the suite")
     ap.add_argument("--suite", default="world-train")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--heldout", type=int, default=16, help="held-out world clips for PSNR/SSIM (0: skip)")
     a = ap.parse_args()
     import torch
 
     from kino.models.vae import CausalVAE, VAEConfig
     from kino.pipeline import builtin_model_dir
-    from kino.train.vae_eval import ceiling, load_vae
+    from kino.train.vae_eval import ceiling, evaluate, heldout_clips, load_vae
 
     torch.set_num_threads(a.threads)
     models = {}
@@ -41,18 +43,23 @@ def main() -> None:
         models[f"block means {f}x{f}x4"] = CausalVAE(VAEConfig(spatial_factor=f, patch_size=min(4, f), shortcut=True,
                                                                widths=(8,) * (levels + 1)))
     results = {name: ceiling(m, a.suite, a.n) for name, m in models.items()}
+    held = {name: evaluate(m, heldout_clips(a.heldout)) if a.heldout else None for name, m in models.items()}
     first = next(iter(results.values()))
-    rows = ([(k, lambda r, k=k: r.attributes.get(k)) for k in first.attributes]
-            + [(k, lambda r, k=k: r.by_size.get(k)) for k in first.by_size]
-            + [("total", lambda r: r.total), ("render (analyzer on the ground truth)", lambda r: r.render),
-               ("PSNR dB", lambda r: r.psnr), ("SSIM", lambda r: r.ssim)])
+    rows = ([(k, lambda n, k=k: results[n].attributes.get(k)) for k in first.attributes]
+            + [(k, lambda n, k=k: results[n].by_size.get(k)) for k in first.by_size]
+            + [("total", lambda n: results[n].total),
+               ("render (analyzer on the ground truth)", lambda n: results[n].render),
+               ("round-trip PSNR dB (these renders)", lambda n: results[n].psnr),
+               ("round-trip SSIM", lambda n: results[n].ssim),
+               ("image round-trip PSNR dB (frame 0 alone)", lambda n: results[n].image_psnr),
+               (f"held-out PSNR dB ({a.heldout} clips, 64x64x17)", lambda n: held[n] and held[n].psnr),
+               ("held-out SSIM", lambda n: held[n] and held[n].ssim)])
     print(f"{a.suite}, {a.n} prompts, 64x64, 17 frames, VAE round trips of the ground truth\n")
     print("| attribute | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))
     for label, get in rows:
-        cells = [get(r) for r in results.values()]
+        cells = [get(n) for n in results]
         print(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3f}" if v < 2 else f"{v:.2f}"
                                             for v in cells) + " |")
-
 
 if __name__ == "__main__":
     main()

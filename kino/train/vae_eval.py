@@ -124,6 +124,7 @@ class Ceiling:
     render: float
     psnr: float  # dB, the round trips against their renders (uint8 pixels)
     ssim: float
+    image_psnr: float  # dB, frame 0 of each render encoded and decoded alone (an image round trip)
     prompts: int
 
 
@@ -145,7 +146,7 @@ def ceiling(model: CausalVAE, suite: str = "world-train", count: int = 24, size:
     model.eval()
     w, h = size
     met: dict[str, list[float]] = defaultdict(list)
-    totals, renders, ps, ss = [], [], [], []
+    totals, renders, ps, ss, im = [], [], [], [], []
     for item in suite_prompts(suite, w, h, fps, num_frames)[:count]:
         truth = render(reference_scene(item, w, h, fps, num_frames), 0)  # (T, H, W, 3) uint8
         x = frames_to_tensor(truth)[None]  # (1, C, T, H, W)
@@ -153,6 +154,8 @@ def ceiling(model: CausalVAE, suite: str = "world-train", count: int = 24, size:
         y = frames_to_tensor(rec)[None]
         ps.append(psnr(y, x).item())
         ss.append(ssim(y, x).item())
+        y0 = frames_to_tensor(tensor_to_frames(model.decode(model.encode(x[:, :, :1])).clamp(-1, 1)[0]))[None]
+        im.append(psnr(y0, x[:, :, :1]).item())
         renders.append(score(analyze(truth, fps), item.expect).fraction)
         result = score(analyze(rec, fps), item.expect)
         totals.append(result.fraction)
@@ -165,4 +168,4 @@ def ceiling(model: CausalVAE, suite: str = "world-train", count: int = 24, size:
     mean = {k: float(np.mean(v)) for k, v in sorted(met.items())}
     return Ceiling({k: v for k, v in mean.items() if "/" not in k}, {k: v for k, v in mean.items() if "/" in k},
                    float(np.mean(totals)), float(np.mean(renders)), float(np.mean(ps)), float(np.mean(ss)),
-                   len(totals))
+                   float(np.mean(im)), len(totals))
