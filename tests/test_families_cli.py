@@ -51,7 +51,7 @@ def test_model_info(run, tiny_models):  # noqa: F811
     code, stdout, err = run(["model", "info", tiny_models["wan-vace"]])
     assert code == 0, err
     assert "family      wan" in stdout and "Wan 2.1 VACE" in stdout
-    assert "modes       connect, extend, image-to-video, interpolate, loop, text" in stdout
+    assert "modes       connect, extend, image-to-video, interpolate, loop, storyboard, text" in stdout
     assert "defaults    832x480, 81 frames" in stdout and "memory      about" in stdout
     code, stdout, _ = run(["model", "info", tiny_models["wan-a14b"], "--json"])
     got = json.loads(stdout)

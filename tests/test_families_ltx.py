@@ -56,7 +56,8 @@ def test_detect_and_info(ltx, tiny_models):  # noqa: F811
     info = ltx.info()
     assert info.family is Family.LTX and info.dtype == "float32"
     assert info.components["transformer"] == sum(p.numel() for p in ltx.pipe.transformer.parameters()) > 0
-    assert set(info.modes) == {"text", "image-to-video", "interpolate", "extend", "connect", "loop", "edit"}
+    assert set(info.modes) == {"text", "image-to-video", "interpolate", "extend", "connect", "loop", "edit",
+                               "storyboard"}
     assert (info.defaults.width, info.defaults.height, info.defaults.frame_multiple) == (704, 512, 8)
     assert info.memory_gb > 0
 
@@ -143,3 +144,22 @@ def test_options_and_dtype_errors(tiny_models):  # noqa: F811
 def test_size_not_a_multiple_of_32(ltx):
     with pytest.raises(InputError, match="not a multiple of 32"):
         ltx.generate(GenerationRequest(prompt=PROMPT, seconds=1.0, width=48, height=32, steps=2), PROMPT, 0)
+
+
+def test_long_text_and_storyboard_run_in_windows(ltx):
+    from dataclasses import replace
+
+    from kino.generation import Shot
+
+    full = ltx.defaults
+    try:
+        ltx.defaults = replace(full, max_frames=25)  # one pass holds 25 frames: 32 need a second window
+        long, _ = ltx.run(GenerationRequest(prompt=PROMPT, seconds=4.0, prompts=("a blue square",), **SIZE), PROMPT, 3)
+        assert long.frames.shape[0] == 32 and long.seams == (25,) and long.calls == 2
+        one, _ = ltx.run(GenerationRequest(prompt=PROMPT, seconds=25 / 8, **SIZE), PROMPT, 3)
+        assert np.abs(long.frames[:25] - one.frames).max() <= 1e-6  # the first window is the plain pass
+        shots = (Shot("a red circle", 1.0), Shot("it moves left", 1.0), Shot("a blue square", 1.0, "cut"))
+        board = ltx.generate(GenerationRequest(mode="storyboard", shots=shots, **SIZE), "", 3)
+        assert len(board.frames) == 24 and board.seams == (8, 16)
+    finally:
+        ltx.defaults = full

@@ -79,7 +79,7 @@ def test_vace_keyframes_and_i2v_equal_diffusers(tiny_models, vace, media):  # no
     from PIL import Image
 
     i, j = media / "i.png", media / "j.png"
-    assert vace.modes == {"text", "image-to-video", "interpolate", "extend", "connect", "loop"}
+    assert vace.modes == {"text", "image-to-video", "interpolate", "extend", "connect", "loop", "storyboard"}
     req = GenerationRequest(prompt=PROMPT, mode="interpolate", keyframes=(str(i), str(j)), key_times=(0.0, 1.0),
                             **SIZE)
     out, _ = vace.run(req, PROMPT, 5)
@@ -152,3 +152,11 @@ def test_unsupported_mode_names_what_can(tiny_models, media):  # noqa: F811
     msg = str(e.value)
     assert "cannot do extend" in msg and "it can do: edit, text" in msg and "LTX-Video" in msg and "VACE" in msg
     assert "\n" not in msg
+
+
+def test_vace_storyboard(vace):
+    from kino.generation import Shot
+
+    shots = (Shot("a red circle", 0.5), Shot("it moves left", 0.5), Shot("a blue square", 0.5, "cut"))
+    board = vace.generate(GenerationRequest(mode="storyboard", shots=shots, **SIZE), "", 5)
+    assert len(board.frames) == 12 and board.seams == (4, 8)

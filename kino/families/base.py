@@ -119,6 +119,7 @@ WHO_CAN: dict[str, tuple[str, ...]] = {
     "loop": ("kino", "LTX-Video", "Wan FLF2V / VACE"),
     "connect": ("kino", "LTX-Video", "Wan FLF2V / VACE"),
     "edit": ("kino", "LTX-Video", "Wan 2.1 T2V"),
+    "storyboard": ("kino", "LTX-Video", "Wan VACE"),
 }
 
 

@@ -5,10 +5,14 @@
 uint8 frames with the settings the manifest records. A family (kino.families.ltx, kino.families.wan)
 implements one method per mode it has a mechanism for, each a diffusers pipeline call:
 
-    def text(self, job) -> Pass                  def image_to_video(self, job) -> Pass
+    def text_once(self, job, frames) -> frames   def image_to_video(self, job) -> Pass
     def extend(self, job) -> Pass                def loop(self, job) -> Pass
     def interpolate(self, job) -> Pass           def connect(self, job) -> Pass
-    def edit(self, job) -> Pass
+    def edit(self, job) -> Pass                  def extend_once(self, job, video, frames) -> frames
+
+`text`, `extend_forward` and `storyboard` are built here from `text_once` and `extend_once`: a video longer
+than one pass is made in windows, each an extension of the frames so far (kino's windows over the
+family's extension mechanism).
 
 Letters: T frames, H height, W width.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +158,7 @@ class DiffusersModel(VideoModel):
         job = self.job(request, prompt, seed, callback)
         method = {"text": self.text, "image-to-video": self.image_to_video, "extend": self.extend,
                   "loop": self.loop, "interpolate": self.interpolate, "connect": self.connect,
-                  "edit": self.edit}[str(request.mode)]
+                  "edit": self.edit, "storyboard": self.storyboard}[str(request.mode)]
         return method(job), job
 
     def generate(self, request, prompt: str, seed: int, callback=None) -> Generated:
@@ -193,10 +197,69 @@ class DiffusersModel(VideoModel):
 
     # -- the modes (a family overrides the ones it can do; check_mode refuses the rest first) ---------
 
-    def text(self, job: Job) -> Pass:
+    def text_once(self, job: Job, frames: int) -> np.ndarray:
+        """One text-to-video pass of `frames` (rounded up to what the VAE encodes)."""
         raise NotImplementedError
 
-    image_to_video = extend = loop = interpolate = connect = edit = text
+    def extend_once(self, job: Job, video: np.ndarray, frames: int) -> np.ndarray:
+        """`frames` new frames (float) continuing `video` (uint8 (T, H, W, 3)) in one pass."""
+        raise NotImplementedError
+
+    def not_here(self, job: Job) -> Pass:
+        raise NotImplementedError
+
+    image_to_video = extend = loop = interpolate = connect = edit = not_here
+    context_frames = 0  # frames of the video so far that an extension window sees
+
+    def text(self, job: Job) -> Pass:
+        """Text to video; longer than one pass (with an extension mechanism): windows, each continuing the
+        last under the next of the request's prompts (cycled)."""
+        limit = self.defaults.max_frames
+        if limit is None or job.frames <= limit or "extend" not in self.modes:
+            return Pass(self.text_once(job, job.frames))
+        first = self.text_once(job, limit)
+        rest, seams = self.windows(job, to_uint8(first), job.frames - len(first), start=1)
+        return Pass(np.concatenate([first, rest]), tuple(len(first) + s for s in seams), calls=1 + len(seams))
+
+    def extend_forward(self, job: Job, video: np.ndarray) -> Pass:
+        """The video, then job.frames more in windows (kino's windows over the family's extension)."""
+        new, seams = self.windows(job, video, job.frames)
+        return Pass(np.concatenate([self.given(video), new]), tuple(len(video) + s for s in seams), calls=len(seams))
+
+    def windows(self, job: Job, video: np.ndarray, frames: int, start: int = 0) -> tuple[np.ndarray, list[int]]:
+        """`frames` new frames after `video`, one extension pass per window of at most what a pass holds
+        beside its context; window i uses prompt i of (prompt, *request.prompts), cycled, and seed + i."""
+        limit = max((self.defaults.max_frames or frames + self.context_frames) - self.context_frames,
+                    self.defaults.frame_multiple)
+        prompts = [job.prompt, *[p for p in getattr(job.request, "prompts", ()) if p.strip()]]
+        parts, seams, done, i = [], [], 0, start
+        while done < frames:
+            n = min(frames - done, limit)
+            win = replace(job, prompt=prompts[i % len(prompts)], seed=job.seed + i)
+            new = self.extend_once(win, video[-max(self.context_frames, 1):], n)
+            seams.append(done)
+            parts.append(new)
+            video = np.concatenate([video, to_uint8(new)])[-max(self.context_frames, 1):]
+            done, i = done + len(new), i + 1
+        return np.concatenate(parts), seams
+
+    def storyboard(self, job: Job) -> Pass:
+        """Shots in order: the first (and each after a cut) from its prompt, each continuous one extending
+        the video so far; every shot exactly its seconds long."""
+        parts, seams, total = [], [], 0
+        for k, shot in enumerate(job.request.shots):
+            n = max(1, round(float(shot.seconds) * job.fps))
+            prompt = job.request.shot_prompt(shot) if hasattr(job.request, "shot_prompt") else shot.prompt
+            sj = replace(job, prompt=prompt, frames=n, seed=job.seed + 1000 * k)
+            if k == 0 or str(shot.transition) == "cut":
+                frames = self.text(sj).frames[:n]
+            else:
+                frames, _ = self.windows(sj, to_uint8(np.concatenate(parts)), n)
+            if k:
+                seams.append(total)
+            parts.append(frames)
+            total += len(frames)
+        return Pass(np.concatenate(parts), tuple(seams), calls=len(parts))
 
     # -- helpers for the modes -----------------------------------------------------------------------
 

@@ -351,3 +351,15 @@ def set_scales(transformer, names: list[str], scales: list[float]) -> None:
             module.set_adapter(names)
             for n, s in zip(names, scales, strict=True):
                 module.set_scale(n, s)
+
+
+def apply_model_loras(model, uses: list[LoRAUse]) -> list[dict]:
+    """Apply `--lora FILE[:SCALE]`s to a loaded kino.families VideoModel; sets `model.loras` (what the
+    C2PA manifest records) and returns it."""
+    pipe = model.pipe
+    transformers = {"high": pipe.transformer}
+    if getattr(pipe, "transformer_2", None) is not None:
+        transformers["low"] = pipe.transformer_2
+    records = apply_loras(transformers, list(uses), str(model.family))
+    model.loras = records
+    return records

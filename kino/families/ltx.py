@@ -7,7 +7,8 @@ pipelines/ltx/pipeline_ltx_condition.py):
     text / image     no conditions (num_frames=1 for an image)
     image-to-video   an image condition at frame 0 (or, --to-image, at the last frame)
     interpolate      an image condition at each keyframe's frame (strength 1)
-    extend           the video's tail (1 + 8k frames) at frame 0, or backward its head at the end
+    extend           the video's tail (1 + 8k frames) at frame 0, or backward its head at the end;
+                     longer than one pass: windows, each continuing the last (also long text, storyboards)
     connect, loop    A's tail at frame 0 and B's head at the end (a loop: the video's own head)
     edit (SDEdit)    the video's latents as `latents`, `denoise_strength` = strength
 
@@ -19,6 +20,8 @@ components: the condition tokens at arbitrary frames were trained from 0.9.5 on.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from kino.errors import InputError
@@ -26,7 +29,7 @@ from kino.families.base import Family
 from kino.families.diffusers_common import short_count
 from kino.families.diffusers_model import DiffusersModel, Job, Pass, defaults
 
-LTX_MODES = frozenset({"text", "image-to-video", "interpolate", "extend", "connect", "loop", "edit"})
+LTX_MODES = frozenset({"text", "image-to-video", "interpolate", "extend", "connect", "loop", "edit", "storyboard"})
 MAX_CONDITION_FRAMES = 17  # frames of a video condition (1 + 8k): 3 latent frames of motion to continue
 
 
@@ -81,8 +84,8 @@ class LTXModel(DiffusersModel):
 
     # -- modes ---------------------------------------------------------------------------------------
 
-    def text(self, job: Job) -> Pass:
-        return Pass(self.conditioned(job, self.total_frames(job, job.frames), []))
+    def text_once(self, job: Job, frames: int) -> np.ndarray:
+        return self.conditioned(job, self.total_frames(job, frames), [])
 
     def image_to_video(self, job: Job) -> Pass:
         image = job.image(job.request.from_image)
@@ -99,17 +102,23 @@ class LTXModel(DiffusersModel):
         total = self.total_frames(job, max(asked or 0, idx[-1] + 1))
         return Pass(self.conditioned(job, total, list(zip(keys, idx, strict=True))))
 
+    context_frames = MAX_CONDITION_FRAMES
+
     def extend(self, job: Job) -> Pass:
         video = job.video(job.request.video)
-        c = self.condition_length(video)
-        total = self.total_frames(job, c + job.frames)
-        given = self.given(video)
         if job.request.backward:  # the video's head at the end; the new frames just before it
+            c = self.condition_length(video)
+            total = self.total_frames(job, c + job.frames)
             out = self.conditioned(job, total, [(video[:c], total - c)])
             new = out[:total - c][-job.frames:]
-            return Pass(np.concatenate([new, given]), (len(new),))
-        out = self.conditioned(job, total, [(video[-c:], 0)])
-        return Pass(np.concatenate([given, out[c:c + job.frames]]), (len(video),))
+            return Pass(np.concatenate([new, self.given(video)]), (len(new),))
+        return self.extend_forward(job, video)
+
+    def extend_once(self, job: Job, video: np.ndarray, frames: int) -> np.ndarray:
+        """`frames` new frames after `video` (uint8), its tail (1 + 8k frames) the condition at frame 0."""
+        c = self.condition_length(video)
+        total = self.total_frames(job, c + frames)
+        return self.conditioned(job, total, [(video[-c:], 0)])[c:c + frames]
 
     def connect(self, job: Job) -> Pass:
         a, b = (job.video(v) for v in job.request.videos)
@@ -119,7 +128,7 @@ class LTXModel(DiffusersModel):
         if job.request.video:
             return self._bridge(job, video := job.video(job.request.video), video, include_b=False)
         trans = max(8, job.frames // 4)  # a body by text, then a transition from its end to its start
-        body = self.conditioned(job, self.total_frames(job, max(1, job.frames - trans)), [])
+        body = self.text(replace(job, frames=max(1, job.frames - trans))).frames
         out = self._bridge(job, (body * 255).round().astype(np.uint8), None, include_b=False, frames=trans)
         return Pass(out.frames, out.seams, calls=2)
 

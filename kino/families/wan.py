@@ -18,13 +18,16 @@ A Wan folder holds one pipeline; what it can do follows from it (diffusers 0.42.
                                                                  loop (the video's last frame to its first)
     WanVACEPipeline                   2.1 VACE 1.3B / 14B        text, image-to-video (either end),
                                                                  interpolate (any frames), extend (either way),
-                                                                 connect, loop: known frames in `video` with a
-                                                                 black `mask`, the rest gray under white
+                                                                 connect, loop, storyboard: known frames in
+                                                                 `video` with a black `mask`, the rest gray
+                                                                 under white; longer than a pass: windows
 
 Frames: 1 + 4k (the VAE's 4x temporal factor); sizes: multiples of 16 (32 for TI2V-5B's 16x VAE).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -53,7 +56,7 @@ class WanModel(DiffusersModel):
         big = (1280, 720, 16.0, 81, 40, 4.0, 16)
         if isinstance(pipe, WanVACEPipeline):
             self.kind, modes, self.variant = "vace", {"text", "image-to-video", "interpolate", "extend", "connect",
-                                                      "loop"}, f"Wan 2.1 VACE {size}"
+                                                      "loop", "storyboard"}, f"Wan 2.1 VACE {size}"
         elif isinstance(pipe, WanImageToVideoPipeline):
             flf = cfg.get("pos_embed_seq_len") is not None
             self.kind = "flf2v" if flf else "i2v"
@@ -94,8 +97,8 @@ class WanModel(DiffusersModel):
 
     # -- modes ---------------------------------------------------------------------------------------
 
-    def text(self, job: Job) -> Pass:
-        return Pass(self.call(self.pipe, job, num_frames=self.total_frames(job, job.frames)))
+    def text_once(self, job: Job, frames: int) -> np.ndarray:
+        return self.call(self.pipe, job, num_frames=self.total_frames(job, frames))
 
     def image_to_video(self, job: Job) -> Pass:
         image = job.image(job.request.from_image)
@@ -122,17 +125,23 @@ class WanModel(DiffusersModel):
                              f"start and the end); more keyframes or other times need LTX-Video or Wan VACE")
         return Pass(self.flf(job, total, keys[0], keys[1]))
 
+    context_frames = VACE_CONTEXT_FRAMES
+
     def extend(self, job: Job) -> Pass:  # VACE only
         video = job.video(job.request.video)
-        c = min(len(video), VACE_CONTEXT_FRAMES)
-        total = self.total_frames(job, c + job.frames)
-        given = self.given(video)
         if job.request.backward:
+            c = min(len(video), VACE_CONTEXT_FRAMES)
+            total = self.total_frames(job, c + job.frames)
             out = self.vace(job, total, {total - c + i: f for i, f in enumerate(video[:c])})
             new = out[:total - c][-job.frames:]
-            return Pass(np.concatenate([new, given]), (len(new),))
-        out = self.vace(job, total, dict(enumerate(video[-c:])))
-        return Pass(np.concatenate([given, out[c:c + job.frames]]), (len(video),))
+            return Pass(np.concatenate([new, self.given(video)]), (len(new),))
+        return self.extend_forward(job, video)
+
+    def extend_once(self, job: Job, video: np.ndarray, frames: int) -> np.ndarray:
+        """VACE: `frames` new frames after `video` (uint8), its last 9 frames kept at the start."""
+        c = min(len(video), VACE_CONTEXT_FRAMES)
+        total = self.total_frames(job, c + frames)
+        return self.vace(job, total, dict(enumerate(video[-c:])))[c:c + frames]
 
     def connect(self, job: Job) -> Pass:
         a, b = (job.video(v) for v in job.request.videos)
@@ -144,7 +153,7 @@ class WanModel(DiffusersModel):
                 raise InputError(f"{self.variant} loops a given video (--video); a loop from text needs a model that "
                                  f"makes video from text (LTX-Video, Wan VACE)")
             trans = max(4, job.frames // 4)
-            body = self.text(Job(**{**job.__dict__, "frames": max(1, job.frames - trans)}))
+            body = self.text(replace(job, frames=max(1, job.frames - trans)))
             video = (body.frames * 255).round().astype(np.uint8)
             out = self._bridge(job, video, video, include_b=False, frames=trans)
             return Pass(out.frames, out.seams, calls=2)
