@@ -160,3 +160,11 @@ def test_bad_inputs_are_one_line_and_write_nothing(run, model_dir, tmp_path):
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "cfg", "empty.mp4", "none.yaml"] or \
         not any(p.name.startswith("bad") or p.name.startswith(".bad") for p in tmp_path.iterdir())
+
+
+def test_a_bad_size_says_file_and_line(run, model_dir, tmp_path):
+    """Issue 16 #27: the model's size rule, reported where the storyboard set it."""
+    story = tmp_path / "s.yaml"
+    story.write_text("# a storyboard\nsize: 70x64\nshots:\n  - {prompt: a red ball, seconds: 1}\n")
+    code, _, err = run(["storyboard", str(story), "--model", str(model_dir), "-o", str(tmp_path / "o.mp4")])
+    assert code == 2 and f"{story} line 2: size 70x64 is not a multiple of" in err, err

@@ -9,6 +9,7 @@ import typer
 
 from kino.commands.generate import Overwrite
 from kino.commands.modes import C2pa, Device, Guidance, IncludePrompt, Model, Seed, Steps, Threads
+from kino.errors import InputError
 
 
 def storyboard(
@@ -27,7 +28,14 @@ def storyboard(
     board = load_storyboard(story)  # a bad file fails before the model loads
     request = storyboard_request(board, steps=steps, guidance=guidance, seed=seed, enhance=enhance, c2pa=c2pa,
                                  include_prompt=include_prompt)
-    run_request(request, output, model, device, threads, overwrite)
+    try:
+        run_request(request, output, model, device, threads, overwrite)
+    except InputError as e:  # a size the model cannot make: say where in the file it was set
+        line = next((n for n, text in enumerate(story.read_text(encoding="utf-8").splitlines(), 1)
+                     if text.startswith("size:")), None)
+        if board.width is None or line is None or not str(e).startswith("size "):
+            raise
+        raise InputError(f"{story} line {line}: {e}") from None
 
 
 def register(app: typer.Typer) -> None:
