@@ -107,6 +107,10 @@ def fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `kino` script."""
+    # CPU threads sleep between parallel regions instead of spinning (set before torch loads its OpenMP
+    # runtime; a value the user set wins). On a busy 2-core machine spinning threads doubled the CPU
+    # of a cold `kino generate` (8.7-10.1 s user against 5.8-6.2 s, BENCHMARKS.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:  # recent typer vendors click; older releases use click itself
         from typer._click import exceptions as click_exc
     except ImportError:  # pragma: no cover
