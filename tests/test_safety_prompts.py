@@ -123,7 +123,6 @@ def test_normalize_and_spaced_runs():
 
 
 def test_profanity_model_is_a_signal():
-    pytest.importorskip("profanity_check")
     # in no term list: only the model can reject it
     d = check_prompt("you stupid dumbass moron", cfg(categories=frozenset({Category.ABUSE})))
     assert not d.allowed and d.category is Category.ABUSE and "profanity model" in d.reason
