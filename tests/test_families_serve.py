@@ -66,3 +66,7 @@ def test_openai_client_with_a_wan_model(server, tmp_path):
     assert e["param"] == "model" and "cannot do extend" in e["message"] and "it can do: edit, text" in e["message"]
     with pytest.raises(BadRequestError):
         c.videos.create(prompt="a red circle", model="not-served")
+
+    listed = {m.id: m for m in c.models.list()}
+    assert "wan" in listed and "sora-2" in listed
+    assert listed["wan"].model_extra["family"] == "wan" and listed["wan"].model_extra["modes"] == ["edit", "text"]

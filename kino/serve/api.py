@@ -440,6 +440,17 @@ def provenance(video_id: str, request: Request, owner: str = Depends(owner_of)):
     return {"id": job.id, **{k: s.get(k) for k in S.Provenance.model_fields if k != "id"}}
 
 
+@router.get("/models")
+def list_models(request: Request, owner: str = Depends(owner_of)):
+    """OpenAI's model list: the served model under each name it answers to, with kino's family, variant
+    and the modes it can do (a mode it cannot is a 400 on submission)."""
+    svc = service(request)
+    m = svc.workers[0].model
+    info = {"family": str(m.family), "variant": getattr(m, "variant", ""), "modes": sorted(m.modes)}
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "kino", **info}
+                                       for name in svc.models]}
+
+
 @router.get("/kino/options", response_model=S.Options)
 def options(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
