@@ -168,7 +168,8 @@ def generate_file(
     info = GenerationInfo(
         model=model_name or model.name,
         mode=mode,
-        settings={**out.settings, "enhanced": request.enhance, "frames": int(len(out.frames))},
+        settings={**out.settings, "enhanced": request.enhance, "frames": int(len(out.frames)),
+                  **({"loras": list(model.loras)} if getattr(model, "loras", None) else {})},
         prompt=user_prompt,
         enhanced_prompt=model_prompt if request.enhance else None,
     )

@@ -5,6 +5,7 @@ from kino.commands import (
     enhance,
     eval,
     generate,
+    lora,
     model_export,
     models,
     modes,
@@ -17,4 +18,4 @@ from kino.commands import (
     world,
 )
 
-COMMAND_MODULES = [data, enhance, eval, generate, model_export, models, modes, quickstart, serve, storyboard, train, vae, verify, world]
+COMMAND_MODULES = [data, enhance, eval, generate, model_export, models, modes, quickstart, serve, storyboard, train, lora, vae, verify, world]

@@ -129,8 +129,21 @@ def cache(
     shard_size: Annotated[int, typer.Option(help="Clips per shard file.")] = 256,
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+    model: Annotated[Path | None, typer.Option(help="An LTX-Video or Wan folder: cache with its own VAE and text "
+                                                    "encoder, for `kino train lora` (entries keyed by content).")] = None,
 ) -> None:
     """Precompute VAE latents and text embeddings into sharded safetensors with an index."""
+    if model is not None:
+        from kino.data.family_cache import FamilyCacheConfig, build_family_cache
+
+        with _progress() as bar:
+            task = bar.add_task("cache", total=None)
+            fam = build_family_cache(manifest, model, out, FamilyCacheConfig(area=area, max_frames=max_frames,
+                                                                           dtype="bfloat16" if dtype == "float16" else dtype),
+                                     device=device, on_clip=lambda done, n: bar.update(task, completed=done, total=n))
+        print(f"wrote {out}: {fam.clips} clips ({fam.encoded} encoded, {fam.reused} unchanged and reused, "
+              f"{fam.texts} captions encoded); {len(fam.failed)} clips failed")
+        return
     from kino.data.buckets import TokenFactors
     from kino.data.cache import CacheConfig, build_cache
     from kino.data.clips import ClipShaping

@@ -71,6 +71,8 @@ def generate(
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand the prompt into a detailed caption first.")] = True,
     c2pa: Annotated[bool, typer.Option("--c2pa/--no-c2pa", help="Sign the output with C2PA content credentials.")] = True,
     include_prompt: Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")] = False,
+    lora: Annotated[list[str] | None, typer.Option(help="A LoRA file FILE[:SCALE] (diffusers or ComfyUI format; "
+                                                        "repeatable).")] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate a video (or, with --image-only, an image) from a text prompt."""
@@ -86,11 +88,11 @@ def generate(
                                 c2pa=c2pa, include_prompt=include_prompt, image_only=image_only,
                                 from_image=from_image, to_image=to_image, prompts=tuple(then or ()),
                                 condition_guidance=condition_guidance)
-    run_request(request, output, model, device, threads, overwrite)
+    run_request(request, output, model, device, threads, overwrite, loras=tuple(lora or ()))
 
 
 def run_request(request, output: Path, model: Path | None, device: str, threads: int,
-                overwrite: bool = False) -> None:
+                overwrite: bool = False, loras: tuple[str, ...] = ()) -> None:
     """Check everything that needs no model (request, output path, inputs, device, the model folder's
     sizes), then load the model and run generate_file with progress; print notes, provenance and what
     was written."""
@@ -123,7 +125,18 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
         torch.set_num_threads(threads)
     for note in notes:
         typer.echo(f"note: {note}")
+    if loras:  # the files and scales checked before the model loads
+        from kino.families.lora import LoRAUse, lora_path
+
+        uses = [LoRAUse.parse(text) for text in loras]
+        for use in uses:
+            lora_path(use.path)
     loaded = load_model(model_dir, device=device)
+    if loras:
+        from kino.families.lora import apply_model_loras
+
+        for rec in apply_model_loras(loaded, uses):
+            typer.echo(f"note: LoRA {rec['path']} at scale {rec['scale']:g} (rank {rec['rank']}, {rec['expert']} expert)")
     t0 = time.perf_counter()
     with progress_reporter() as (callback, say):
         result = generate_file(loaded, request, output, model_name=model_dir.name, callback=callback,

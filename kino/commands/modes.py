@@ -28,6 +28,7 @@ Threads = Annotated[int, typer.Option(help="Torch CPU threads (0: torch's defaul
 Enhance = Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand the prompt first (when one is given).")]
 C2pa = Annotated[bool, typer.Option("--c2pa/--no-c2pa", help="Sign the output with C2PA content credentials.")]
 IncludePrompt = Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")]
+Lora = Annotated[list[str] | None, typer.Option(help="A LoRA file FILE[:SCALE] (repeatable).")]
 
 
 def _common(prompt: str | None, seconds, fps, size, steps, guidance, cond_guidance, negative, seed, enhance, c2pa,
@@ -45,7 +46,7 @@ def extend(
     output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
-    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
+    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
 ) -> None:
     """Extend a video forward (any length, in windows) or backward in time, seamless at the seam."""
     from kino.generation import GenerationRequest
@@ -53,7 +54,7 @@ def extend(
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
     run_request(GenerationRequest(mode="extend", video=video, backward=backward, **common), output, model, device,
-                threads, overwrite)
+                threads, overwrite, loras=tuple(lora or ()))
 
 
 def loop(
@@ -62,7 +63,7 @@ def loop(
     output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
-    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
+    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
 ) -> None:
     """A seamless loop: the last frame flows into the first. --seconds is the loop's length, or with
     --video the length of the added transition."""
@@ -72,7 +73,7 @@ def loop(
         raise InputError('kino loop needs a prompt ("a red ball bounces") or --video IN.mp4')
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
-    run_request(GenerationRequest(mode="loop", video=video, **common), output, model, device, threads, overwrite)
+    run_request(GenerationRequest(mode="loop", video=video, **common), output, model, device, threads, overwrite, loras=tuple(lora or ()))
 
 
 def interpolate(
@@ -83,7 +84,7 @@ def interpolate(
     output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
-    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
+    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
 ) -> None:
     """Fill in the frames between keyframes placed at given times."""
     from kino.generation import GenerationRequest
@@ -97,7 +98,7 @@ def interpolate(
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
     run_request(GenerationRequest(mode="interpolate", keyframes=tuple(keyframes), key_times=key_times, **common),
-                output, model, device, threads, overwrite)
+                output, model, device, threads, overwrite, loras=tuple(lora or ()))
 
 
 def connect(
@@ -107,14 +108,14 @@ def connect(
     output: Output = Path("out.mp4"), overwrite: Overwrite = False, seconds: Seconds = None, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
-    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
+    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
 ) -> None:
     """Connect two videos: A, then a transition of --seconds from A's end into B's start, then B."""
     from kino.generation import GenerationRequest
 
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
-    run_request(GenerationRequest(mode="connect", videos=(first, second), **common), output, model, device, threads, overwrite)
+    run_request(GenerationRequest(mode="connect", videos=(first, second), **common), output, model, device, threads, overwrite, loras=tuple(lora or ()))
 
 
 def edit(
@@ -124,14 +125,14 @@ def edit(
     output: Output = Path("out.mp4"), overwrite: Overwrite = False, fps: Fps = None, size: Size = None,
     steps: Steps = None, guidance: Guidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
-    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False,
+    enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
 ) -> None:
     """Edit a video by prompt (SDEdit: noise it part way, then denoise under the new prompt)."""
     from kino.generation import GenerationRequest
 
     common = _common(prompt, None, fps, size, steps, guidance, None, negative, seed, enhance, c2pa, include_prompt)
     run_request(GenerationRequest(mode="edit", video=video, strength=strength, **common), output, model, device,
-                threads, overwrite)
+                threads, overwrite, loras=tuple(lora or ()))
 
 
 def register(app: typer.Typer) -> None:
