@@ -351,7 +351,7 @@ class LoRATrainer:
             with nullcontext() if ddp is None or k == n - 1 else ddp.no_sync():  # DDP syncs on the last only
                 loss = self.batch_loss(batch, self.micro_generator(first_micro + k), expert, null) / n
                 if not torch.isfinite(loss):
-                    raise InputError(f"the loss became {float(loss)} at step {self.step_count + 1}; the run stops "
+                    raise InputError(f"the loss became {float(loss.detach())} at step {self.step_count + 1}; the run stops "
                                      f"(lower --lr, or check the data); the last checkpoint is intact")
                 loss.backward()
             total += float(loss.detach())
@@ -366,7 +366,7 @@ class LoRATrainer:
         return StepStats(self.step_count, total, norm, lr, sum(len(b) for b in micro_batches), tokens)
 
     @torch.no_grad()
-    def eval_loss(self, items: list[dict], null: torch.Tensor, sigmas=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:
+    def eval_loss(self, items: list[dict], null: torch.Tensor, sigmas=(0.2, 0.5, 0.8)) -> float:
         """Mean loss of held-out clips at fixed sigmas and a fixed noise seed (comparable across steps)."""
         was = {e: self.den.by_expert[e].training for e in self.experts}
         for e in self.experts:
