@@ -17,10 +17,29 @@ def count(n: int, word: str, many: str | None = None) -> str:
 
 
 def console(stderr: bool = False):
-    """A rich Console that wraps to the terminal on a TTY and never wraps otherwise."""
+    """A rich Console that wraps to the terminal on a TTY and never wraps otherwise (tables then pad
+    to their widest row: the padding at the ends of lines is dropped)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
         return Console(stderr=stderr)
-    return Console(stderr=stderr, width=10_000, soft_wrap=True)
+    return Console(file=_Unpadded(stream), width=10_000, soft_wrap=True)
+
+
+class _Unpadded:
+    """A text stream that writes lines without trailing spaces."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        import re
+
+        return self.stream.write(re.sub(r"[ \t]+(?=\n|$)", "", text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False

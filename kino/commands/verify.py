@@ -36,11 +36,12 @@ def verify(
 
 
 def _print_summary(s: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from kino.commands.output import console as make_console
+
     ok = s["outcome"] == "ok"
-    console = Console()
+    console = make_console()  # off a terminal, whole lines: a long path is never cut
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
