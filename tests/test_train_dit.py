@@ -126,7 +126,7 @@ def test_videos_and_cached_latents_give_the_same_loss(packed, dropout):
         cached = [{"latent": trainer.vae.encode(b["video"][None])[0], "text": enc.hidden[i],
                    "text_mask": enc.mask[i].bool()} for i, b in enumerate(batch)]  # what kino data cache stores
         gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
-        from_videos = trainer.batch_loss([{"video": b["video"], "caption": t} for b, t in zip(batch, captions)], gen())
+        from_videos = trainer.batch_loss([{"video": b["video"], "caption": t} for b, t in zip(batch, captions, strict=True)], gen())
         from_cache = trainer.batch_loss(cached, gen())
         other = trainer.batch_loss(cached, torch.Generator().manual_seed(8))
     assert float(from_videos) == pytest.approx(float(from_cache), rel=1e-4)
