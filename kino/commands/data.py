@@ -34,15 +34,15 @@ def prepare(
     workers: Annotated[int, typer.Option(help="Processes decoding files in parallel.")] = 1,
 ) -> None:
     """Probe, cut at scene changes, resample and filter every file; write the manifest and skipped list."""
-    from rich.console import Console
     from rich.table import Table
 
+    from kino.commands.output import console as make_console
     from kino.data.manifest import sidecar_path
     from kino.data.prepare import PrepareConfig, prepare_folder, scan_folder
 
     config = PrepareConfig(fps=fps or None, min_seconds=min_seconds, max_seconds=max_seconds,
                            min_motion=min_motion, cut_floor=cut_floor, cut_ratio=cut_ratio, workers=workers)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     total = len(scan_folder(folder))
     with _progress() as bar:
         task = bar.add_task("prepare", total=total)
@@ -180,15 +180,15 @@ def inspect(
     """Counts, durations, caption coverage, buckets and batches of a manifest or a cache."""
     from collections import Counter
 
-    from rich.console import Console
     from rich.table import Table
 
+    from kino.commands.output import console as make_console
     from kino.data.buckets import BucketBatchSampler, TokenFactors
     from kino.data.cache import CachedClips
     from kino.data.clips import ClipShaping, ManifestClips
     from kino.data.manifest import read_sidecar
 
-    console = Console()
+    console = make_console()
     if path.is_dir():
         ds = CachedClips(path)
         shapes = ds.shapes
