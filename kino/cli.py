@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         fail("interrupted", 130)
     except click_exc.ClickException as e:
-        fail(one_line(Exception(e.format_message())), e.exit_code)
+        # typer's value coercion words errors as pydantic does ("Value error, 'x' is not one of ...")
+        fail(one_line(Exception(e.format_message().replace("Value error, ", ""))), e.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except Exception as e:  # a bug: say so in one line unless asked for the traceback

@@ -35,3 +35,8 @@ def test_version_and_model_help(capsys):
         main(["model", "--help"])
     out = capsys.readouterr().out
     assert "export" in out.split("Commands")[0]  # the group's own line names export, not only init
+
+
+def test_a_bad_choice_reads_plainly(run):
+    code, _, err = run(["eval", "--suite", "bogus"])
+    assert code == 2 and "'bogus' is not one of 'world-train'" in err and "Value error" not in err
