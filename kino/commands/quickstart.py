@@ -50,6 +50,8 @@ def quickstart(
     analysis = analyze(frames, fps=fps)
     met = score(analysis, parse_prompt(prompt))
     s = result.output.settings
+    for note in result.notes:
+        console.print(f"note: {note}")
     console.print(f"[bold]analyzer sees[/bold]: {analysis.summary()}")
     console.print(f"[bold]prompt[/bold] {prompt!r}: {met.summary()}")
     console.print(f"{s['width']}x{s['height']}, {s['num_frames']} frames at {fps:g} fps, {s['num_inference_steps']} steps; "
