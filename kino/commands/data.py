@@ -23,7 +23,7 @@ def _progress():
 @data_app.command("prepare")
 def prepare(
     folder: Annotated[Path, typer.Argument(help="Folder of videos and images (searched recursively).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Manifest to write (JSONL).")],
+    out: Annotated[Path, typer.Option("--out", "-o", "--output", help="Manifest to write (JSONL).")],
     captions: Annotated[Path | None, typer.Option(help="Captions by file name (.jsonl or .csv).")] = None,
     fps: Annotated[float | None, typer.Option(help="Target frame rate (default 8; 0 keeps each file's).")] = 8.0,
     min_seconds: Annotated[float, typer.Option(help="Drop clips shorter than this.")] = 1.0,
