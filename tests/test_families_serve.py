@@ -70,3 +70,44 @@ def test_openai_client_with_a_wan_model(server, tmp_path):
     listed = {m.id: m for m in c.models.list()}
     assert "wan" in listed and "sora-2" in listed
     assert listed["wan"].model_extra["family"] == "wan" and listed["wan"].model_extra["modes"] == ["edit", "text"]
+    # the studio builds its choices from /v1/kino/options: only these modes are shown
+    opts = httpx.get(f"{server.url}/v1/kino/options", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert opts["modes"] == ["edit", "text"] and opts["model"] == "wan"
+
+
+def test_studio_shows_only_the_modes_of_the_model(server, tmp_path):
+    """In a real browser (Chromium, as tests/test_serve_studio.py): a Wan T2V model hides the storyboard and
+    interpolation tabs, the image input and the extend/loop/connect buttons; edit stays."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    chromium = os.environ.get("KINO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is not installed at {chromium}")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium, headless=True,
+                                                   args=args)
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_selector("#key-box:not([hidden])")
+            page.fill("#api-key", KEY)
+            page.press("#api-key", "Enter")
+            page.wait_for_selector("#status:has-text('ready')")
+            assert page.locator("#tab-prompt").is_visible()
+            assert not page.locator("#tab-board").is_visible() and not page.locator("#tab-interp").is_visible()
+            assert not page.locator("#image").is_visible()
+            page.wait_for_selector(".card")  # the video made by the test above
+            card = page.locator(".card").first
+            assert card.locator(".edit").is_visible() and card.locator(".remix").is_visible()
+            for hidden in (".extend", ".loop", ".connect"):
+                assert not card.locator(hidden).is_visible(), hidden
+        finally:
+            ctx.close()

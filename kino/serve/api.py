@@ -461,5 +461,5 @@ def options(request: Request, owner: str = Depends(owner_of)):
                                                                              "1024x1792")},
             "default_size": svc.default_size, "default_seconds": f"{svc.default_seconds:g}",
             "max_seconds": c.max_seconds, "fps": svc.fps, "max_prompt_chars": c.max_prompt_chars,
-            "max_shots": c.max_shots, "auth": not c.no_auth}
+            "max_shots": c.max_shots, "auth": not c.no_auth, "modes": sorted(svc.workers[0].model.modes)}
 

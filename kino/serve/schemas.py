@@ -304,3 +304,4 @@ class Options(BaseModel):
     max_prompt_chars: int
     max_shots: int
     auth: bool
+    modes: list[str] = []  # the modes the served model can do (kino.families; the studio shows only these)

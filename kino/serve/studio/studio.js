@@ -53,6 +53,12 @@ async function loadOptions() {
   const o = await (await api("/v1/kino/options")).json();
   state.options = o;
   $("#model").textContent = `model ${o.model}`;
+  // only the modes this model can do (an older server sends none: show all)
+  const can = (m) => !o.modes || !o.modes.length || o.modes.includes(m);
+  state.can = can;
+  $("#tab-board").hidden = !can("storyboard");
+  $("#tab-interp").hidden = !can("interpolate");
+  $("#image").closest("label").style.display = can("image-to-video") ? "" : "none";  // CSS sets labels' display
   const secs = [1, 2, 4, 8, 12, 16, 20].filter((s) => s <= o.max_seconds);
   fillSelect($("#seconds"), secs.map((s) => [String(s), `${s} s`]), o.default_seconds);
   if (![...$("#seconds").options].some((x) => x.selected)) $("#seconds").value = String(secs[0]);
@@ -244,6 +250,7 @@ async function update(card, v) {
   $(".error", card).textContent = v.error ? `${v.error.code}: ${v.error.message}` : "";
   const done = v.status === "completed";
   for (const b of card.querySelectorAll(".extend, .remix, .edit, .loop, .connect, .download")) b.disabled = !done;
+  for (const m of ["extend", "edit", "loop", "connect"]) $(`.${m}`, card).style.display = !state.can || state.can(m) ? "" : "none";
   if (done && !card.dataset.loaded) {
     card.dataset.loaded = "1";
     bar.hidden = true;
