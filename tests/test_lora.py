@@ -137,13 +137,19 @@ def test_resume_is_exact(caches, tiny_models, tmp_path):  # noqa: F811
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
 
 
-def test_conditioned_and_two_expert_training(caches, tiny_models, tmp_path):  # noqa: F811
+def test_conditioned_and_two_expert_training(manifest, caches, tiny_models, tmp_path):  # noqa: F811
     t = LoRATrainer(_cfg(condition="first-last", condition_prob=1.0), tiny_models["ltx"],
                     index=FamilyClips(caches["ltx"]).index)
     _train(t, caches["ltx"], 2)
     assert t.step_count == 2
     with pytest.raises(InputError, match="TI2V"):  # Wan T2V has no clean-frame input at inference
         LoRATrainer(_cfg(condition="first"), tiny_models["wan"])
+    ti2v = build_family_cache(manifest, tiny_models["wan-ti2v"], tmp_path / "ti2v", SMALL)  # its 48-channel VAE
+    assert ti2v.clips == 3
+    w = LoRATrainer(_cfg(condition="first", condition_prob=1.0), tiny_models["wan-ti2v"],
+                    index=FamilyClips(tmp_path / "ti2v").index)
+    _train(w, tmp_path / "ti2v", 2)
+    assert w.step_count == 2
 
     index = FamilyClips(caches["wan"]).index  # the A14B folder's VAE and text encoder are the Wan folder's
     two = LoRATrainer(_cfg(expert="both"), tiny_models["wan-a14b"], index=index)
@@ -199,3 +205,32 @@ def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(losses(run)) == [1, 2]
     assert read_lora(run / "pytorch_lora_weights.safetensors").spec.rank == 4
+
+
+def test_cli_export_generate_with_lora_and_manifest(caches, tiny_models, tmp_path, capsys):  # noqa: F811
+    import json
+
+    from kino.cli import main
+    from kino.safety.provenance import read_manifest
+
+    t = LoRATrainer(_cfg(), tiny_models["wan"], index=FamilyClips(caches["wan"]).index)
+    _train(t, caches["wan"], 1)
+    lora = t.write_loras(tmp_path)[0]
+    comfy, out = tmp_path / "comfy.safetensors", tmp_path / "out.mp4"
+
+    def kino(*args) -> int:  # the `kino` script in this process (its one-line errors and exit codes)
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        return done.value.code
+
+    assert kino("lora", "export", str(lora), "-o", str(comfy)) == 0
+    assert kino("generate", "a red ball moves left", "--model", str(tiny_models["wan"]), "--lora", f"{comfy}:0.5",
+                "--size", "48x32", "--seconds", "0.5", "--steps", "1", "-o", str(out)) == 0
+    assert "note: LoRA" in capsys.readouterr().out
+    settings = json.dumps(read_manifest(out).store)
+    assert '"loras"' in settings and "comfy.safetensors" in settings  # the C2PA manifest names the LoRA
+    assert kino("generate", "x", "--model", str(tiny_models["wan"]), "--lora", str(tmp_path / "none.safetensors"),
+                "-o", str(tmp_path / "bad.mp4")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kino: error:") and "no such LoRA file" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.mp4").exists()
