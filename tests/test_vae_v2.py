@@ -127,3 +127,14 @@ def test_ceiling_of_an_identity_vae_is_the_renders():
     assert set(c.attributes) >= {"background", "color", "shape"} and all("/" in k for k in c.by_size)
     blocky = ceiling(CausalVAE(VAEConfig(spatial_factor=8, shortcut=True, widths=(4, 4, 4))), count=3)
     assert blocky.psnr < c.psnr - 15 and blocky.total < c.total  # 8x8x4 block means lose shape and size
+
+
+def test_models_do_not_import_training_and_the_stream_does_not_import_the_vae():
+    import subprocess
+    import sys
+
+    code = ("import sys, kino.models.vae_stream; assert 'kino.models.vae' not in sys.modules, 'vae_stream -> vae'; "
+            "import kino.models.vae, kino.models.dit, kino.models.files; "
+            "bad = sorted(m for m in sys.modules if m.startswith('kino.train')); assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
