@@ -111,3 +111,20 @@ def test_studio_shows_only_the_modes_of_the_model(server, tmp_path):
                 assert not card.locator(hidden).is_visible(), hidden
         finally:
             ctx.close()
+
+
+def test_serve_model_name_and_native_sizes(tiny_models, tmp_path, monkeypatch):  # noqa: F811
+    from pathlib import Path
+
+    from kino.serve.app import named_model
+
+    assert named_model(Path("wan=/models/wan-1.3b")) == ("wan", Path("/models/wan-1.3b"))
+    assert named_model(Path("/models/wan-1.3b")) == (None, Path("/models/wan-1.3b"))
+    monkeypatch.setenv("KINO_CONFIG_DIR", str(tmp_path / "cfg"))
+    folder = tiny_models["wan"]
+    config = ServeConfig(model_dir=Path(f"wan={folder}"), data_dir=tmp_path / "serve", no_auth=True)
+    with ThreadServer(create_app(config), free_port()) as s:  # loads through load_pipes, as `kino serve` does
+        opts = httpx.get(f"{s.url}/v1/kino/options").json()
+    # the default sizes were the tiny kino model's: a Wan model offers its own trained 832x480 and portrait
+    assert opts["model"] == "wan" and opts["default_size"] == "832x480"
+    assert opts["sizes"]["landscape"] == ["832x480"] and opts["sizes"]["portrait"] == ["480x832"]

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -54,6 +55,10 @@ class Service:
         self.key_guard = KeyGuard(config.key_failures_per_minute)
         models = [as_model(p) for p in pipes]  # kino.families.VideoModel, one per worker
         d = self.defaults = models[0].defaults  # kino.families.ModelDefaults
+        if models[0].family != "kino" and config.sizes == ServeConfig.__dataclass_fields__["sizes"].default:
+            # the default sizes are the tiny kino model's; another family offers its own trained sizes
+            config = self.config = replace(config, sizes=tuple(dict.fromkeys(
+                f"{a}x{b}" for w, h in (d.trained_sizes or ((d.width, d.height),)) for a, b in ((w, h), (h, w)))))
         for size in config.sizes:
             check_size(*parse_size(size), d.size_multiple)  # InputError names the nearest valid sizes
         self.fps = float(d.fps)
@@ -144,9 +149,19 @@ def load_pipes(config: ServeConfig) -> tuple[list, str]:
         import torch
 
         torch.set_num_threads(config.threads)
-    model_dir = resolve_model_dir(config.model_dir)
+    name, model_dir = named_model(config.model_dir)
+    model_dir = resolve_model_dir(model_dir)
     # any family: a kino pipeline folder, or a diffusers LTX-Video / Wan folder (kino.families)
-    return [load_model(model_dir, device=d) for d in config.devices], Path(model_dir).name
+    return [load_model(model_dir, device=d) for d in config.devices], name or Path(model_dir).name
+
+
+def named_model(model: Path | None) -> tuple[str | None, Path | None]:
+    """`--model NAME=DIR` -> (NAME, DIR): the name clients give as `model` (default: the folder's name)."""
+    text = str(model) if model is not None else ""
+    name, eq, rest = text.partition("=")
+    if eq and name and "/" not in name and not Path(text).exists():
+        return name, Path(rest)
+    return None, model
 
 
 def create_app(config: ServeConfig, pipes: list | None = None, model_name: str | None = None,
