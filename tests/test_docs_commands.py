@@ -32,6 +32,9 @@ SKIP: list[tuple[str, str]] = [
     (r"\bkino serve\b", "a long-running server; tests/test_serve_*.py run it on loopback"),
     (r"--backend openai", "needs an OpenAI-compatible captioning server"),
     (r"\[--", "a synopsis ([optional] parts and placeholders), not a command"),
+    (r"--model models/", "an open model (LTX-Video, Wan) the reader has on disk; tests/test_families*.py and "
+                         "tests/test_lora*.py run these paths on tiny random-weight folders"),
+    (r"runs/my-lora/", "the LoRA that the line before trains on an open model (skipped above)"),
 ]
 
 KINO = re.compile(r"^(?:\./run |\.venv/bin/)?kino (.*)$")
@@ -139,6 +142,8 @@ FIXTURES = {  # what a document expects the reader to have, by file name
     "analyzer.md": lambda d: _clip(d / "clip.mp4", 5),
     "training.md": lambda d: (_vae_run(d / "runs" / "vae"), _dit_config(d / "my-dit.json")),
     "dit.md": lambda d: None,
+    "finetuning.md": lambda d: ([_clip(d / "vids" / f"{i}.mp4", i) for i in range(2)],
+                                (d / "caps.jsonl").write_text('{"file": "0.mp4", "caption": "a ball moves right"}\n')),
     "eval.md": lambda d: (_dit_run(d / "runs" / "dit"),
                           (d / "my_prompts.jsonl").write_text('{"prompt": "a red ball bouncing"}\n')),
 }
