@@ -79,8 +79,11 @@ def _train(trainer: LoRATrainer, cache: Path, steps: int) -> None:
 def _generate(model, seed: int = 3) -> np.ndarray:
     from kino.generation import GenerationRequest, resolve
 
-    req = resolve(GenerationRequest("a red ball moves left", width=64, height=32, seconds=0.5, fps=8.0, steps=2,
-                                    seed=seed, enhance=False), model.defaults)
+    size = {"width": 64, "height": 32} if hasattr(model, "run") else {}
+    req = resolve(GenerationRequest("a red ball moves left", seconds=0.5, fps=8.0, steps=2, seed=seed,
+                                    enhance=False, **size), model.defaults)
+    if not hasattr(model, "run"):  # kino's own model: its uint8 frames
+        return model.generate(req, req.prompt, seed).frames.astype(np.float32) / 255.0
     return model.run(req, req.prompt, seed)[0].frames  # float frames, before uint8 rounding
 
 
@@ -234,3 +237,29 @@ def test_cli_export_generate_with_lora_and_manifest(caches, tiny_models, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("kino: error:") and "no such LoRA file" in err and "Traceback" not in err
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_kino_dit_lora(manifest, model_dir, tmp_path):
+    """kino's own DiT in a pipeline folder: the same command, kino's cache and kino's flow loss."""
+    from kino.data.buckets import TokenFactors
+    from kino.data.cache import CacheConfig, build_cache
+    from kino.data.clips import ClipShaping
+    from kino.families import load_model
+    from kino.pipeline import KinoPipeline
+
+    pipe = KinoPipeline.from_pretrained(model_dir)
+    vc = pipe.vae.config
+    shaping = ClipShaping(area=32 * 32, max_frames=9, factors=TokenFactors(temporal=vc.temporal_factor,
+                                                                            spatial=vc.spatial_factor))
+    build_cache(manifest, pipe.vae, pipe.text_encoder, tmp_path / "cache", CacheConfig(shaping=shaping))
+    got = {}
+    path = run_lora_training(_cfg(steps=4, lr=5e-3), model_dir, tmp_path / "cache", tmp_path / "run",
+                             options=LoRARunOptions(tensorboard=False, eval_every=4, eval_clips=1),
+                             on_step=lambda s, n, v: got.update({s: v}))
+    assert sorted(got) == [1, 2, 3, 4] and read_lora(path).family == "kino"
+    assert "eval/loss" in (tmp_path / "run" / "metrics.jsonl").read_text()
+    plain, adapted = load_model(model_dir), load_model(model_dir)
+    apply_model_loras(adapted, [LoRAUse(str(path))])
+    assert np.abs(_generate(adapted, 1) - _generate(plain, 1)).max() > 0  # the adapter acts
+    with pytest.raises(InputError, match="ComfyUI has no kino model"):  # ComfyUI has no kino model
+        export_comfyui(path, tmp_path / "c.safetensors")

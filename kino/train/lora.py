@@ -147,9 +147,12 @@ def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dty
 
     folder = Path(model_dir)
     family = detect_family(folder)
-    if family is Family.KINO:
-        raise InputError(f"{folder} is a kino pipeline; `kino train lora` adapts LTX-Video and Wan folders "
-                         f"(kino's own DiT trains with `kino train dit`)")
+    if family is Family.KINO:  # kino's DiT in its pipeline (with the pipeline kept for validation and "")
+        from kino.pipeline import KinoPipeline
+
+        pipe = KinoPipeline.from_pretrained(folder, device=device)
+        dit = pipe.transformer.requires_grad_(False).eval()
+        return Denoisers("kino", {"high": dit}, {}, None, False, tuple(dit.config.patch_size), "DiT", {"pipe": pipe})
     index = read_index(folder)
     pipeline = str(index.get("_class_name"))
     if family is Family.WAN and pipeline != "WanPipeline":
@@ -186,7 +189,7 @@ class LoRATrainer:
         self.index = index or {}
         torch.manual_seed(cfg.seed)
         self.den = load_denoisers(self.model_dir, self.device, self.dtype)
-        if self.index and self.index.get("family") != self.den.family:
+        if self.index and self.index.get("family", "kino") != self.den.family:
             raise InputError(f"the cache was made with a {self.index.get('family')} model; --model is "
                              f"{self.den.family}")
         self.check_condition()
@@ -214,7 +217,7 @@ class LoRATrainer:
 
     def check_condition(self) -> None:
         cfg, den = self.cfg, self.den
-        if cfg.condition is Condition.NONE or den.family == "ltx":
+        if cfg.condition is Condition.NONE or den.family in ("ltx", "kino"):
             return
         if not den.expand_timesteps:
             raise InputError(f"--condition {cfg.condition} on Wan needs a TI2V folder (expand_timesteps: clean "
@@ -290,8 +293,13 @@ class LoRATrainer:
         return clean
 
     def null_text(self, dataset) -> torch.Tensor:
+        """States (L, D) of the empty prompt: from the family cache, or kino's text encoder."""
         if self._null is None:
-            self._null = dataset.null_text() if dataset is not None else torch.zeros(1, 1)
+            if self.den.family == "kino":
+                e = self.den.meta["pipe"].text_encoder.encode([""])
+                self._null = e.hidden[0][e.mask[0].bool()].float().cpu()  # (L, D)
+            else:
+                self._null = dataset.null_text()
         return self._null
 
     def texts(self, batch: list[dict], keep: list[bool], null: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,6 +319,8 @@ class LoRATrainer:
         """The family's loss of one micro-batch of cached items {"latent", "text", "fps"} (one shape)."""
         from kino.train.lora_objectives import ltx_loss, noised, wan_loss
 
+        if self.den.family == "kino":
+            return self.kino_loss(batch, g, null)
         x0 = torch.stack([b["latent"] for b in batch]).float().to(self.device)  # (B, C, F, H, W)
         b, _, f, h, w = x0.shape
         p = self.den.patch
@@ -330,6 +340,23 @@ class LoRATrainer:
                 return ltx_loss(model, path, text, mask, fps, p, int(factors.get("temporal", 8)),
                                 int(factors.get("spatial", 32)))
             return wan_loss(model, path, text, p)
+
+    def kino_loss(self, batch: list[dict], g: torch.Generator, null: torch.Tensor) -> torch.Tensor:
+        """kino's DiT: the flow-matching loss of `kino train dit` itself (DiTTrainer.prepare_cached and
+        flow_matching_loss: token-shifted logit-normal t, kino's condition masks), on the adapted DiT."""
+        from types import SimpleNamespace
+
+        from kino.diffusion.conditioning import ConditionConfig
+        from kino.diffusion.flow import FlowConfig
+        from kino.train.dit import DiTTrainConfig, DiTTrainer
+
+        cfg = self.cfg
+        prob = cfg.condition_prob if cfg.condition is not Condition.NONE else 0.0
+        recipe = DiTTrainConfig(flow=FlowConfig(caption_dropout=cfg.caption_dropout, logit_mean=cfg.logit_mean,
+                                                logit_std=cfg.logit_std), conditioning=ConditionConfig(prob=prob))
+        duck = SimpleNamespace(cfg=recipe, device=self.device, model=self.den.by_expert["high"],
+                               forward=self.forward["high"], null_text=lambda: null)
+        return DiTTrainer.flow_matching_loss(duck, DiTTrainer.prepare_cached(duck, batch, g), g)
 
     def autocast(self):
         if self.device.type == "cuda" and self.dtype != torch.float32:
@@ -362,7 +389,7 @@ class LoRATrainer:
                              f"(lower --lr); the last checkpoint is intact")
         self.opt.step()
         self.step_count += 1
-        tokens = sum(int(b["latent"][0].numel()) for batch in micro_batches for b in batch)
+        tokens = sum(int(b["latent"][0].numel()) for batch in micro_batches for b in batch)  # latent positions
         return StepStats(self.step_count, total, norm, lr, sum(len(b) for b in micro_batches), tokens)
 
     @torch.no_grad()

@@ -61,7 +61,6 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
                       device: str = "cpu", options: LoRARunOptions | None = None,
                       on_step: Callable[[int, int, float], None] | None = None) -> Path:
     """Train (or resume) a LoRA into `out`; returns RUN/pytorch_lora_weights.safetensors."""
-    from kino.data.family_cache import FamilyClips
     from kino.train.distributed import barrier, init_distributed, shutdown, sum_over_ranks
     from kino.train.loop import check_run_folder
     from kino.train.lora import LoRATrainer
@@ -73,15 +72,14 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
     monitor = None
     try:
         check_run_folder(run, resume, options.overwrite, info)
-        cache = cached_data(data, model_dir, run, options, device, info)
-        full = FamilyClips(cache, seed=cfg.seed)
-        ids = [c["id"] for c in full.clips]
-        held = ids[-options.eval_clips:] if options.eval_every else []
-        if held and len(ids) <= len(held):
-            raise InputError(f"--data holds {len(ids)} clips; --eval-clips {options.eval_clips} would leave none to train")
-        train = FamilyClips(cache, seed=cfg.seed, ids=[i for i in ids if i not in held])
-        if not len(train):
+        full = clips_of(data, model_dir, run, options, device, info, cfg.seed)
+        n = len(full)
+        held = list(range(n - options.eval_clips, n)) if options.eval_every else []
+        if held and n <= len(held):
+            raise InputError(f"--data holds {n} clips; --eval-clips {options.eval_clips} would leave none to train")
+        if not n:
             raise InputError(f"--data {data} holds no clips")
+        train = Subset(full, [i for i in range(n) if i not in held])
         trainer = LoRATrainer(cfg, model_dir, dev, options.dtype, index=full.index)
         distribute(trainer, info)
         if options.init_lora and not resume:
@@ -93,7 +91,7 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
         monitor = Monitor(run, cfg.steps, trainer.step_count, enabled=info.is_main, tensorboard=options.tensorboard,
                           console=options.console, log_every=options.log_every)
         first = info.rank * cfg.grad_accum
-        held_items = [FamilyClips(cache, seed=cfg.seed, ids=held)[i] for i in range(len(held))] if held else []
+        held_items = [full[i] for i in held]
         while trainer.step_count < cfg.steps:
             stats = trainer.train_step([next(batches) for _ in range(cfg.grad_accum)], first, null)
             loss, samples, tokens = sum_over_ranks([stats.loss, stats.samples, stats.tokens], info)
@@ -121,6 +119,46 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
         if monitor is not None:
             monitor.close()
         shutdown()
+
+
+class Subset:
+    """Some clips of a FamilyClips / CachedClips, with their `shapes` (for the bucket sampler)."""
+
+    def __init__(self, dataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, list(indices)
+        self.index = getattr(dataset, "index", {})
+        self.clips = [dataset.clips[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def shapes(self) -> list[tuple[int, int, int]]:
+        shapes = self.dataset.shapes
+        return [shapes[i] for i in self.indices]
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset[self.indices[i]]
+
+    def null_text(self):
+        return self.dataset.null_text()
+
+
+def clips_of(data, model_dir, run: Path, options: LoRARunOptions, device: str, info, seed: int):
+    """The training data: a family cache (LTX-Video, Wan; a manifest is cached first) or, for a kino
+    pipeline, kino's own latent cache (kino data cache --vae)."""
+    from kino.families.base import Family, detect_family
+
+    if detect_family(model_dir) is Family.KINO:
+        from kino.data.cache import CachedClips
+
+        if not Path(data).is_dir():
+            raise InputError(f"--data {data}: a kino model trains on kino's latent cache; make it with "
+                             f"`kino data cache MANIFEST --vae {model_dir} --out CACHE`")
+        return CachedClips(data, seed=seed)
+    from kino.data.family_cache import FamilyClips
+
+    return FamilyClips(cached_data(data, model_dir, run, options, device, info), seed=seed)
 
 
 def cached_data(data: str | Path, model_dir, run: Path, options: LoRARunOptions, device: str, info) -> Path:
@@ -173,6 +211,10 @@ def validation_model(trainer):
     from kino.families.diffusers_common import RunOptions, quiet
 
     folder = trainer.model_dir
+    if trainer.den.family == "kino":
+        from kino.families.kino import KinoModel
+
+        return KinoModel(trainer.den.meta["pipe"], folder.name, str(folder))
     cls = getattr(diffusers, str(read_index(folder)["_class_name"]))
     given = {"transformer": trainer.den.by_expert["high"]}
     if "low" in trainer.den.by_expert:
@@ -202,7 +244,7 @@ def validate(trainer, options: LoRARunOptions, folder: Path, monitor, dataset) -
     m = model.defaults.size_multiple  # the family's size rule (LTX-Video: 32)
     width, height = (max(m, round(v / m) * m) for v in (width, height))
     frames = options.validation_frames or 1 + (shape[0] - 1) * int(f.get("temporal", 4))
-    fps = float(dataset.clips[0]["fps"])
+    fps = float(dataset.clips[0].get("fps", model.defaults.fps))
     jobs = [("text", p, None) for p in options.validation_prompts]
     if options.validation_image and "image-to-video" in model.modes:
         jobs.append(("image-to-video", options.validation_prompts[0], options.validation_image))
