@@ -312,3 +312,23 @@ def test_batched_checks_decide_as_single_ones(encoder):
     # an empty prompt is refused (nothing to judge), with no category
     assert [d.allowed for d in batched] == [True, False, False, False, False, True]
     assert batched[4].category is None and "empty" in batched[4].message()
+
+
+def test_the_learned_layer_sees_through_format_characters(encoder):
+    # issue 15, finding 3: the layer scores the same normalized text the text encoder is given
+    hidden = "the boy wiz\u200bard with the lightning sc\u00adar"
+    assert category_scores(hidden, encoder) == category_scores("the boy wizard with the lightning scar", encoder)
+
+
+def test_kinos_profanity_model_equals_the_package(tmp_path):
+    # kino/safety/profanity.py evaluates alt-profanity-check's numbers without scikit-learn
+    from profanity_check import predict_prob
+
+    from kino.safety.profanity import from_package, shipped_model
+
+    texts = ["a red ball bouncing", "you fucking idiot", "shit happens", "naked mole rat", "", "Über Scheiße!",
+             "kill yourself", "the quick brown fox jumps over the lazy dog", "f u c k", "damn it all to hell"]
+    assert np.abs(shipped_model().probabilities(texts) - predict_prob(texts)).max() < 1e-6
+    from_package().save(tmp_path / "p.safetensors")  # the shipped copy is what the package holds
+    again = type(shipped_model()).load(tmp_path / "p.safetensors")
+    assert np.array_equal(again.coef, shipped_model().coef) and again.vocabulary == shipped_model().vocabulary
