@@ -21,8 +21,8 @@ import argparse
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vae", action="append", default=None, help="VAE folder (default: the built-in model's)")
-    ap.add_argument("--block-means", type=int, action="append", default=[], metavar="F",
-                    help="also score an untrained shortcut VAE at spatial factor F: plain FxF, 4-frame block means")
+    ap.add_argument("--block-means", action="append", default=[], metavar="F[xT]",
+                    help="also score an untrained shortcut VAE: plain FxF-pixel, T-frame (default 4) block means")
     ap.add_argument("--n", type=int, default=24, help="prompts of the suite")
     ap.add_argument("--suite", default="world-train")
     ap.add_argument("--threads", type=int, default=1)
@@ -38,10 +38,13 @@ def main() -> None:
     models = {}
     for path in a.vae or ([] if a.block_means else [str(builtin_model_dir() / "vae")]):
         models[path] = load_vae(path).float()
-    for f in a.block_means:
-        levels = max(2, (f // min(4, f)).bit_length() - 1)  # 2 time downs; space downs past the 4x4 patch
-        models[f"block means {f}x{f}x4"] = CausalVAE(VAEConfig(spatial_factor=f, patch_size=min(4, f), shortcut=True,
-                                                               widths=(8,) * (levels + 1)))
+    for text in a.block_means:
+        f, _, t = text.partition("x")
+        f, t = int(f), int(t or 4)
+        levels = max(t.bit_length() - 1, (f // min(4, f)).bit_length() - 1)  # time downs; space past the patch
+        models[f"block means {f}x{f}x{t}"] = CausalVAE(VAEConfig(
+            spatial_factor=f, temporal_factor=t, patch_size=min(4, f), shortcut=True, widths=(8,) * (levels + 1),
+            chunk_frames=16))
     results = {name: ceiling(m, a.suite, a.n) for name, m in models.items()}
     held = {name: evaluate(m, heldout_clips(a.heldout)) if a.heldout else None for name, m in models.items()}
     first = next(iter(results.values()))
