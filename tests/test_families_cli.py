@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from tiny_families import tiny_models  # noqa: F401  (the session fixture)
 
 from kino.io import probe, write_video
@@ -80,3 +81,38 @@ def test_single_file_and_model_options_from_the_environment(run, tiny_models, tm
     monkeypatch.setenv("KINO_MODEL_OPTIONS", "attention=nope")
     code, _, err = run(["generate", "a red circle", "--model", folder, "-o", tmp_path / "x.mp4", *SMALL])
     assert code == 2 and "attention backend 'nope' is not one of" in err
+
+
+@pytest.fixture(scope="module")
+def ltx_media(tmp_path_factory):
+    from kino.io import write_image
+
+    rng = np.random.default_rng(2)
+    d = tmp_path_factory.mktemp("ltx-cli")
+    for n in ("a", "b"):
+        write_video(d / f"{n}.mp4", rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8), 8)
+    for n in ("i", "j"):
+        write_image(d / f"{n}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    return d
+
+
+@pytest.mark.parametrize("argv, frames", [
+    (["generate", "a red circle", "--from-image", "{i}"], 9),
+    (["generate", "a red circle", "--from-image", "{i}", "--to-image"], 9),
+    (["interpolate", "{i}", "{j}", "--times", "0,1", "--prompt", "a red circle"], 9),
+    (["extend", "{a}", "it moves on"], 9 + 8),
+    (["extend", "{a}", "it moves on", "--backward"], 8 + 9),
+    (["loop", "--video", "{a}"], None),
+    (["connect", "{a}", "{b}", "--prompt", "a transition"], None),
+    (["edit", "{a}", "a blue square", "--strength", "0.5"], 9),
+])
+def test_every_ltx_mode_through_the_cli(run, tiny_models, ltx_media, tmp_path, config_dir, argv, frames):  # noqa: F811
+    out = tmp_path / "out.mp4"
+    argv = [a.format(**{k: ltx_media / f"{k}.{'png' if k in 'ij' else 'mp4'}" for k in "abij"}) for a in argv]
+    small = ["--size", "32x32", "--steps", "2", "--fps", "8", "--seed", "1", "--no-c2pa"]
+    if argv[0] != "edit":  # an edit is as long as its video
+        small += ["--seconds", "1"]
+    code, stdout, err = run([*argv, "--model", tiny_models["ltx"], "-o", out, *small])
+    assert code == 0, err
+    n = probe(out).num_frames
+    assert n == frames if frames is not None else n > 9
