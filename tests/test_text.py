@@ -122,3 +122,19 @@ def test_minilm_weights_load_once_per_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1"]
+
+
+def test_concurrent_encodes_restore_the_thread_count():
+    # the MiniLM pass runs on one thread; encoders in several threads (the server) must not leave
+    # torch on one thread when they are done
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        enc = TextEncoder()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: enc.encode(f"a red circle number {i} moves left"), range(12)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -164,23 +165,36 @@ def _load_shared(kind: TextEncoderKind, directory: Path, dtype: torch.dtype):
     return _LOADED[key]
 
 
+_THREADS_LOCK = threading.Lock()
+_THREADS_HELD = [0, 0]  # [encoders inside _one_cpu_thread, the thread count to restore]
+
+
 @contextlib.contextmanager
 def _one_cpu_thread(device: torch.device):
-    """Run the block on one CPU thread, restoring the caller's count after.
+    """Run the block with torch on one CPU thread, restoring the caller's count after.
 
     One prompt through the 6-layer MiniLM is too small a job to split: on a busy 2-core machine two
     threads took 10x the wall time and 10x the CPU of one (1.13 s / 0.31 s against 0.12 s / 0.03 s
-    for 50 tokens), most of it threads waiting on each other.
+    for 50 tokens), most of it threads waiting on each other. torch's thread count is per process,
+    so concurrent encoders (the server's request threads and its worker) share one counter: the
+    first in saves the count, the last out restores it.
     """
-    n = torch.get_num_threads()
-    if device.type != "cpu" or n == 1:
+    if device.type != "cpu":
         yield
         return
-    torch.set_num_threads(1)
+    with _THREADS_LOCK:
+        if _THREADS_HELD[0] == 0:
+            _THREADS_HELD[1] = torch.get_num_threads()
+            if _THREADS_HELD[1] != 1:
+                torch.set_num_threads(1)
+        _THREADS_HELD[0] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(n)
+        with _THREADS_LOCK:
+            _THREADS_HELD[0] -= 1
+            if _THREADS_HELD[0] == 0 and _THREADS_HELD[1] != 1:
+                torch.set_num_threads(_THREADS_HELD[1])
 
 
 class TextEncoder:
