@@ -154,6 +154,10 @@ def train_vae_timed(a, clips, log, device) -> tuple[object, dict]:
 
     rec = VAETrainConfig()
     kw = {"widths": (8, 8, 8), "latent_channels": 8} if a.tiny else {}
+    for pair in a.vae_option:  # e.g. temporal_factor=2: the next design to measure (docs/vae.md)
+        key, _, text = pair.partition("=")
+        kw[key] = tuple(int(v) for v in text.split(",")) if "," in text else \
+            {"true": True, "false": False}.get(text.lower(), int(text) if text.lstrip("-").isdigit() else text)
     torch.manual_seed(a.seed)
     model = CausalVAE(vae_preset(a.vae_preset, **kw)).to(device).train()
     clips = clips.to(device)  # uint8 (N, T, H, W, 3): the whole pool fits on the GPU
@@ -354,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--device", default="cuda")
     r.add_argument("--vae-preset", default="world-tiny-v2")
+    r.add_argument("--vae-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a VAEConfig field over the preset (repeatable), e.g. temporal_factor=2 widths=96,128")
     r.add_argument("--vae-seconds", type=float, default=240)
     r.add_argument("--dit-seconds", type=float, default=270)
     r.add_argument("--vae-steps", type=int, default=None, help="stop the VAE after this many steps (else: time)")
