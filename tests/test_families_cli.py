@@ -58,7 +58,7 @@ def test_model_info(run, tiny_models):  # noqa: F811
     got = json.loads(stdout)
     assert got["family"] == "wan" and got["components"]["transformer_2"] > 0 and got["modes"] == ["text"]
     code, _, err = run(["model", "info", tiny_models["wan"].parent / "nothing-here"])
-    assert code == 4 and "no such model folder" in err
+    assert code == 4 and "does not exist" in err
 
 
 def test_single_file_and_model_options_from_the_environment(run, tiny_models, tmp_path, config_dir,  # noqa: F811
@@ -116,3 +116,15 @@ def test_every_ltx_mode_through_the_cli(run, tiny_models, ltx_media, tmp_path, c
     assert code == 0, err
     n = probe(out).num_frames
     assert n == frames if frames is not None else n > 9
+
+
+def test_eval_runs_a_wan_model_on_the_world_suite(run, tiny_models, tmp_path):  # noqa: F811
+    out = tmp_path / "eval.json"
+    code, stdout, err = run(["eval", "--model", tiny_models["wan"], "--size", "32x32", "--seconds", "0.5", "--fps", "8",
+                             "--steps", "2", "--limit", "2", "--seeds", "1", "--json", out])
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert len(report["results"]) == 2 and "adherence: total" in stdout
+    code, _, err = run(["eval", "--model", tiny_models["wan"], "--suite", "conditioning", "--size", "32x32",
+                        "--limit", "1"])
+    assert code == 2 and "conditioned suites run on kino's own pipeline" in err

@@ -49,10 +49,12 @@ def evaluate_command(
     items = load_prompts(prompts) if prompts is not None else None  # bad files fail before a model loads
     pipe, model_name = None, "reference"
     if not reference:
-        from kino.pipeline import KinoPipeline
+        from kino.families import Family, load_model
 
         model_dir = resolve_model_dir(model)
-        pipe, model_name = KinoPipeline.from_pretrained(model_dir, device=device), str(model_dir)
+        loaded = load_model(model_dir, device=device)  # any family; LTX-Video and Wan just score low on the world
+        pipe = loaded.pipe if loaded.family is Family.KINO else loaded
+        model_name = str(model_dir)
     canvas = resolve_canvas(config, pipe)
     if items is None:
         suite = suite or Suite.WORLD_TRAIN

@@ -110,7 +110,9 @@ def resolve_canvas(config: EvalConfig, pipe: KinoPipeline | None) -> Canvas:
     asked = GenerationRequest("x", width=config.width, height=config.height, fps=config.fps, seconds=config.seconds,
                               steps=config.steps)
     if pipe is not None:  # the model's defaults, resolved and checked where every front end resolves them
-        r = resolve(asked, defaults_of(pipe))
+        from kino.families import VideoModel
+
+        r = resolve(asked, pipe.defaults if isinstance(pipe, VideoModel) else defaults_of(pipe))
         return Canvas(r.width, r.height, r.fps, max(1, round(r.seconds * r.fps)))
     s = SchedulerConfig()
     width, height = config.width or s.width, config.height or s.height
@@ -131,6 +133,11 @@ def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | N
     if pipe is None and not config.reference:
         raise InputError("evaluating a model needs a pipeline; pass one, or use the reference renders")
     canvas = resolve_canvas(config, None if config.reference else pipe)
+    from kino.families import VideoModel
+
+    if isinstance(pipe, VideoModel) and not config.reference and any(i.condition is not None for i in items):
+        raise InputError(f"the conditioned suites run on kino's own pipeline; {pipe.family} models run the "
+                         f"text suites (world-train, world-held-out, ...)")
     if any(item.condition is not None for item in items):
         from kino.eval.conditioning import check_frames
 
@@ -183,10 +190,12 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     elif config.reference:
         frames = truth
     else:
+        from kino.families import VideoModel
         from kino.families.kino import KinoModel
         from kino.generation import GenerationRequest, resolve
 
-        model = KinoModel(pipe)  # the model step of the one generation path (no policy or publishing here)
+        # the model step of the one generation path (no policy or publishing here); any family
+        model = pipe if isinstance(pipe, VideoModel) else KinoModel(pipe)
         request = resolve(GenerationRequest(item.prompt, width=canvas.width, height=canvas.height, fps=canvas.fps,
                                             seconds=canvas.num_frames / canvas.fps, steps=config.steps, seed=seed),
                           model.defaults)

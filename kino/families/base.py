@@ -150,7 +150,7 @@ def detect_family(path: str | os.PathLike, config: str | os.PathLike | None = No
         raise ModelError(f"{p}: a single-file checkpoint needs its diffusers config folder (--model-config DIR, "
                          f"or config=DIR in KINO_MODEL_OPTIONS)")
     if not folder.is_dir():
-        raise ModelError(f"{folder}: no such model folder")
+        raise ModelError(f"model folder {folder} does not exist")
     name = str(read_index(folder).get("_class_name", ""))
     if name == "KinoPipeline":
         return Family.KINO
