@@ -65,6 +65,14 @@ def caches(manifest, tiny_models, tmp_path_factory):  # noqa: F811
     return out
 
 
+@pytest.fixture(scope="module")
+def ti2v_cache(manifest, tiny_models, tmp_path_factory):  # noqa: F811
+    """The clips through Wan 2.2 TI2V's 48-channel VAE (a model other than the Wan folder's)."""
+    out = tmp_path_factory.mktemp("ti2v") / "cache"
+    build_family_cache(manifest, tiny_models["wan-ti2v"], out, SMALL)
+    return out
+
+
 def _cfg(**kw) -> LoRATrainConfig:
     return LoRATrainConfig(**{"rank": 4, "alpha": 4.0, "steps": 10, "lr": 2e-3, "checkpoint_every": 100, **kw})
 
@@ -141,18 +149,16 @@ def test_resume_is_exact(caches, tiny_models, tmp_path):  # noqa: F811
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
 
 
-def test_conditioned_and_two_expert_training(manifest, caches, tiny_models, tmp_path):  # noqa: F811
+def test_conditioned_and_two_expert_training(caches, ti2v_cache, tiny_models, tmp_path):  # noqa: F811
     t = LoRATrainer(_cfg(condition="first-last", condition_prob=1.0), tiny_models["ltx"],
                     index=FamilyClips(caches["ltx"]).index)
     _train(t, caches["ltx"], 2)
     assert t.step_count == 2
     with pytest.raises(InputError, match="TI2V"):  # Wan T2V has no clean-frame input at inference
         LoRATrainer(_cfg(condition="first"), tiny_models["wan"])
-    ti2v = build_family_cache(manifest, tiny_models["wan-ti2v"], tmp_path / "ti2v", SMALL)  # its 48-channel VAE
-    assert ti2v.clips == 3
     w = LoRATrainer(_cfg(condition="first", condition_prob=1.0), tiny_models["wan-ti2v"],
-                    index=FamilyClips(tmp_path / "ti2v").index)
-    _train(w, tmp_path / "ti2v", 2)
+                    index=FamilyClips(ti2v_cache).index)
+    _train(w, ti2v_cache, 2)
     assert w.step_count == 2
 
     index = FamilyClips(caches["wan"]).index  # the A14B folder's VAE and text encoder are the Wan folder's
@@ -181,12 +187,13 @@ def test_nan_loss_stops_naming_the_step(caches, tiny_models):  # noqa: F811
         t.train_step([[item]], 0, t.null_text(data))
 
 
-def test_cache_recomputes_only_what_changed(manifest, tiny_models, tmp_path):  # noqa: F811
+def test_cache_recomputes_only_what_changed(manifest, caches, ti2v_cache, tiny_models, tmp_path):  # noqa: F811
     from kino.data.manifest import read_manifest
 
     out = tmp_path / "cache"
-    first = build_family_cache(manifest, tiny_models["wan"], out, SMALL)
-    assert (first.encoded, first.reused) == (3, 0)
+    shutil.copytree(caches["wan"], out)
+    same = build_family_cache(manifest, tiny_models["wan"], out, SMALL)
+    assert (same.encoded, same.reused, same.texts) == (0, 3, 0)  # nothing changed: every entry reused
     recs = read_manifest(manifest)
     changed = tmp_path / "clips.jsonl"
     for name in CLIPS:
@@ -194,11 +201,10 @@ def test_cache_recomputes_only_what_changed(manifest, tiny_models, tmp_path):  #
     shutil.copy(manifest.parent / "bikes.mp4", tmp_path / "carphone_pristine.mp4")  # new content, same name
     write_manifest(changed, [recs[0].with_captions({"detailed": "a blue square"}), *recs[1:]])
     again = build_family_cache(changed, tiny_models["wan"], out, SMALL)
-    assert (again.encoded, again.reused, again.texts) == (1, 2, 1)
-    other = build_family_cache(changed, tiny_models["wan-ti2v"], tmp_path / "c2", SMALL)  # another VAE: new keys
-    assert (other.encoded, other.reused) == (2, 1)  # at its 32x32 bucket the two bikes contents are one entry
-    keys = {c["id"]: c["latent"] for c in FamilyClips(out).clips}
-    assert len(set(keys.values())) == 3
+    assert (again.encoded, again.reused, again.texts) == (1, 2, 1)  # the changed file and the changed caption
+    wan_keys = {c["latent"] for c in FamilyClips(caches["wan"]).clips}
+    other_keys = {c["latent"] for c in FamilyClips(ti2v_cache).clips}  # another model's VAE: other keys
+    assert len(other_keys) == 3 and not wan_keys & other_keys
 
 
 def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
@@ -211,15 +217,14 @@ def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
     assert read_lora(run / "pytorch_lora_weights.safetensors").spec.rank == 4
 
 
-def test_cli_export_generate_with_lora_and_manifest(caches, tiny_models, tmp_path, capsys):  # noqa: F811
+def test_cli_cache_train_export_generate(manifest, tiny_models, tmp_path, capsys):  # noqa: F811
+    """The newcomer's commands of docs/finetuning.md, in this process: cache, train, export, generate --lora."""
     import json
 
     from kino.cli import main
     from kino.safety.provenance import read_manifest
 
-    t = LoRATrainer(_cfg(), tiny_models["wan"], index=FamilyClips(caches["wan"]).index)
-    _train(t, caches["wan"], 1)
-    lora = t.write_loras(tmp_path)[0]
+    wan = str(tiny_models["wan"])
     comfy, out = tmp_path / "comfy.safetensors", tmp_path / "out.mp4"
 
     def kino(*args) -> int:  # the `kino` script in this process (its one-line errors and exit codes)
@@ -227,13 +232,18 @@ def test_cli_export_generate_with_lora_and_manifest(caches, tiny_models, tmp_pat
             main(list(args))
         return done.value.code
 
+    assert kino("data", "cache", str(manifest), "--model", wan, "--out", str(tmp_path / "c"), "--area", "1024",
+                "--max-frames", "9") == 0
+    assert kino("train", "lora", "--model", wan, "--data", str(tmp_path / "c"), "--out", str(tmp_path / "r"),
+                "--rank", "4", "--alpha", "4", "--steps", "2", "--lr", "1e-3") == 0
+    lora = tmp_path / "r" / "pytorch_lora_weights.safetensors"
     assert kino("lora", "export", str(lora), "-o", str(comfy)) == 0
-    assert kino("generate", "a red ball moves left", "--model", str(tiny_models["wan"]), "--lora", f"{comfy}:0.5",
+    assert kino("generate", "a red ball moves left", "--model", wan, "--lora", f"{comfy}:0.5",
                 "--size", "48x32", "--seconds", "0.5", "--steps", "1", "-o", str(out)) == 0
     assert "note: LoRA" in capsys.readouterr().out
     settings = json.dumps(read_manifest(out).store)
     assert '"loras"' in settings and "comfy.safetensors" in settings  # the C2PA manifest names the LoRA
-    assert kino("generate", "x", "--model", str(tiny_models["wan"]), "--lora", str(tmp_path / "none.safetensors"),
+    assert kino("generate", "x", "--model", wan, "--lora", str(tmp_path / "none.safetensors"),
                 "-o", str(tmp_path / "bad.mp4")) == 2
     err = capsys.readouterr().err
     assert err.startswith("kino: error:") and "no such LoRA file" in err and "Traceback" not in err
