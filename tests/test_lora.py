@@ -265,10 +265,15 @@ def test_kino_dit_lora(manifest, model_dir, tmp_path):
     build_cache(manifest, pipe.vae, pipe.text_encoder, tmp_path / "cache", CacheConfig(shaping=shaping))
     got = {}
     path = run_lora_training(_cfg(steps=4, lr=5e-3), model_dir, tmp_path / "cache", tmp_path / "run",
-                             options=LoRARunOptions(tensorboard=False, eval_every=4, eval_clips=1),
+                             options=LoRARunOptions(eval_every=4, eval_clips=1, validate_every=4,
+                                                    validation_prompts=("a red ball moves left",), validation_steps=1),
                              on_step=lambda s, n, v: got.update({s: v}))
     assert sorted(got) == [1, 2, 3, 4] and read_lora(path).family == "kino"
     assert "eval/loss" in (tmp_path / "run" / "metrics.jsonl").read_text()
+    from kino.io import read_video
+
+    assert len(read_video(tmp_path / "run" / "samples" / "step-00000004" / "00.mp4").frames) > 1  # validation
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     plain, adapted = load_model(model_dir), load_model(model_dir)
     apply_model_loras(adapted, [LoRAUse(str(path))])
     assert np.abs(_generate(adapted, 1) - _generate(plain, 1)).max() > 0  # the adapter acts
