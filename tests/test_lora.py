@@ -148,6 +148,14 @@ def test_resume_is_exact(caches, tiny_models, tmp_path):  # noqa: F811
     wa, wb = read_lora(a).state, read_lora(b).state
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
 
+    comfy = export_comfyui(a, tmp_path / "a-comfy.safetensors")  # --init-lora continues from either format
+    for start in (a, comfy):
+        t = LoRATrainer(cfg, folder, index=FamilyClips(cache).index)
+        t.init_from(start)
+        assert all(torch.equal(v, wa[k]) for k, v in t.lora_states()["high"].items())
+    with pytest.raises(InputError, match="--rank 4 --alpha 4"):
+        LoRATrainer(_cfg(rank=8, alpha=8.0), folder, index=FamilyClips(cache).index).init_from(a)
+
 
 def test_conditioned_and_two_expert_training(caches, ti2v_cache, tiny_models, tmp_path):  # noqa: F811
     t = LoRATrainer(_cfg(condition="first-last", condition_prob=1.0), tiny_models["ltx"],
