@@ -128,3 +128,22 @@ def test_eval_runs_a_wan_model_on_the_world_suite(run, tiny_models, tmp_path):  
     code, _, err = run(["eval", "--model", tiny_models["wan"], "--suite", "conditioning", "--size", "32x32",
                         "--limit", "1"])
     assert code == 2 and "conditioned suites run on kino's own pipeline" in err
+
+
+def test_model_flags_single_file_and_options(run, tiny_models, tmp_path, config_dir):  # noqa: F811
+    from safetensors.torch import load_file, save_file
+
+    from kino.safety.provenance import read_manifest
+
+    folder = tiny_models["wan"]
+    save_file(load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors"), tmp_path / "w.safetensors")
+    out = tmp_path / "flags.mp4"
+    code, _, err = run(["generate", "a red circle", "--model", tmp_path / "w.safetensors", "--model-config", folder,
+                        "--model-option", "vae_slicing", "--model-option", "dtype=float32", "-o", out,
+                        "--no-enhance", *SMALL])
+    assert code == 0, err
+    settings = read_manifest(out).assertion("org.kino.generation")["settings"]
+    assert settings["options"] == ["vae slicing"] and settings["dtype"] == "float32"
+    code, _, err = run(["generate", "a red circle", "--model", folder, "--model-option", "offload=model", "-o",
+                        tmp_path / "x.mp4", *SMALL])
+    assert code == 2 and "needs --device cuda" in err and not (tmp_path / "x.mp4").exists()

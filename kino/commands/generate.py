@@ -73,6 +73,12 @@ def generate(
     include_prompt: Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")] = False,
     lora: Annotated[list[str] | None, typer.Option(help="A LoRA file FILE[:SCALE] (diffusers or ComfyUI format; "
                                                         "repeatable).")] = None,
+    model_config: Annotated[Path | None, typer.Option(help="The diffusers folder of a single-file --model "
+                                                           "checkpoint (LTX-Video, Wan).")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(help="LTX-Video / Wan memory and speed: offload=model, "
+                                                                "vae_tiling, attention=flash, first_block_cache=0.1, "
+                                                                "compile, dtype=bfloat16 (repeatable; see "
+                                                                "docs/models.md).")] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate a video (or, with --image-only, an image) from a text prompt."""
@@ -88,11 +94,13 @@ def generate(
                                 c2pa=c2pa, include_prompt=include_prompt, image_only=image_only,
                                 from_image=from_image, to_image=to_image, prompts=tuple(then or ()),
                                 condition_guidance=condition_guidance)
-    run_request(request, output, model, device, threads, overwrite, loras=tuple(lora or ()))
+    run_request(request, output, model, device, threads, overwrite, loras=tuple(lora or ()),
+                model_config=model_config, model_options=",".join(model_option or ()))
 
 
 def run_request(request, output: Path, model: Path | None, device: str, threads: int,
-                overwrite: bool = False, loras: tuple[str, ...] = ()) -> None:
+                overwrite: bool = False, loras: tuple[str, ...] = (), model_config: Path | None = None,
+                model_options: str = "") -> None:
     """Check everything that needs no model (request, output path, inputs, device, the model folder's
     sizes), then load the model and run generate_file with progress; print notes, provenance and what
     was written."""
@@ -110,7 +118,15 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
     if not model_dir.exists():
         raise ModelError(f"model directory {model_dir} does not exist; make one with `kino model init {model_dir}`")
     notes: list[str] = []
-    if detect_family(model_dir) is Family.KINO:  # the sizes from its config files, before the weights load
+    from kino.families.base import parse_model_options
+
+    options = parse_model_options(model_options)  # one line for a bad option, before anything loads
+    model_config = model_config or options.pop("config", None)
+    dtype = options.pop("dtype", None)
+    family = detect_family(model_dir, model_config)
+    if family is Family.KINO and (options or dtype):
+        raise InputError(f"--model-option {model_options} is for LTX-Video and Wan models; {model_dir} is kino's own")
+    if family is Family.KINO:  # the sizes from its config files, before the weights load
         from kino.families.kino import peek_defaults
 
         defaults = peek_defaults(model_dir)
@@ -131,7 +147,7 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
         uses = [LoRAUse.parse(text) for text in loras]
         for use in uses:
             lora_path(use.path)
-    loaded = load_model(model_dir, device=device)
+    loaded = load_model(model_dir, device=device, dtype=dtype, config=model_config, **options)
     if loras:
         from kino.families.lora import apply_model_loras
 
