@@ -251,6 +251,11 @@ def test_cli_cache_train_export_generate(manifest, tiny_models, tmp_path, capsys
     assert "note: LoRA" in capsys.readouterr().out
     settings = json.dumps(read_manifest(out).store)
     assert '"loras"' in settings and "comfy.safetensors" in settings  # the C2PA manifest names the LoRA
+    from kino.serve.app import load_pipes  # the server applies --lora to its model the same way
+    from kino.serve.config import ServeConfig
+
+    models, _ = load_pipes(ServeConfig(model_dir=Path(wan), loras=(f"{comfy}:0.5",), no_auth=True))
+    assert [(r["path"], r["scale"]) for r in models[0].loras] == [(str(comfy), 0.5)]
     assert kino("generate", "x", "--model", wan, "--lora", str(tmp_path / "none.safetensors"),
                 "-o", str(tmp_path / "bad.mp4")) == 2
     err = capsys.readouterr().err

@@ -40,6 +40,7 @@ def serve(
     quota_mb_per_key: Annotated[int, typer.Option(help="MiB of videos and inputs one key may keep.")] = 2048,
     quota_mb: Annotated[int, typer.Option(help="MiB of videos and inputs all keys may keep.")] = 20480,
     policy: Annotated[Path | None, typer.Option(help="Safety policy file.")] = None,
+    lora: Annotated[list[str] | None, typer.Option(help="A LoRA file FILE[:SCALE] applied to the model (repeatable).")] = None,
 ) -> None:
     """Serve OpenAI's Videos API (/v1/videos) and the web studio (/) with kino's model."""
     import uvicorn
@@ -58,7 +59,7 @@ def serve(
                          max_active_per_key=max_active_per_key, max_seconds=max_seconds, steps=steps,
                          enhance=enhance, expiry_seconds=expiry, on_restart=on_restart, max_attempts=max_attempts,
                          quota_bytes_per_key=quota_mb_per_key * 2**20, quota_bytes_total=quota_mb * 2**20,
-                         safety_policy=policy, **kw)
+                         safety_policy=policy, loras=tuple(lora or ()), **kw)
     lock = DataDirLock(config.data_dir).acquire()
     sock = bind(host, port)
     app = create_app(config, lock=lock)

@@ -152,7 +152,13 @@ def load_pipes(config: ServeConfig) -> tuple[list, str]:
     name, model_dir = named_model(config.model_dir)
     model_dir = resolve_model_dir(model_dir)
     # any family: a kino pipeline folder, or a diffusers LTX-Video / Wan folder (kino.families)
-    return [load_model(model_dir, device=d) for d in config.devices], name or Path(model_dir).name
+    models = [load_model(model_dir, device=d) for d in config.devices]
+    if config.loras:  # each worker's copy gets the LoRAs; the manifest of every video lists them
+        from kino.families.lora import LoRAUse, apply_model_loras
+
+        for m in models:
+            apply_model_loras(m, [LoRAUse.parse(t) for t in config.loras])
+    return models, name or Path(model_dir).name
 
 
 def named_model(model: Path | None) -> tuple[str | None, Path | None]:

@@ -61,6 +61,7 @@ class ServeConfig:
     api_keys: tuple[str, ...] = ()
     no_auth: bool = False  # only allowed on a loopback host
     devices: tuple[str, ...] = ("cpu",)  # one worker (one generation at a time) per device
+    loras: tuple[str, ...] = ()  # LoRA files FILE[:SCALE] applied to the model (kino.families.lora)
     threads: int = 0  # torch CPU threads (0: torch's default)
     # limits
     queue_size: int = 32  # queued jobs past which POSTs get 429 + Retry-After
