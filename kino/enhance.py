@@ -322,14 +322,37 @@ SYSTEM_PROMPT = (
 )
 
 
-class ChatEnhancer:
-    """An OpenAI-compatible chat completions endpoint, falling back to the world expander."""
+# the caption style each real-world family was trained on, after its own prompt guides: LTX-Video's README
+# ("start with the main action ... specific movements ... appearance ... background ... camera angles ...
+# lighting", one flowing paragraph under 200 words) and Wan's prompt extension (subject, scene, motion,
+# camera language, atmosphere and style in one detailed paragraph)
+FAMILY_SYSTEM_PROMPTS = {
+    "ltx": ("You rewrite short prompts for the LTX-Video text-to-video model into one flowing, chronological "
+            "paragraph of at most 200 words: start with the main action, then specific movements and gestures, "
+            "the look of people and objects, the background and environment, camera angles and movement, and "
+            "lighting and colors, as a cinematographer would describe a shot. Keep everything the user asked for; "
+            "never contradict it. Answer with the paragraph only."),
+    "wan": ("You rewrite short prompts for the Wan text-to-video model into one detailed paragraph: the subject "
+            "and its appearance, the scene, the motion, the camera language (shot size, angle, movement), and the "
+            "atmosphere and visual style. Keep everything the user asked for; never contradict it. Answer with the "
+            "paragraph only."),
+}
 
-    def __init__(self, config: EnhancerConfig, fallback: Enhancer | None = None) -> None:
+
+class ChatEnhancer:
+    """An OpenAI-compatible chat completions endpoint, falling back to the world expander (for a real-world
+    `family`, to the prompt as written). A real-world family gets its own caption style (FAMILY_SYSTEM_PROMPTS)
+    and none of the world's examples."""
+
+    def __init__(self, config: EnhancerConfig, fallback: Enhancer | None = None, family: str | None = None) -> None:
         self.config = config
-        self.fallback = fallback or WorldExpander()
+        self.family = str(family) if family is not None and str(family) in FAMILY_SYSTEM_PROMPTS else None
+        self.fallback = fallback or (AsWritten(self.family) if self.family else WorldExpander())
 
     def messages(self, prompt: str, inputs: Inputs | None = None, still: bool = False) -> list[dict]:
+        if self.family:
+            return [{"role": "system", "content": FAMILY_SYSTEM_PROMPTS[self.family]},
+                    {"role": "user", "content": prompt}]
         msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
         for short, detailed in style_examples():
             msgs += [{"role": "user", "content": short}, {"role": "assistant", "content": detailed}]
@@ -422,10 +445,11 @@ def style_examples(n: int = 3) -> list[tuple[str, str]]:
 def make_enhancer(config: EnhancerConfig | None = None, family: str | None = None) -> Enhancer:
     """The enhancer a config asks for (the offline world expander by default). For a real-world model
     (`family` "ltx" or "wan") the offline expander, which describes kino's procedural world, is replaced
-    by `AsWritten`: the prompt goes to the model as typed, with one note."""
+    by `AsWritten`: the prompt goes to the model as typed, with one note; the LLM backend writes in that
+    family's caption style."""
     config = config or EnhancerConfig.from_env()
     if config.backend is EnhanceBackend.OPENAI:
-        return ChatEnhancer(config)
+        return ChatEnhancer(config, family=family)
     if family is not None and str(family) != "kino":
         return AsWritten(str(family))
     return WorldExpander()
