@@ -52,6 +52,10 @@ class LoRARunOptions:
             raise InputError("--validate-every, --eval-every and --workers must be >= 0, --eval-clips >= 1")
         if self.validate_every and not self.validation_prompts:
             raise InputError("--validate-every needs at least one --validation-prompt")
+        if self.validation_image is not None and not Path(self.validation_image).is_file():
+            raise InputError(f"--validation-image {self.validation_image}: no such file")  # before any step
+        if self.init_lora is not None and not Path(self.init_lora).exists():
+            raise InputError(f"--init-lora {self.init_lora}: no such file")
         if self.parallel is Parallel.FSDP:
             raise InputError("--parallel fsdp is not supported by kino train lora yet (the frozen base is "
                              "replicated); use --parallel ddp, with --fp8 and --gradient-checkpointing to fit")
