@@ -99,8 +99,8 @@ class DiffusersModel(VideoModel):
         self.torch_dtype = torch_dtype
         self.options = options
         self.single_file = single_file
-        self.options_used = options.apply(pipe, device)
-        self.configure()
+        self.configure()  # first: LTX-Video may rebuild the pipeline around the loaded components
+        self.options_used = options.apply(self.pipe, device)
         self.pipe.set_progress_bar_config(disable=True)  # kino draws its own progress from the step callback
 
     def configure(self) -> None:
