@@ -163,3 +163,15 @@ def test_long_text_and_storyboard_run_in_windows(ltx):
         assert len(board.frames) == 24 and board.seams == (8, 16)
     finally:
         ltx.defaults = full
+
+
+def test_an_ltx_pipeline_folder_runs_through_the_condition_pipeline(ltx, tmp_path):
+    from diffusers import LTXPipeline
+
+    parts = {k: ltx.pipe.components[k] for k in ("scheduler", "vae", "text_encoder", "tokenizer", "transformer")}
+    LTXPipeline(**parts).save_pretrained(tmp_path / "ltx-plain")
+    plain = load_model(tmp_path / "ltx-plain")
+    assert detect_family(tmp_path / "ltx-plain") is Family.LTX and "LTXConditionPipeline" in plain.info().notes[0]
+    assert plain.modes == ltx.modes
+    req = GenerationRequest(prompt=PROMPT, seconds=9 / 8, **SIZE)
+    assert np.abs(plain.run(req, PROMPT, 3)[0].frames - ltx.run(req, PROMPT, 3)[0].frames).max() <= 1e-6
