@@ -130,7 +130,8 @@ def cache(
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
     model: Annotated[Path | None, typer.Option(help="An LTX-Video or Wan folder: cache with its own VAE and text "
-                                                    "encoder, for `kino train lora` (entries keyed by content).")] = None,
+                                                    "encoder, for `kino train lora` (entries keyed by content; float16 is stored "
+                                                    "as bfloat16, whose range T5 states need).")] = None,
 ) -> None:
     """Precompute VAE latents and text embeddings into sharded safetensors with an index."""
     if model is not None:
