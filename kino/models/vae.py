@@ -148,7 +148,8 @@ def vae_real_base(**kw) -> VAEConfig:
 
 def vae_world_tiny_v2(**kw) -> VAEConfig:
     """world-tiny v2 (issue 18): 4x4x4 (a 16x16 latent at 64x64), 16 channels, the block means in 3 of them,
-    the free channels' encoder head at the default init. Chosen by the ceiling (docs/vae.md)."""
+    the free channels' encoder head at the default init. Measured so far (docs/vae.md): it does not train
+    past its block means yet (spatial factor 4 stalls; unexplained), so it is not the default."""
     return VAEConfig(**{"spatial_factor": 4, "widths": (48, 96, 128), "shortcut": True, "shortcut_channels": 3,
                         "zero_encoder_head": False, **kw})
 
