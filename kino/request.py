@@ -22,6 +22,8 @@ from kino.modes import Mode
 VIDEO_MODES = (Mode.EXTEND, Mode.EDIT, Mode.CONNECT, Mode.LOOP)  # modes whose input is a video: they keep its size
 FAR_FROM_TRAINED = 4.0  # an asked area this many times above (or below) every trained size gets a warning
 
+EDIT_STRENGTH = 0.6  # SDEdit's default noise level: keeps the layout, redraws the detail
+
 
 @dataclass(frozen=True)
 class Shot:
@@ -61,7 +63,7 @@ class GenerationRequest:
     videos: tuple[str, ...] = ()  # connect: (A, B)
     keyframes: tuple[str, ...] = ()  # interpolate: images, or video frames as clip.mp4@SECONDS
     key_times: tuple[float, ...] | None = None  # seconds of each keyframe (default: evenly spread)
-    strength: float | None = None  # edit: SDEdit noise level in [0, 1] (default 0.6)
+    strength: float | None = None  # edit: SDEdit noise level in [0, 1] (default EDIT_STRENGTH)
     backward: bool = False  # extend before the video instead of after it
     condition_guidance: float | None = None  # guidance scale of the condition frames (1: off)
     prompts: tuple[str, ...] = ()  # long videos: one prompt per window (cycled), besides `prompt`

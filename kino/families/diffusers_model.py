@@ -139,6 +139,20 @@ class DiffusersModel(VideoModel):
                              f"pass ({self.defaults.max_frames / job.fps:g} s at {job.fps:g} fps); this needs {m}")
         return m
 
+    def edit_input(self, job: Job) -> tuple[np.ndarray, float, int]:
+        """The video to edit padded to what one pass holds (total, H, W, 3), the SDEdit strength, and
+        the video's own length (what the edit is trimmed back to)."""
+        from kino.request import EDIT_STRENGTH
+
+        video = job.video(job.request.video, max_frames=self.defaults.max_frames)
+        strength = EDIT_STRENGTH if job.request.strength is None else float(job.request.strength)
+        if int(job.steps * strength) < 1:
+            raise InputError(f"strength {strength:g} with {job.steps} steps denoises nothing; raise --strength "
+                             f"to at least {1 / job.steps:.2g} or give more --steps")
+        n = len(video)
+        total = self.total_frames(job, n, "frames of the video")
+        return np.concatenate([video, np.repeat(video[-1:], total - n, axis=0)]), strength, n
+
     def common(self, job: Job) -> dict:
         """The pipeline arguments every call shares."""
         req = job.request

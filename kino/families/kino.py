@@ -17,6 +17,7 @@ from pathlib import Path
 from kino.errors import InputError, ModelError
 from kino.families.base import Family, Generated, ModelDefaults, ModelInfo, VideoModel
 from kino.modes import Mode
+from kino.request import EDIT_STRENGTH
 
 
 def defaults_of(pipe) -> ModelDefaults:
@@ -147,7 +148,7 @@ def run_mode(pipe, request, model_prompt: str, seed: int, callback: Callable[[in
         if len(video) > pipe.max_frames:
             raise InputError(f"{request.video}: edit works on videos of up to {pipe.max_frames} frames "
                              f"({pipe.max_frames / fps:g} s at {fps:g} fps); trim it first")
-        res = modes.edit(pipe, model_prompt, video, 0.6 if request.strength is None else request.strength, **kw)
+        res = modes.edit(pipe, model_prompt, video, EDIT_STRENGTH if request.strength is None else request.strength, **kw)
     return res, tuple(notes) + res.notes, res.seams
 
 

@@ -140,22 +140,14 @@ class LTXModel(DiffusersModel):
         out = self.conditioned(job, total, [(a[-ca:], 0), (b[:cb], total - cb)])
         gen = out[ca:total - cb]
         parts = [self.given(a), gen] + ([self.given(b)] if include_b else [])
-        seams = (len(a), len(a) + len(gen)) if include_b else (len(a), len(a) + len(gen))
-        return Pass(np.concatenate(parts), seams)
+        return Pass(np.concatenate(parts), (len(a), len(a) + len(gen)))
 
     def edit(self, job: Job) -> Pass:
         """SDEdit: the video's normalized latents noised to `denoise_strength`, then denoised."""
         from diffusers.pipelines.ltx.pipeline_ltx_condition import retrieve_latents
 
-        video = job.video(job.request.video, max_frames=self.defaults.max_frames)
-        strength = 0.6 if job.request.strength is None else float(job.request.strength)
-        if int(job.steps * strength) < 1:
-            raise InputError(f"strength {strength:g} with {job.steps} steps denoises nothing; raise --strength "
-                             f"to at least {1 / job.steps:.2g} or give more --steps")
-        n = len(video)
-        total = self.total_frames(job, n, "frames of the video")
-        padded = np.concatenate([video, np.repeat(video[-1:], total - n, axis=0)])  # (total, H, W, 3)
-        return Pass(self.call(self.pipe, job, num_frames=total, denoise_strength=strength,
+        padded, strength, n = self.edit_input(job)  # (total, H, W, 3)
+        return Pass(self.call(self.pipe, job, num_frames=len(padded), denoise_strength=strength,
                               latents=self.encode(padded, job, retrieve_latents))[:n])
 
     def encode(self, frames: np.ndarray, job: Job, retrieve_latents):

@@ -178,14 +178,7 @@ class WanModel(DiffusersModel):
         """SDEdit through WanVideoToVideoPipeline(strength) with this folder's components."""
         from diffusers import WanVideoToVideoPipeline
 
-        video = job.video(job.request.video, max_frames=self.defaults.max_frames)
-        strength = 0.6 if job.request.strength is None else float(job.request.strength)
-        if int(job.steps * strength) < 1:
-            raise InputError(f"strength {strength:g} with {job.steps} steps denoises nothing; raise --strength "
-                             f"to at least {1 / job.steps:.2g} or give more --steps")
-        n = len(video)
-        total = self.total_frames(job, n, "frames of the video")
-        padded = np.concatenate([video, np.repeat(video[-1:], total - n, axis=0)])  # (total, H, W, 3)
+        padded, strength, n = self.edit_input(job)  # (total, H, W, 3)
         pipe = WanVideoToVideoPipeline(**self._components())
         pipe.set_progress_bar_config(disable=True)
         return Pass(self.call(pipe, job, video=to_pil(padded), strength=strength)[:n])

@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from kino.errors import InputError
+from kino.request import EDIT_STRENGTH
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -88,7 +89,7 @@ class ServeConfig:
     default_seconds: float | None = None  # None: the model's own
     steps: int | None = None  # sampling steps (None: the model's own)
     enhance: bool = True  # expand prompts into the detailed captions the model trained on
-    edit_strength: float = 0.6  # SDEdit noise level of /v1/videos/edits
+    edit_strength: float = EDIT_STRENGTH  # SDEdit noise level of /v1/videos/edits
     # lifetime
     expiry_seconds: int = 24 * 3600  # assets are deleted this long after a job completes
     cleanup_interval: float = 60.0
