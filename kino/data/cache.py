@@ -207,6 +207,20 @@ def read_index(cache_dir: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{p}: not valid JSON ({e.msg})") from None
 
 
+def caption_level(clip_id: str, levels, asked: str | None, seed: int, i: int) -> str | None:
+    """The caption level item i trains on: the asked one (InputError if the clip lacks it), else one
+    drawn from the clip's levels by (seed, i), so an epoch's draw repeats exactly on resume; None when
+    the clip has no caption."""
+    levels = list(levels)
+    if asked is not None:
+        if asked not in levels:
+            raise InputError(f"clip {clip_id} has no {asked!r} caption in the cache; it has {levels}")
+        return asked
+    if not levels:
+        return None
+    return levels[int(np.random.default_rng([seed, i]).integers(len(levels)))]
+
+
 class CachedClips(Dataset):
     """item -> {"latent": (C, t, h, w), "text": (L, D), "text_mask": (L,) bool, "level", "caption_id", "id"}.
 
@@ -239,15 +253,7 @@ class CachedClips(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         c = self.clips[i]
         shard = self._shard(c["shard"])
-        levels = c["levels"]
-        if self.level is not None:
-            if self.level not in levels:
-                raise InputError(f"clip {c['id']} has no {self.level!r} caption in the cache; it has {levels}")
-            level = self.level
-        elif levels:
-            level = levels[int(np.random.default_rng([self.seed, i]).integers(len(levels)))]
-        else:
-            level = None
+        level = caption_level(c["id"], c["levels"], self.level, self.seed, i)
         latent = shard.get_tensor(f"{c['key']}.latent").to(self.dtype)  # (C, t, h, w)
         if level is None:
             text = torch.zeros(1, self.index["text_dim"], dtype=self.dtype)  # (1, D): the empty caption

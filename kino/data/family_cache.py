@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kino.data.cache import caption_level
 from kino.errors import InputError, MediaError, ModelError
 
 CACHE_VERSION = 1
@@ -281,15 +281,7 @@ class FamilyClips(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         c = self.clips[i]
-        levels = sorted(c["levels"])
-        if self.level is not None:
-            if self.level not in levels:
-                raise InputError(f"clip {c['id']} has no {self.level!r} caption in the cache; it has {levels}")
-            level = self.level
-        elif levels:
-            level = levels[int(np.random.default_rng([self.seed, i]).integers(len(levels)))]
-        else:
-            level = None
+        level = caption_level(c["id"], sorted(c["levels"]), self.level, self.seed, i)
         text = self._tensor("text", c["levels"][level], "text") if level else self.null_text()  # (L, D)
         return {"latent": self._tensor("latents", c["latent"], "latent"), "text": text,
                 "text_mask": torch.ones(text.shape[0], dtype=torch.bool), "fps": float(c["fps"]), "level": level,
