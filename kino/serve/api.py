@@ -292,7 +292,6 @@ def _repath(req: dict, moved: dict[str, str]) -> dict:
 
 @router.post("/videos/extensions", response_model=S.Video, openapi_extra=S.body_schema(S.ExtendVideo))
 async def extend_video(request: Request, owner: str = Depends(owner_of)):
-
     svc = service(request)
     body = await parse_body(request, S.ExtendVideo)
     model = model_name(svc, body)
