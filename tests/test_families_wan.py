@@ -8,7 +8,8 @@ import torch
 from tiny_families import tiny_models  # noqa: F401  (the session fixture)
 
 from kino.errors import InputError
-from kino.families.base import Family, detect_family, load_model
+from kino.families.base import Family
+from kino.families.loading import detect_family, load_model
 from kino.generation import GenerationRequest
 from kino.io import write_image, write_video
 

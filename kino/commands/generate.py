@@ -118,7 +118,7 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
     if not model_dir.exists():
         raise ModelError(f"model directory {model_dir} does not exist; make one with `kino model init {model_dir}`")
     notes: list[str] = []
-    from kino.families.base import parse_model_options
+    from kino.families.loading import parse_model_options
 
     options = parse_model_options(model_options)  # one line for a bad option, before anything loads
     model_config = model_config or options.pop("config", None)

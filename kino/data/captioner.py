@@ -79,6 +79,8 @@ class WorldCaptioner:
 
     @classmethod
     def for_manifest(cls, records: list[ClipRecord], manifest_dir: Path) -> WorldCaptioner:
+        from kino.data.prepare import read_specs
+
         specs: dict[str, tuple[dict, int]] = {}
         for folder in sorted({r.source(manifest_dir).resolve().parent for r in records}):
             f = folder / "specs.jsonl"
@@ -99,23 +101,6 @@ class WorldCaptioner:
         spec, seed = self.specs[key]
         out = captions(SceneSpec.from_dict(spec), seed=seed)
         return {str(k): v for k, v in out.items() if str(k) in LEVELS}
-
-
-def read_specs(path: Path) -> dict[str, tuple[dict, int]]:
-    """A `kino world sample` specs.jsonl -> {resolved clip path: (scene spec dict, seed)}."""
-    from kino.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    media = sorted(p for p in path.parent.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
-    out = {}
-    for i, row in enumerate(rows):
-        spec = row.get("spec", row)
-        name = row.get("file") or row.get("path") or row.get("video")
-        if name is None and i < len(media):
-            name = media[i].name
-        if name is not None:
-            out[str((path.parent / name).resolve())] = (spec, int(row.get("seed", 0)))
-    return out
 
 
 # ----------------------------------------------------------------------------- OpenAI-compatible

@@ -98,8 +98,9 @@ class FamilyEncoder:
     """A family folder's VAE and text encoder (through its diffusers pipeline, without the transformer)."""
 
     def __init__(self, model_dir: str | os.PathLike, device: str = "cpu") -> None:
-        from kino.families.base import Family, detect_family
+        from kino.families.base import Family
         from kino.families.diffusers_common import load_components, quiet, resolve_dtype
+        from kino.families.loading import detect_family
 
         self.dir = Path(model_dir)
         self.family = detect_family(self.dir)

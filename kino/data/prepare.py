@@ -346,11 +346,26 @@ def scan_folder(root: str | os.PathLike, exclude: tuple[Path, ...] = (), media: 
     return files
 
 
+def read_specs(path: Path) -> dict[str, tuple[dict, int]]:
+    """A `kino world sample` specs.jsonl -> {resolved clip path: (scene spec dict, seed)}."""
+    from kino.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    media = sorted(p for p in path.parent.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
+    out = {}
+    for i, row in enumerate(rows):
+        spec = row.get("spec", row)
+        name = row.get("file") or row.get("path") or row.get("video")
+        if name is None and i < len(media):
+            name = media[i].name
+        if name is not None:
+            out[str((path.parent / name).resolve())] = (spec, int(row.get("seed", 0)))
+    return out
+
+
 def world_clips(files: list[Path]) -> set[Path]:
     """The files `kino world sample` wrote (named in a specs.jsonl beside them): the world's scenes are
     static on purpose when their spec says so, so the near-static filter does not apply to them."""
-    from kino.data.captioner import read_specs
-
     found: set[Path] = set()
     for folder in sorted({f.parent for f in files}):
         if (folder / "specs.jsonl").is_file():

@@ -6,14 +6,7 @@ request through `VideoModel.generate`, so the command line, the Python API, the 
 work the same with every family, as far as the family can do the mode.
 """
 
-from kino.families.base import (
-    Family,
-    Generated,
-    ModelDefaults,
-    ModelInfo,
-    VideoModel,
-    detect_family,
-    load_model,
-)
+from kino.families.base import Family, Generated, ModelDefaults, ModelInfo, VideoModel
+from kino.families.loading import detect_family, load_model
 
 __all__ = ["Family", "Generated", "ModelDefaults", "ModelInfo", "VideoModel", "detect_family", "load_model"]

@@ -37,7 +37,7 @@ from kino.errors import KinoError, PolicyError
 from kino.serve import schemas as S
 from kino.serve.errors import ApiError, bad, from_kino, not_found
 from kino.serve.files import VARIANTS
-from kino.serve.intake import Inputs, checked, parse_body
+from kino.serve.intake import Inputs, checked, completed, parse_body
 from kino.serve.jobs import Job, QueueFull, valid_id
 from kino.serve.security import owner_of
 
@@ -59,16 +59,6 @@ def to_video(job: Job) -> dict:
             "size": job.size, "seconds": job.seconds, "prompt": job.prompt,
             "remixed_from_video_id": job.remixed_from_video_id, "error": error, "mode": job.kind, "seed": seed,
             "enhanced_prompt": job.enhanced_prompt}
-
-
-def completed(svc, jid: str, owner: str, param: str = "video_id") -> Job:
-    job = svc.store.get(jid, owner) if valid_id(jid) else None
-    if job is None:
-        raise not_found(jid)
-    if job.status != "completed" or job.is_expired():
-        state = "expired" if job.is_expired() else job.status
-        raise bad(f"video {jid} is {state}; only a completed video can be used", param, "video_not_ready")
-    return job
 
 
 # -- the steps every POST takes ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from kino.errors import KinoError
-from kino.serve.errors import ApiError, bad, from_kino
+from kino.serve.errors import ApiError, bad, from_kino, not_found
+from kino.serve.jobs import Job, valid_id
 from kino.serve.schemas import Body, ImageRef, VideoRef
 
 
@@ -121,6 +122,17 @@ def checked(fn, param: str | None = None):
 # -- inputs --------------------------------------------------------------------------------------------
 
 
+def completed(svc, jid: str, owner: str, param: str = "video_id") -> Job:
+    """The owner's completed, unexpired video `jid`, or a 404 / 400 naming `param`."""
+    job = svc.store.get(jid, owner) if valid_id(jid) else None
+    if job is None:
+        raise not_found(jid)
+    if job.status != "completed" or job.is_expired():
+        state = "expired" if job.is_expired() else job.status
+        raise bad(f"video {jid} is {state}; only a completed video can be used", param, "video_not_ready")
+    return job
+
+
 class Inputs:
     """The inputs one request stores. `async with Inputs(svc) as inputs:` deletes every one of them when the
     block raises (the request was rejected); `keep()` hands them to the queued job."""
@@ -150,8 +162,6 @@ class Inputs:
         """An uploaded video or {id} of this owner's completed video -> (stored path, frames, source job, size):
         the size is the server's size nearest to an upload's (kino serve generates only its own sizes), or the
         source video's."""
-        from kino.serve.api import completed
-
         if isinstance(value, UploadFile):
             data = await upload_bytes(self.svc, value, param)
             name, frames, _ = await run_in_threadpool(self._decoding, lambda: self.svc.storage.save_video(

@@ -142,8 +142,9 @@ def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dty
     """The transformer(s) of an LTX-Video or Wan folder, frozen in `dtype` on `device` (no VAE, no text)."""
     import diffusers
 
-    from kino.families.base import Family, detect_family, read_index
+    from kino.families.base import Family
     from kino.families.diffusers_common import quiet
+    from kino.families.loading import detect_family, read_index
 
     folder = Path(model_dir)
     family = detect_family(folder)

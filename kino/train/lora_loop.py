@@ -151,7 +151,8 @@ class Subset:
 def clips_of(data, model_dir, run: Path, options: LoRARunOptions, device: str, info, seed: int):
     """The training data: a family cache (LTX-Video, Wan; a manifest is cached first) or, for a kino
     pipeline, kino's own latent cache (kino data cache --vae)."""
-    from kino.families.base import Family, detect_family
+    from kino.families.base import Family
+    from kino.families.loading import detect_family
 
     if detect_family(model_dir) is Family.KINO:
         from kino.data.cache import CachedClips
@@ -211,8 +212,8 @@ def validation_model(trainer):
     """The family's kino adapter over the folder's components and the trainer's (adapted) transformers."""
     import diffusers
 
-    from kino.families.base import read_index
     from kino.families.diffusers_common import RunOptions, quiet
+    from kino.families.loading import read_index
 
     folder = trainer.model_dir
     if trainer.den.family == "kino":
