@@ -19,7 +19,8 @@ from kino.serve.config import RestartPolicy
 
 
 def serve(
-    model: Annotated[Path | None, typer.Option(help="Pipeline directory (default: the built-in model).")] = None,
+    model: Annotated[list[Path] | None, typer.Option(help="A model folder, [NAME=]DIR (repeatable: several models "
+                                                     "at once, the first the default; default: the built-in model).")] = None,
     data_dir: Annotated[Path, typer.Option(help="Jobs database, videos and uploads (created 0700).")] = Path("kino-serve-data"),
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
@@ -53,7 +54,8 @@ def serve(
         raise InputError("--api-key would show the key to every user of this machine (ps); put keys in a file "
                          "(--api-key-file PATH, one a line) or in KINO_API_KEYS")
     kw = {"sizes": tuple(size)} if size else {}
-    config = ServeConfig(model_dir=model, data_dir=data_dir, host=host, port=port,
+    config = ServeConfig(model_dir=model[0] if model else None, more_models=tuple(model[1:]) if model else (),
+                         data_dir=data_dir, host=host, port=port,
                          api_keys=keys_from_file(api_key_file) + keys_from_env(), no_auth=no_auth,
                          devices=tuple(device or ("cpu",)), threads=threads, queue_size=queue_size,
                          max_active_per_key=max_active_per_key, max_seconds=max_seconds, steps=steps,

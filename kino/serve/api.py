@@ -14,7 +14,7 @@
     POST   /v1/videos/interpolations       frames between keyframe images
     POST   /v1/videos/connections          a transition from one video into another
     GET    /v1/videos/{id}/provenance      the C2PA verification of a finished video
-    GET    /v1/kino/options                sizes, lengths and limits of this server
+    GET    /v1/kino/options                sizes, lengths and limits of this server; each served model's modes
 
 Every POST checks, cheapest first, before queuing: the body against its model (schemas.py), the rate
 limits and storage quotas, the safety policy on the prompt, then the inputs from their headers
@@ -134,14 +134,20 @@ def generation_request(svc, prompt: str | None, **fields) -> dict:
            "enhance": svc.config.enhance and bool(prompt), "steps": svc.config.steps, **fields}
     if fields.get("seed") is None:
         req["seed"] = secrets.randbits(31)
-    built = checked(lambda: GenerationRequest(**req))  # a request the worker could not build is a 400 now
-    checked(lambda: svc.workers[0].model.check_mode(built.mode), "model")  # a mode this model cannot do, too
+    checked(lambda: GenerationRequest(**req))  # a request the worker could not build is a 400 now
     return req
 
 
 async def enqueue(svc, owner: str, inputs: Inputs, *, kind: str, prompt: str | None, model: str, seconds: float,
                   size: tuple[int, int], request: dict, remixed_from: str | None = None,
-                  extra: dict | None = None) -> dict:
+                  extra: dict | None = None, served: str | None = None) -> dict:
+    """Queue the job for the served model behind `model` (or `served`, a remix's source's); a mode that
+    model cannot do is a 400 naming `model`, before anything is queued."""
+    from kino.generation import GenerationRequest
+
+    served = served or svc.served_name(model)
+    mode = GenerationRequest(**request).mode
+    checked(lambda: svc.served[served][0].check_mode(mode), "model")
     params: dict[str, Any] = {"request": request, "inputs_all": list(inputs.names),
                               "phases": 2 if kind == "loop" and not request.get("video") else 1, **(extra or {})}
 
@@ -150,7 +156,8 @@ async def enqueue(svc, owner: str, inputs: Inputs, *, kind: str, prompt: str | N
             return svc.store.create(owner=owner, model=model, prompt=prompt, seconds=f"{seconds:g}",
                                     size="{}x{}".format(*size), kind=kind, params=params,
                                     queue_size=svc.config.queue_size, max_active=svc.config.max_active_per_key,
-                                    remixed_from=remixed_from, nbytes=svc.storage.size_of(inputs.names))
+                                    remixed_from=remixed_from, nbytes=svc.storage.size_of(inputs.names),
+                                    served=served)
         except QueueFull as e:
             raise _busy(svc, e) from None
 
@@ -258,7 +265,7 @@ async def remix_video(video_id: str, request: Request, owner: str = Depends(owne
                                code="inputs_gone") from None
             req = {**_repath(old, moved), "prompt": body.prompt, "enhance": svc.config.enhance}
             kind = src.kind
-        return await enqueue(svc, owner, inputs, kind=kind, prompt=body.prompt, model=src.model,
+        return await enqueue(svc, owner, inputs, kind=kind, prompt=body.prompt, model=src.model, served=src.served if src.served in svc.served else None,
                              seconds=float(src.seconds), size=tuple(map(int, src.size.split("x"))), request=req,
                              remixed_from=src.id)
 
@@ -434,10 +441,13 @@ def list_models(request: Request, owner: str = Depends(owner_of)):
     """OpenAI's model list: the served model under each name it answers to, with kino's family, variant
     and the modes it can do (a mode it cannot is a 400 on submission)."""
     svc = service(request)
-    m = svc.workers[0].model
-    info = {"family": str(m.family), "variant": getattr(m, "variant", ""), "modes": sorted(m.modes)}
-    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "kino", **info}
-                                       for name in svc.models]}
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "kino",
+                                        **model_info(svc.model(name))} for name in svc.models]}
+
+
+def model_info(m) -> dict:
+    """A served model's family, variant and the modes it can do (kino.families.VideoModel)."""
+    return {"family": str(m.family), "variant": getattr(m, "variant", ""), "modes": sorted(m.modes)}
 
 
 @router.get("/kino/options", response_model=S.Options)
@@ -450,5 +460,6 @@ def options(request: Request, owner: str = Depends(owner_of)):
                                                                              "1024x1792")},
             "default_size": svc.default_size, "default_seconds": f"{svc.default_seconds:g}",
             "max_seconds": c.max_seconds, "fps": svc.fps, "max_prompt_chars": c.max_prompt_chars,
-            "max_shots": c.max_shots, "auth": not c.no_auth, "modes": sorted(svc.workers[0].model.modes)}
+            "max_shots": c.max_shots, "auth": not c.no_auth, "modes": sorted(svc.model(svc.model_name).modes),
+            "served": {name: {**model_info(ms[0]), "fps": float(ms[0].defaults.fps)} for name, ms in svc.served.items()}}
 

@@ -1,10 +1,11 @@
-"""The server's process: one FastAPI app that holds the loaded model, the job store, the workers and the
-studio, built from a ServeConfig.
+"""The server's process: one FastAPI app that holds the loaded models (one or several, `--model` repeated),
+the job store, the workers and the studio, built from a ServeConfig.
 
 On start (before the port opens): take the data directory's lock (one server per directory; a second
-one stops here, having changed nothing), load the pipeline once per device, check the configured sizes
-against it, warm the prompt classifier, recover jobs a dead server left in progress, then start one
-worker per device and a cleanup thread that deletes expired assets and orphaned uploads.
+one stops here, having changed nothing), load each served model once per device, check the configured
+sizes against each, warm the prompt classifier, recover jobs a dead server left in progress, then start
+one worker per model and device (each claims only its model's jobs) and a cleanup thread that deletes
+expired assets and orphaned uploads.
 
 /health says "ok" (200) while every worker lives and moves, "degraded" (503) when one died or has not
 moved on its job for `stuck_seconds`. /docs is a page of this package that reads /openapi.json (no
@@ -25,6 +26,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from kino.errors import InputError
 from kino.serve import errors
 from kino.serve.config import OPENAI_MODELS, ServeConfig, parse_size
 from kino.serve.files import Storage
@@ -40,27 +42,37 @@ log = logging.getLogger("kino.serve")
 class Service:
     """What the routes share: config, store, storage, model facts, safety config and workers."""
 
-    def __init__(self, config: ServeConfig, pipes: list, model_name: str, lock: DataDirLock | None = None) -> None:
+    def __init__(self, config: ServeConfig, pipes: list, model_name: str, lock: DataDirLock | None = None,
+                 more: dict[str, list] | None = None) -> None:
+        """`pipes`: the default model, one per worker; `more`: further served models, name -> one per worker."""
         from kino.enhance import make_enhancer
         from kino.generation import as_model, check_size
         from kino.safety import SafetyConfig
 
         self.config = config
         self.lock = lock or DataDirLock(config.data_dir).acquire()  # before the store or any file is touched
-        self.store = JobStore(config.data_dir / "jobs.sqlite3", timeout=config.db_timeout)
+        self.store = JobStore(config.data_dir / "jobs.sqlite3", timeout=config.db_timeout, default_model=model_name)
         self.storage = Storage(config.data_dir)
         self.model_name = model_name
-        self.models = list(dict.fromkeys([model_name, "kino", *OPENAI_MODELS]))
+        # served name -> loaded models (kino.families.VideoModel), one per worker; the first is the default
+        self.served = {model_name: [as_model(p) for p in pipes]}
+        for name, ms in (more or {}).items():
+            if name in self.served:
+                raise InputError(f"--model {name}= is given twice; give each model its own NAME=DIR")
+            self.served[name] = [as_model(p) for p in ms]
+        # the default model answers to "kino" and OpenAI's names too (unless a served model is named so)
+        self.models = list(dict.fromkeys([*self.served, "kino", *OPENAI_MODELS]))
         self.decoders = decoders(config.max_decoders)
         self.key_guard = KeyGuard(config.key_failures_per_minute)
-        models = [as_model(p) for p in pipes]  # kino.families.VideoModel, one per worker
+        models = self.served[model_name]
         d = self.defaults = models[0].defaults  # kino.families.ModelDefaults
         if models[0].family != "kino" and config.sizes == ServeConfig.__dataclass_fields__["sizes"].default:
             # the default sizes are the tiny kino model's; another family offers its own trained sizes
             config = self.config = replace(config, sizes=tuple(dict.fromkeys(
                 f"{a}x{b}" for w, h in (d.trained_sizes or ((d.width, d.height),)) for a, b in ((w, h), (h, w)))))
-        for size in config.sizes:
-            check_size(*parse_size(size), d.size_multiple)  # InputError names the nearest valid sizes
+        for ms in self.served.values():
+            for size in config.sizes:  # every served model can make every offered size
+                check_size(*parse_size(size), ms[0].defaults.size_multiple)  # InputError names the nearest
         self.fps = float(d.fps)
         self.max_frames = d.max_frames or int(config.max_seconds * d.fps)
         native = f"{d.width}x{d.height}"
@@ -72,12 +84,24 @@ class Service:
                         if models[0].family == "kino" else None)
         self.enhancer = make_enhancer(family=models[0].family)  # offline, a real-world model takes prompts as written
         self.wake = threading.Event()
-        self.workers = [Worker(self.store, self.storage, config, m, model_name, self.safety, self.enhancer, self.wake,
-                               name=f"kino-worker-{i}") for i, m in enumerate(models)]
-        self.served = {model_name: models}  # name -> loaded models, one per worker (several names: later)
+        # one worker per loaded model; each claims only its served model's jobs (a slow model does not hold
+        # up a fast one's queue)
+        self.workers = []
+        for name, ms in self.served.items():
+            enhancer = self.enhancer if name == model_name else make_enhancer(family=ms[0].family)
+            self.workers += [Worker(self.store, self.storage, config, m, name, self.safety, enhancer, self.wake,
+                                    name=f"kino-worker-{len(self.workers) + i}") for i, m in enumerate(ms)]
         self.stopping = threading.Event()
         self.cleaner = threading.Thread(target=self._clean_loop, name="kino-cleanup", daemon=True)
         self.max_input_frames = max(1, int(config.max_seconds * self.fps))  # an input video's frames at most
+
+    def served_name(self, name: str) -> str:
+        """The served model that runs a request naming `name` (an alias such as "sora-2": the default)."""
+        return name if name in self.served else self.model_name
+
+    def model(self, name: str):
+        """The loaded model (the first worker's) behind the name `name`."""
+        return self.served[self.served_name(name)][0]
 
     def seconds_per_job(self) -> float:
         return sum(w.seconds_per_job for w in self.workers) / len(self.workers)
@@ -140,8 +164,9 @@ class Service:
                 log.exception("cleanup failed")
 
 
-def load_pipes(config: ServeConfig) -> tuple[list, str]:
-    """One pipeline per device, loaded once; -> (pipes, model name)."""
+def load_pipes(config: ServeConfig, model: Path | None = None) -> tuple[list, str]:
+    """One pipeline per device, loaded once; -> (pipes, model name). `model`: [NAME=]DIR (default:
+    config.model_dir)."""
     from kino.commands.generate import resolve_model_dir
     from kino.families import load_model
 
@@ -149,7 +174,7 @@ def load_pipes(config: ServeConfig) -> tuple[list, str]:
         import torch
 
         torch.set_num_threads(config.threads)
-    name, model_dir = named_model(config.model_dir)
+    name, model_dir = named_model(config.model_dir if model is None else model)
     model_dir = resolve_model_dir(model_dir)
     # any family: a kino pipeline folder, or a diffusers LTX-Video / Wan folder (kino.families)
     models = [load_model(model_dir, device=d) for d in config.devices]
@@ -171,16 +196,22 @@ def named_model(model: Path | None) -> tuple[str | None, Path | None]:
 
 
 def create_app(config: ServeConfig, pipes: list | None = None, model_name: str | None = None,
-               lock: DataDirLock | None = None) -> FastAPI:
-    """The app. `pipes` (already loaded pipelines, one per worker) skip loading from config.model_dir;
-    `lock` is the data directory's lock when the caller took it already (InputError if another holds it)."""
+               lock: DataDirLock | None = None, more: dict[str, list] | None = None) -> FastAPI:
+    """The app. `pipes` (already loaded pipelines, one per worker) skip loading from config.model_dir, and
+    `more` (name -> loaded pipelines) from config.more_models; `lock` is the data directory's lock when the
+    caller took it already (InputError if another holds it)."""
     from kino.serve.api import router
 
     lock = lock or DataDirLock(config.data_dir).acquire()
     try:
         if pipes is None:
             pipes, model_name = load_pipes(config)
-        svc = Service(config, pipes, model_name or "kino", lock)
+        if more is None:
+            more = {}
+            for text in config.more_models:
+                ms, name = load_pipes(config, text)
+                more[name] = ms
+        svc = Service(config, pipes, model_name or "kino", lock, more)
     except BaseException:
         lock.release()
         raise

@@ -55,7 +55,8 @@ def parse_size(text: str) -> tuple[int, int]:
 class ServeConfig:
     """How `kino serve` runs. Defaults suit the tiny CPU model on one machine."""
 
-    model_dir: Path | None = None  # None: the built-in model
+    model_dir: Path | None = None  # None: the built-in model; [NAME=]DIR, the default model
+    more_models: tuple[Path, ...] = ()  # further [NAME=]DIR models served at once (`--model` repeated)
     data_dir: Path = Path("kino-serve-data")  # jobs.sqlite3, videos/, uploads/
     host: str = "127.0.0.1"
     port: int = 8000

@@ -51,11 +51,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     expired INTEGER NOT NULL DEFAULT 0,
     enhanced_prompt TEXT,
-    bytes INTEGER NOT NULL DEFAULT 0
+    bytes INTEGER NOT NULL DEFAULT 0,
+    served TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 """
+# `model` is the name the client gave (echoed back: "sora-2" or "kino" are names of the default model);
+# `served` is the served model that runs the job: each model's workers claim only its jobs.
 
 
 class QueueFull(Exception):
@@ -99,6 +102,7 @@ class Job:
     seq: int = 0
     enhanced_prompt: str | None = None
     bytes: int = 0
+    served: str = ""
 
     def is_expired(self, now: float | None = None) -> bool:
         """Expired, or past its expiry time even if the cleanup pass has not marked it yet."""
@@ -116,7 +120,9 @@ class Job:
 class JobStore:
     """Jobs in `path` (SQLite, WAL). Safe to share between threads; each thread has its own connection."""
 
-    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, timeout: float = 30.0, default_model: str = "kino") -> None:
+        """`default_model`: the served model of jobs from a data directory written before several models
+        could be served (their `served` column is filled with it)."""
         self.path = Path(path)
         self.timeout = timeout
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -124,9 +130,11 @@ class JobStore:
         db = self._db()
         db.executescript(SCHEMA)
         have = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
-        for column, kind in (("enhanced_prompt", "TEXT"), ("bytes", "INTEGER NOT NULL DEFAULT 0")):
+        for column, kind in (("enhanced_prompt", "TEXT"), ("bytes", "INTEGER NOT NULL DEFAULT 0"),
+                             ("served", "TEXT NOT NULL DEFAULT ''")):
             if column not in have:  # a data directory written by an older kino
                 db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+        db.execute("UPDATE jobs SET served = ? WHERE served = ''", (default_model,))
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -154,8 +162,9 @@ class JobStore:
 
     def create(self, *, owner: str, model: str, prompt: str | None, seconds: str, size: str, kind: str,
                params: dict, queue_size: int, max_active: int, remixed_from: str | None = None,
-               nbytes: int = 0) -> Job:
-        """Queue a job; QueueFull when the queue (or this owner's share of it) is full."""
+               nbytes: int = 0, served: str | None = None) -> Job:
+        """Queue a job for the served model `served` (default: `model`); QueueFull when the queue (or this
+        owner's share of it) is full."""
         now = int(time.time())
         jid = new_id()
         with self._tx() as db:
@@ -167,16 +176,21 @@ class JobStore:
             if mine >= max_active:
                 raise QueueFull(mine, "key")
             db.execute("INSERT INTO jobs (id, owner, status, created_at, model, prompt, seconds, size, kind, params,"
-                       " remixed_from_video_id, bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       " remixed_from_video_id, bytes, served) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (jid, owner, now, model, prompt, seconds, size, kind, json.dumps(params), remixed_from,
-                        int(nbytes)))
+                        int(nbytes), served or model))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (jid,)).fetchone()
         return Job.from_row(row)
 
-    def claim(self) -> Job | None:
-        """Take the oldest queued job and mark it in progress (one claimer wins)."""
+    def claim(self, served: str | None = None) -> Job | None:
+        """Take the oldest queued job (of the served model `served`, when given) and mark it in progress (one
+        claimer wins)."""
         with self._tx() as db:
-            row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
+            if served is None:
+                row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
+            else:
+                row = db.execute("SELECT id FROM jobs WHERE status = 'queued' AND served = ? ORDER BY seq LIMIT 1",
+                                 (served,)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE jobs SET status = 'in_progress', progress = 0, started_at = ?, attempts = attempts + 1"

@@ -304,4 +304,5 @@ class Options(BaseModel):
     max_prompt_chars: int
     max_shots: int
     auth: bool
-    modes: list[str] = []  # the modes the served model can do (kino.families; the studio shows only these)
+    modes: list[str] = []  # the modes the default model can do (kino.families; the studio shows only these)
+    served: dict[str, dict] = {}  # served model name -> its family, variant, modes and fps (the studio's picker)

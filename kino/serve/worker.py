@@ -113,7 +113,7 @@ class Worker(threading.Thread):
         while not self.stopping.is_set():
             self.beat()
             try:
-                job = self.store.claim()
+                job = self.store.claim(self.model_name)  # only its served model's jobs
             except sqlite3.Error:  # a locked or full database: try again shortly
                 log.warning("claiming a job failed (the job store is unavailable); retrying")
                 job = None

@@ -49,16 +49,36 @@ function fillSizes(aspectSel, sizeSel) {
   fillSelect(sizeSel, sizes.map((s) => [s, s]), sizes.includes(state.options.default_size) ? state.options.default_size : sizes[0]);
 }
 
-async function loadOptions() {
-  const o = await (await api("/v1/kino/options")).json();
-  state.options = o;
-  $("#model").textContent = `model ${o.model}`;
+function chosenModel() {  // the picked model, or none when the server serves one (requests then name none)
+  return $("#model-box").hidden ? null : $("#model-pick").value;
+}
+
+function applyModel() {
+  const o = state.options;
+  const name = chosenModel() || o.model;
+  const modes = (o.served && o.served[name] && o.served[name].modes) || o.modes;
+  $("#model").textContent = `model ${name}`;
   // only the modes this model can do (an older server sends none: show all)
-  const can = (m) => !o.modes || !o.modes.length || o.modes.includes(m);
+  const can = (m) => !modes || !modes.length || modes.includes(m);
   state.can = can;
   $("#tab-board").hidden = !can("storyboard");
   $("#tab-interp").hidden = !can("interpolate");
   $("#image").closest("label").style.display = can("image-to-video") ? "" : "none";  // CSS sets labels' display
+  if (document.querySelector(".tab.active[hidden]")) $("#tab-prompt").click();
+  for (const card of document.querySelectorAll(".card")) {
+    for (const m of ["extend", "edit", "loop", "connect"]) $(`.${m}`, card).style.display = can(m) ? "" : "none";
+  }
+}
+
+async function loadOptions() {
+  const o = await (await api("/v1/kino/options")).json();
+  state.options = o;
+  // several served models: a picker; the tabs, inputs and buttons follow the chosen model's modes
+  const names = Object.keys(o.served || {});
+  fillSelect($("#model-pick"), names.map((n) => [n, `${n} (${o.served[n].family})`]), o.model);
+  $("#model-box").hidden = names.length < 2;
+  $("#model-pick").addEventListener("change", applyModel);
+  applyModel();
   const secs = [1, 2, 4, 8, 12, 16, 20].filter((s) => s <= o.max_seconds);
   fillSelect($("#seconds"), secs.map((s) => [String(s), `${s} s`]), o.default_seconds);
   if (![...$("#seconds").options].some((x) => x.selected)) $("#seconds").value = String(secs[0]);
@@ -75,6 +95,9 @@ async function loadOptions() {
 
 async function post(path, body) {
   const isForm = body instanceof FormData;
+  const model = chosenModel();
+  if (model && isForm && !body.has("model")) body.append("model", model);
+  else if (model && !isForm) body = { model, ...body };
   const init = isForm ? { method: "POST", body } :
     { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const video = await (await api(path, init)).json();
