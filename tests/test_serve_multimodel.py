@@ -79,6 +79,15 @@ def test_two_models_at_once(server, tmp_path):
     assert r.status_code == 200, r.text
     assert wait(c, r.json()["id"]).status == "completed"
 
+    # an edit of the kino video on Wan: Wan's frame limit and fps, run by Wan's worker
+    r = httpx.post(f"{server.url}/v1/videos/edits", headers=h,
+                   json={"prompt": "a dog runs on the beach", "video": {"id": own.id}, "model": "wan"})
+    assert r.status_code == 200, r.text
+    done = wait(c, r.json()["id"])
+    assert done.status == "completed", done.error
+    c.videos.download_content(done.id).write_to_file(tmp_path / "edit.mp4")
+    assert read_manifest(tmp_path / "edit.mp4").assertion("org.kino.generation")["settings"]["family"] == "wan"
+
     with pytest.raises(BadRequestError) as err:
         c.videos.create(prompt="a red circle", model="not-served")
     assert "valid models are tiny, wan" in str(err.value)

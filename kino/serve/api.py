@@ -315,14 +315,15 @@ async def edit_video(request: Request, owner: str = Depends(owner_of)):
     async with Inputs(svc) as inputs:
         path, frames, src, own = await inputs.video(body.video, "video", owner)
         w, h = size_of(svc, body, own)  # the video's own size (an upload's: the nearest this server makes)
-        if frames > svc.max_frames:
-            raise bad(f"video has {frames} frames; edits work on videos of up to {svc.max_frames} frames "
-                      f"({svc.max_frames / svc.fps:g} s at {svc.fps:g} fps)", "video")
+        fps, max_frames = svc.limits(model)  # the chosen model's
+        if frames > max_frames:
+            raise bad(f"video has {frames} frames; edits work on videos of up to {max_frames} frames "
+                      f"({max_frames / fps:g} s at {fps:g} fps)", "video")
         strength = svc.config.edit_strength if body.strength is None else body.strength
-        req = generation_request(svc, body.prompt, mode="edit", seconds=frames / svc.fps, width=w, height=h,
+        req = generation_request(svc, body.prompt, mode="edit", seconds=frames / fps, width=w, height=h,
                                  video=path, strength=strength, seed=body.seed)
         return await enqueue(svc, owner, inputs, kind="edit", prompt=body.prompt, model=model,
-                             seconds=frames / svc.fps, size=(w, h), request=req,
+                             seconds=frames / fps, size=(w, h), request=req,
                              remixed_from=src.id if src is not None else None)
 
 
@@ -461,5 +462,6 @@ def options(request: Request, owner: str = Depends(owner_of)):
             "default_size": svc.default_size, "default_seconds": f"{svc.default_seconds:g}",
             "max_seconds": c.max_seconds, "fps": svc.fps, "max_prompt_chars": c.max_prompt_chars,
             "max_shots": c.max_shots, "auth": not c.no_auth, "modes": sorted(svc.model(svc.model_name).modes),
-            "served": {name: {**model_info(ms[0]), "fps": float(ms[0].defaults.fps)} for name, ms in svc.served.items()}}
+            "served": {name: {**model_info(svc.model(name)), "fps": svc.limits(name)[0], "max_frames": svc.limits(name)[1]}
+                       for name in svc.served}}
 

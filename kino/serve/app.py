@@ -103,6 +103,11 @@ class Service:
         """The loaded model (the first worker's) behind the name `name`."""
         return self.served[self.served_name(name)][0]
 
+    def limits(self, name: str) -> tuple[float, int]:
+        """(fps, most frames one pass makes) of the served model behind `name`, from its defaults."""
+        d = self.model(name).defaults
+        return float(d.fps), d.max_frames or int(self.config.max_seconds * d.fps)
+
     def seconds_per_job(self) -> float:
         return sum(w.seconds_per_job for w in self.workers) / len(self.workers)
 
