@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from tiny_families import tiny_models  # noqa: F401  (the session fixture)
@@ -11,7 +9,7 @@ from tiny_families import tiny_models  # noqa: F401  (the session fixture)
 from kino.families import load_model
 from kino.serve.app import create_app
 from kino.serve.config import ServeConfig
-from kino.serve.testing import ThreadServer, free_port
+from kino.serve.testing import ThreadServer, free_port, isolated_env, wait_video
 
 KEY = "sk-kino-families-key"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -19,27 +17,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory):  # noqa: F811
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KINO_CONFIG_DIR", str(tmp_path_factory.mktemp("cfg")))
-    for name in ("KINO_C2PA_CERT", "KINO_C2PA_KEY", "KINO_SAFETY_POLICY", "KINO_ENHANCE_BACKEND",
-                 "KINO_MODEL_OPTIONS"):
-        mp.delenv(name, raising=False)
-    folder = tiny_models["wan"]
-    config = ServeConfig(model_dir=folder, data_dir=tmp_path_factory.mktemp("serve"), api_keys=(KEY,),
-                         sizes=("16x16",), steps=2, max_seconds=4.0)
-    with ThreadServer(create_app(config, [load_model(folder)], "wan"), free_port()) as s:
-        yield s
-    mp.undo()
+    with isolated_env(tmp_path_factory.mktemp("cfg")):
+        folder = tiny_models["wan"]
+        config = ServeConfig(model_dir=folder, data_dir=tmp_path_factory.mktemp("serve"), api_keys=(KEY,),
+                             sizes=("16x16",), steps=2, max_seconds=4.0)
+        with ThreadServer(create_app(config, [load_model(folder)], "wan"), free_port()) as s:
+            yield s
 
 
-def wait(c, vid: str, timeout: float = 90.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = c.videos.retrieve(vid)
-        if v.status in ("completed", "failed"):
-            return v
-        time.sleep(0.2)
-    raise TimeoutError(vid)
 
 
 def test_openai_client_with_a_wan_model(server, tmp_path):
@@ -50,7 +35,7 @@ def test_openai_client_with_a_wan_model(server, tmp_path):
 
     c = OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0, timeout=60)
     v = c.videos.create(prompt="a dog runs on the beach at sunset", seconds="1", size="16x16", model="wan")
-    done = wait(c, v.id)
+    done = wait_video(c, v.id)
     assert done.status == "completed", done.error
     out = tmp_path / "wan.mp4"
     c.videos.download_content(v.id).write_to_file(out)

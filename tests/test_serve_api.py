@@ -4,14 +4,20 @@ on 127.0.0.1 (a thread of this process, over the tiny model)."""
 from __future__ import annotations
 
 import io
-import time
 
 import httpx
 import pytest
 
 from kino.serve.app import create_app
 from kino.serve.config import ServeConfig
-from kino.serve.testing import ThreadServer, free_port, shared_model_dir, shared_pipe
+from kino.serve.testing import (
+    ThreadServer,
+    free_port,
+    isolated_env,
+    shared_model_dir,
+    shared_pipe,
+    wait_video,
+)
 
 KEY, OTHER = "sk-kino-test-key-1", "sk-kino-test-key-2"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the client marks the Sora API deprecated
@@ -19,12 +25,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the cli
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KINO_CONFIG_DIR", str(tmp_path_factory.mktemp("cfg")))
-    for name in ("KINO_C2PA_CERT", "KINO_C2PA_KEY", "KINO_SAFETY_POLICY", "KINO_ENHANCE_BACKEND"):
-        mp.delenv(name, raising=False)
-    yield
-    mp.undo()
+    with isolated_env(tmp_path_factory.mktemp("cfg")):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +45,10 @@ def client(server, key=KEY):
 
 
 def wait(c, vid: str, timeout: float = 60.0):
-    seen = []
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = c.videos.retrieve(vid)
-        seen.append(v.progress)
-        if v.status in ("completed", "failed"):
-            assert seen == sorted(seen), f"progress went backwards: {seen}"
-            return v
-        time.sleep(0.1)
-    raise TimeoutError(vid)
+    seen: list = []
+    v = wait_video(c, vid, timeout, progress=seen)
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    return v
 
 
 def test_openai_client_create_poll_download_remix_delete(server, tmp_path):

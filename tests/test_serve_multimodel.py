@@ -4,7 +4,6 @@ tiny Wan, on loopback through the official `openai` client; each model's workers
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,14 @@ from tiny_families import tiny_models  # noqa: F401  (the session fixture)
 from kino.serve.app import create_app
 from kino.serve.config import RestartPolicy, ServeConfig
 from kino.serve.jobs import JobStore
-from kino.serve.testing import ThreadServer, free_port, shared_model_dir, shared_pipe
+from kino.serve.testing import (
+    ThreadServer,
+    free_port,
+    isolated_env,
+    shared_model_dir,
+    shared_pipe,
+    wait_video,
+)
 
 KEY = "sk-kino-multimodel-key"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -22,30 +28,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory):  # noqa: F811
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KINO_CONFIG_DIR", str(tmp_path_factory.mktemp("cfg")))
-    for name in ("KINO_C2PA_CERT", "KINO_C2PA_KEY", "KINO_SAFETY_POLICY", "KINO_ENHANCE_BACKEND",
-                 "KINO_MODEL_OPTIONS"):
-        mp.delenv(name, raising=False)
-    kino_dir = shared_model_dir(tmp_path_factory)
-    # the second model is loaded from config.more_models, as `kino serve --model tiny=DIR --model wan=DIR` does
-    config = ServeConfig(model_dir=kino_dir, more_models=(Path(f"wan={tiny_models['wan']}"),),
-                         data_dir=tmp_path_factory.mktemp("serve"), api_keys=(KEY,), sizes=("32x32",), steps=2,
-                         max_seconds=4.0, enhance=False)
-    app = create_app(config, [shared_pipe(kino_dir)], "tiny")
-    with ThreadServer(app, free_port()) as s:
-        yield s
-    mp.undo()
+    with isolated_env(tmp_path_factory.mktemp("cfg")):
+        kino_dir = shared_model_dir(tmp_path_factory)
+        # the second model is loaded from config.more_models, as `kino serve --model tiny=DIR --model wan=DIR` does
+        config = ServeConfig(model_dir=kino_dir, more_models=(Path(f"wan={tiny_models['wan']}"),),
+                             data_dir=tmp_path_factory.mktemp("serve"), api_keys=(KEY,), sizes=("32x32",), steps=2,
+                             max_seconds=4.0, enhance=False)
+        app = create_app(config, [shared_pipe(kino_dir)], "tiny")
+        with ThreadServer(app, free_port()) as s:
+            yield s
 
 
-def wait(c, vid: str, timeout: float = 90.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = c.videos.retrieve(vid)
-        if v.status in ("completed", "failed"):
-            return v
-        time.sleep(0.1)
-    raise TimeoutError(vid)
 
 
 def test_two_models_at_once(server, tmp_path):
@@ -58,7 +51,7 @@ def test_two_models_at_once(server, tmp_path):
     wan = c.videos.create(prompt="a dog runs on the beach", seconds="1", size="32x32", model="wan")
     own = c.videos.create(prompt="a red circle moves left", seconds="1", size="32x32")  # no model: the first
     for v, family, name in ((wan, "wan", "wan"), (own, "kino", "tiny")):
-        done = wait(c, v.id)
+        done = wait_video(c, v.id)
         assert done.status == "completed", done.error
         out = tmp_path / f"{name}.mp4"
         c.videos.download_content(v.id).write_to_file(out)
@@ -77,13 +70,13 @@ def test_two_models_at_once(server, tmp_path):
     r = httpx.post(f"{server.url}/v1/videos/extensions", headers=h,
                    json={"prompt": "it goes on", "seconds": "1", "video": {"id": own.id}, "model": "tiny"})
     assert r.status_code == 200, r.text
-    assert wait(c, r.json()["id"]).status == "completed"
+    assert wait_video(c, r.json()["id"]).status == "completed"
 
     # an edit of the kino video on Wan: Wan's frame limit and fps, run by Wan's worker
     r = httpx.post(f"{server.url}/v1/videos/edits", headers=h,
                    json={"prompt": "a dog runs on the beach", "video": {"id": own.id}, "model": "wan"})
     assert r.status_code == 200, r.text
-    done = wait(c, r.json()["id"])
+    done = wait_video(c, r.json()["id"])
     assert done.status == "completed", done.error
     c.videos.download_content(done.id).write_to_file(tmp_path / "edit.mp4")
     assert read_manifest(tmp_path / "edit.mp4").assertion("org.kino.generation")["settings"]["family"] == "wan"

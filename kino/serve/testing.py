@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -197,3 +199,38 @@ def send_all(url: str, work: list, headers: dict | None = None) -> list[int]:
 
     with ThreadPoolExecutor(len(work)) as pool:
         return list(pool.map(post, work))
+
+
+# what a test server must not inherit from the developer's shell (their keys, policy, enhancer, options)
+SERVER_ENV = ("KINO_C2PA_CERT", "KINO_C2PA_KEY", "KINO_SAFETY_POLICY", "KINO_ENHANCE_BACKEND", "KINO_MODEL_OPTIONS")
+
+
+@contextmanager
+def isolated_env(config_dir: str | os.PathLike) -> Iterator[None]:
+    """KINO_CONFIG_DIR set to `config_dir` and SERVER_ENV unset while the block runs, then restored."""
+    saved = {k: os.environ.get(k) for k in ("KINO_CONFIG_DIR", *SERVER_ENV)}
+    os.environ["KINO_CONFIG_DIR"] = str(config_dir)
+    for k in SERVER_ENV:
+        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def wait_video(client, vid: str, timeout: float = 90.0, progress: list | None = None):
+    """Poll an `openai` client until video `vid` is completed or failed (TimeoutError after `timeout`);
+    each poll's progress is appended to `progress` when given."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = client.videos.retrieve(vid)
+        if progress is not None:
+            progress.append(v.progress)
+        if v.status in ("completed", "failed"):
+            return v
+        time.sleep(0.1)
+    raise TimeoutError(vid)
