@@ -25,8 +25,6 @@ def server(tiny_models, tmp_path_factory):  # noqa: F811
             yield s
 
 
-
-
 def test_openai_client_with_a_wan_model(server, tmp_path):
     from openai import BadRequestError, OpenAI
 

@@ -39,8 +39,6 @@ def server(tiny_models, tmp_path_factory):  # noqa: F811
             yield s
 
 
-
-
 def test_two_models_at_once(server, tmp_path):
     from openai import BadRequestError, OpenAI
 
