@@ -186,11 +186,34 @@ def cached_data(data: str | Path, model_dir, run: Path, options: LoRARunOptions,
 
 
 def micro_batches(dataset, cfg, info, start_step: int, workers: int):
-    from kino.train.data import Layout, default_token_budget, sampler_micro_batches
+    """This rank's micro-batches from step `start_step`: its slices of each step's global batch
+    (kino.data.buckets_global), so the global data order is the same on any world size and a resume on
+    another world size continues it."""
+    from torch.utils.data import DataLoader
 
-    layout = Layout(info.rank, info.world_size, cfg.grad_accum)
-    budget = default_token_budget(dataset.shapes, layout.micro_size(cfg.batch_size))
-    return sampler_micro_batches(dataset, dataset.shapes, cfg, layout, start_step, budget, workers)
+    from kino.data.buckets_global import GlobalBatches
+    from kino.train.data import Layout
+
+    Layout(info.rank, info.world_size, cfg.grad_accum).micro_size(cfg.batch_size)  # refuses an uneven split
+    sampler = _RankSlices(GlobalBatches(dataset.shapes, cfg.batch_size, seed=cfg.seed), info.rank,
+                          info.world_size, cfg.grad_accum, start_step)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=list,
+                        persistent_workers=workers > 0)
+    return iter(loader)
+
+
+class _RankSlices:
+    """A DataLoader batch sampler: a rank's micro-batches of the global batches, from a step on (endless)."""
+
+    def __init__(self, batches, rank: int, world_size: int, accum: int, start_step: int) -> None:
+        self.batches, self.rank, self.world_size, self.accum = batches, rank, world_size, accum
+        self.start_step = start_step
+
+    def __iter__(self):
+        from kino.data.buckets_global import micro_slices
+
+        for batch in self.batches.steps_from(self.start_step):
+            yield from micro_slices(batch, self.world_size, self.accum, self.rank)
 
 
 def distribute(trainer, info) -> None:
