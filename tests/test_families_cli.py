@@ -147,3 +147,22 @@ def test_model_flags_single_file_and_options(run, tiny_models, tmp_path, config_
     code, _, err = run(["generate", "a red circle", "--model", folder, "--model-option", "offload=model", "-o",
                         tmp_path / "x.mp4", *SMALL])
     assert code == 2 and "needs --device cuda" in err and not (tmp_path / "x.mp4").exists()
+
+
+def test_generate_with_a_wan_folder_prints_no_torchvision_warning(tiny_models, tmp_path):  # noqa: F811
+    """A fresh `kino generate` process (transformers warns once per process, so only a new one can show it):
+    importing diffusers' Wan I2V module made transformers 5 log that CLIPImageProcessor falls back from
+    torchvision to PIL on every Wan load."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "w.mp4"
+    env = {**os.environ, "KINO_CONFIG_DIR": str(tmp_path / "cfg"), "OMP_NUM_THREADS": "1"}
+    env.pop("KINO_MODEL_OPTIONS", None)
+    done = subprocess.run([sys.executable, "-m", "kino", "generate", "a dog runs on the beach", "--model",
+                           str(tiny_models["wan"]), "-o", str(out), "--threads", "1", *SMALL],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert probe(out).num_frames == 5
+    assert not [line for line in done.stderr.splitlines() if "torchvision" in line], done.stderr

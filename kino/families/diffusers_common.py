@@ -159,7 +159,8 @@ def load_components(path: str | os.PathLike, config: str | os.PathLike | None, t
 
     folder, single = config_folder(path, config)
     index = json.loads((folder / "model_index.json").read_text())
-    cls = getattr(diffusers, str(index["_class_name"]), None)
+    with quiet():  # importing a pipeline's module may log (Wan I2V's CLIPImageProcessor: a torchvision warning)
+        cls = getattr(diffusers, str(index["_class_name"]), None)
     if cls is None:
         raise ModelError(f"{folder}: model_index.json names {index['_class_name']}, which diffusers "
                          f"{diffusers.__version__} does not have")

@@ -33,18 +33,22 @@ import numpy as np
 
 from kino.errors import InputError
 from kino.families.base import Family
-from kino.families.diffusers_common import short_count, to_pil
+from kino.families.diffusers_common import quiet, short_count, to_pil
 from kino.families.diffusers_model import DiffusersModel, Job, Pass, defaults
 
 VACE_CONTEXT_FRAMES = 9  # frames of a given video a VACE extension or transition sees
 GRAY = 128  # VACE's "to generate" pixel value under a white mask
+# An I2V folder is recognised by its class's name: importing diffusers' I2V module imports transformers'
+# CLIPImageProcessor, which logs a torchvision warning (transformers 5 falls back to the PIL processor)
+# on every Wan load, though only I2V folders use it (and they load it inside diffusers_common.quiet).
+I2V = "WanImageToVideoPipeline"
 
 
 class WanModel(DiffusersModel):
     family = Family.WAN
 
     def configure(self) -> None:
-        from diffusers import WanImageToVideoPipeline, WanPipeline, WanVACEPipeline
+        from diffusers import WanPipeline, WanVACEPipeline
 
         pipe = self.pipe
         cfg = pipe.transformer.config
@@ -57,7 +61,7 @@ class WanModel(DiffusersModel):
         if isinstance(pipe, WanVACEPipeline):
             self.kind, modes, self.variant = "vace", {"text", "image-to-video", "interpolate", "extend", "connect",
                                                       "loop", "storyboard"}, f"Wan 2.1 VACE {size}"
-        elif isinstance(pipe, WanImageToVideoPipeline):
+        elif type(pipe).__name__ == I2V:
             flf = cfg.get("pos_embed_seq_len") is not None
             self.kind = "flf2v" if flf else "i2v"
             # FLF2V's image tokens are the two images' (pos_embed_seq_len): it needs both ends, never one
@@ -187,10 +191,10 @@ class WanModel(DiffusersModel):
 
     def i2v_pipe(self):
         """The folder's image-to-video pipeline (TI2V-5B: WanImageToVideoPipeline over its T2V components)."""
-        from diffusers import WanImageToVideoPipeline
-
         if self.kind != "t2v":
             return self.pipe
+        with quiet():  # its module's CLIPImageProcessor import warns about torchvision (see I2V)
+            from diffusers import WanImageToVideoPipeline
         pipe = WanImageToVideoPipeline(**self._components(), expand_timesteps=True)
         pipe.set_progress_bar_config(disable=True)
         return pipe
