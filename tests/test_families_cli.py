@@ -166,3 +166,44 @@ def test_generate_with_a_wan_folder_prints_no_torchvision_warning(tiny_models, t
     assert done.returncode == 0, done.stderr
     assert probe(out).num_frames == 5
     assert not [line for line in done.stderr.splitlines() if "torchvision" in line], done.stderr
+
+
+@pytest.mark.parametrize("kind, argv", [
+    ("wan-vace", ["extend", "{a}", "it moves on"]),
+    ("wan-vace", ["loop", "--video", "{a}"]),
+    ("wan-vace", ["interpolate", "{i}", "{j}"]),
+    ("wan-vace", ["connect", "{a}", "{b}"]),
+    ("wan-vace", ["storyboard", "{story}"]),
+    ("wan", ["generate", "a red circle", "--image-only"]),
+    ("wan", ["eval", "--limit", "1"]),
+])
+def test_every_mode_command_takes_the_model_options(run, tiny_models, ltx_media, tmp_path, config_dir, kind,  # noqa: F811
+                                                    argv):
+    """--model-option reaches the model from every generating command: offload needs a GPU (one line, no file)."""
+    story = tmp_path / "story.yaml"
+    story.write_text("shots:\n  - prompt: a red circle\n    seconds: 0.5\n")
+    paths = {k: ltx_media / f"{k}.{'png' if k in 'ij' else 'mp4'}" for k in "abij"} | {"story": story}
+    argv = [a.format(**paths) for a in argv]
+    out = [] if argv[0] == "eval" else ["-o", tmp_path / "out.mp4"]
+    code, _, err = run([*argv, "--model", tiny_models[kind], "--model-option", "offload=model", *out])
+    assert code == 2 and "offload=model moves weights between the CPU and a GPU" in err, err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_edit_takes_model_config_and_options(run, tiny_models, ltx_media, tmp_path, config_dir):  # noqa: F811
+    """A mode command other than generate runs a single-file checkpoint with --model-config and applies
+    --model-option (the manifest records them)."""
+    from safetensors.torch import load_file, save_file
+
+    from kino.safety.provenance import read_manifest
+
+    folder = tiny_models["wan"]
+    save_file(load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors"), tmp_path / "w.safetensors")
+    out = tmp_path / "edit.mp4"
+    code, _, err = run(["edit", ltx_media / "a.mp4", "a red circle", "--model", tmp_path / "w.safetensors",
+                        "--model-config", folder, "--model-option", "vae_slicing", "--model-option", "dtype=float32",
+                        "-o", out, "--size", "32x32", "--steps", "2", "--no-enhance"])
+    assert code == 0, err
+    settings = read_manifest(out).assertion("org.kino.generation")["settings"]
+    assert settings["options"] == ["vae slicing"] and settings["dtype"] == "float32"
+    assert settings["checkpoint"] == str(tmp_path / "w.safetensors")

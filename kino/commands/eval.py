@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kino.commands.options import ModelConfig, ModelOption, load_args, model_flags
 from kino.errors import InputError
 from kino.eval.suites import Suite  # the CLI's --suite choices come from this Enum
 
@@ -28,6 +29,8 @@ def evaluate_command(
     reference: Annotated[bool, typer.Option(help="Render the ground-truth scenes instead of generating "
                                                  "(the analyzer's ceiling; no model needed).")] = False,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+    model_config: ModelConfig = None,
+    model_option: ModelOption = None,
 ) -> None:
     """Measure prompt adherence, temporal consistency, motion smoothness and dynamic degree (and, for the
     conditioning suite, how image-to-video, extension and interpolation keep what they were given)."""
@@ -52,7 +55,8 @@ def evaluate_command(
         from kino.families import Family, load_model
 
         model_dir = resolve_model_dir(model)
-        loaded = load_model(model_dir, device=device)  # any family; LTX-Video and Wan just score low on the world
+        args = load_args(model_dir, **model_flags(model_config, model_option))
+        loaded = load_model(model_dir, device=device, **args)  # any family; LTX-Video and Wan score low on the world
         pipe = loaded.pipe if loaded.family is Family.KINO else loaded
         model_name = str(model_dir)
     canvas = resolve_canvas(config, pipe)

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from kino.commands.options import ModelConfig, ModelOption, load_args, model_flags
 from kino.errors import InputError, ModelError
 from kino.models.presets import DiTPreset  # the CLI's preset choices, without importing torch
 
@@ -73,12 +74,8 @@ def generate(
     include_prompt: Annotated[bool, typer.Option(help="Record the prompts in the C2PA manifest (opt-in).")] = False,
     lora: Annotated[list[str] | None, typer.Option(help="A LoRA file FILE[:SCALE] (diffusers or ComfyUI format; "
                                                         "repeatable).")] = None,
-    model_config: Annotated[Path | None, typer.Option(help="The diffusers folder of a single-file --model "
-                                                           "checkpoint (LTX-Video, Wan).")] = None,
-    model_option: Annotated[list[str] | None, typer.Option(help="LTX-Video / Wan memory and speed: offload=model, "
-                                                                "vae_tiling, attention=flash, first_block_cache=0.1, "
-                                                                "compile, dtype=bfloat16 (repeatable; see "
-                                                                "docs/models.md).")] = None,
+    model_config: ModelConfig = None,
+    model_option: ModelOption = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate a video (or, with --image-only, an image) from a text prompt."""
@@ -95,7 +92,7 @@ def generate(
                                 from_image=from_image, to_image=to_image, prompts=tuple(then or ()),
                                 condition_guidance=condition_guidance)
     run_request(request, output, model, device, threads, overwrite, loras=tuple(lora or ()),
-                model_config=model_config, model_options=",".join(model_option or ()))
+                **model_flags(model_config, model_option))
 
 
 def run_request(request, output: Path, model: Path | None, device: str, threads: int,
@@ -118,15 +115,8 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
     if not model_dir.exists():
         raise ModelError(f"model directory {model_dir} does not exist; make one with `kino model init {model_dir}`")
     notes: list[str] = []
-    from kino.families.loading import parse_model_options
-
-    options = parse_model_options(model_options)  # one line for a bad option, before anything loads
-    model_config = model_config or options.pop("config", None)
-    dtype = options.pop("dtype", None)
-    family = detect_family(model_dir, model_config)
-    if family is Family.KINO and (options or dtype):
-        raise InputError(f"--model-option {model_options} is for LTX-Video and Wan models; {model_dir} is kino's own")
-    if family is Family.KINO:  # the sizes from its config files, before the weights load
+    args = load_args(model_dir, model_config, model_options)  # one line for a bad option, before anything loads
+    if detect_family(model_dir, args["config"]) is Family.KINO:  # the sizes from its config files, before the weights load
         from kino.families.kino import peek_defaults
 
         defaults = peek_defaults(model_dir)
@@ -147,7 +137,7 @@ def run_request(request, output: Path, model: Path | None, device: str, threads:
         uses = [LoRAUse.parse(text) for text in loras]
         for use in uses:
             lora_path(use.path)
-    loaded = load_model(model_dir, device=device, dtype=dtype, config=model_config, **options)
+    loaded = load_model(model_dir, device=device, **args)
     if loras:
         from kino.families.lora import apply_model_loras
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from kino.commands.generate import Overwrite, parse_size, run_request
+from kino.commands.options import ModelConfig, ModelOption, model_flags
 from kino.errors import InputError
 
 DEFAULT_PROMPT = "a smooth, continuous video"  # when a mode is given no prompt (then it is not enhanced)
@@ -47,6 +48,7 @@ def extend(
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
+    model_config: ModelConfig = None, model_option: ModelOption = None,
 ) -> None:
     """Extend a video forward (any length, in windows) or backward in time, seamless at the seam."""
     from kino.generation import GenerationRequest
@@ -54,7 +56,8 @@ def extend(
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
     run_request(GenerationRequest(mode="extend", video=video, backward=backward, **common), output, model, device,
-                threads, overwrite, loras=tuple(lora or ()))
+                threads, overwrite, loras=tuple(lora or ()),
+                **model_flags(model_config, model_option))
 
 
 def loop(
@@ -64,6 +67,7 @@ def loop(
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
+    model_config: ModelConfig = None, model_option: ModelOption = None,
 ) -> None:
     """A seamless loop: the last frame flows into the first. --seconds is the loop's length, or with
     --video the length of the added transition."""
@@ -73,7 +77,8 @@ def loop(
         raise InputError('kino loop needs a prompt ("a red ball bounces") or --video IN.mp4')
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
-    run_request(GenerationRequest(mode="loop", video=video, **common), output, model, device, threads, overwrite, loras=tuple(lora or ()))
+    run_request(GenerationRequest(mode="loop", video=video, **common), output, model, device, threads, overwrite, loras=tuple(lora or ()),
+                **model_flags(model_config, model_option))
 
 
 def interpolate(
@@ -85,6 +90,7 @@ def interpolate(
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
+    model_config: ModelConfig = None, model_option: ModelOption = None,
 ) -> None:
     """Fill in the frames between keyframes placed at given times."""
     from kino.generation import GenerationRequest
@@ -98,7 +104,8 @@ def interpolate(
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
     run_request(GenerationRequest(mode="interpolate", keyframes=tuple(keyframes), key_times=key_times, **common),
-                output, model, device, threads, overwrite, loras=tuple(lora or ()))
+                output, model, device, threads, overwrite, loras=tuple(lora or ()),
+                **model_flags(model_config, model_option))
 
 
 def connect(
@@ -109,13 +116,15 @@ def connect(
     steps: Steps = None, guidance: Guidance = None, condition_guidance: CondGuidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
+    model_config: ModelConfig = None, model_option: ModelOption = None,
 ) -> None:
     """Connect two videos: A, then a transition of --seconds from A's end into B's start, then B."""
     from kino.generation import GenerationRequest
 
     common = _common(prompt, seconds, fps, size, steps, guidance, condition_guidance, negative, seed, enhance, c2pa,
                      include_prompt)
-    run_request(GenerationRequest(mode="connect", videos=(first, second), **common), output, model, device, threads, overwrite, loras=tuple(lora or ()))
+    run_request(GenerationRequest(mode="connect", videos=(first, second), **common), output, model, device, threads, overwrite, loras=tuple(lora or ()),
+                **model_flags(model_config, model_option))
 
 
 def edit(
@@ -126,13 +135,15 @@ def edit(
     steps: Steps = None, guidance: Guidance = None,
     negative: Negative = None, seed: Seed = None, model: Model = None, device: Device = "cpu", threads: Threads = 0,
     enhance: Enhance = True, c2pa: C2pa = True, include_prompt: IncludePrompt = False, lora: Lora = None,
+    model_config: ModelConfig = None, model_option: ModelOption = None,
 ) -> None:
     """Edit a video by prompt (SDEdit: noise it part way, then denoise under the new prompt)."""
     from kino.generation import GenerationRequest
 
     common = _common(prompt, None, fps, size, steps, guidance, None, negative, seed, enhance, c2pa, include_prompt)
     run_request(GenerationRequest(mode="edit", video=video, strength=strength, **common), output, model, device,
-                threads, overwrite, loras=tuple(lora or ()))
+                threads, overwrite, loras=tuple(lora or ()),
+                **model_flags(model_config, model_option))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from kino.commands.generate import Overwrite
 from kino.commands.modes import C2pa, Device, Guidance, IncludePrompt, Model, Seed, Steps, Threads
+from kino.commands.options import ModelConfig, ModelOption, model_flags
 from kino.errors import InputError
 
 
@@ -20,6 +21,7 @@ def storyboard(
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand each shot's prompt into a detailed caption first (the "
                                           "subject's open attributes filled the same way in every shot).")] = True,
     c2pa: C2pa = True, include_prompt: IncludePrompt = False, overwrite: Overwrite = False,
+    model_config: ModelConfig = None, model_option: ModelOption = None,
 ) -> None:
     """Make a storyboard (shots with prompt, seconds, cut or continuous transition) into one video."""
     from kino.commands.generate import run_request
@@ -29,7 +31,7 @@ def storyboard(
     request = storyboard_request(board, steps=steps, guidance=guidance, seed=seed, enhance=enhance, c2pa=c2pa,
                                  include_prompt=include_prompt)
     try:
-        run_request(request, output, model, device, threads, overwrite)
+        run_request(request, output, model, device, threads, overwrite, **model_flags(model_config, model_option))
     except InputError as e:  # a size the model cannot make: say where in the file it was set
         line = next((n for n, text in enumerate(story.read_text(encoding="utf-8").splitlines(), 1)
                      if text.startswith("size:")), None)
