@@ -125,6 +125,9 @@ def test_eval_runs_a_wan_model_on_the_world_suite(run, tiny_models, tmp_path):  
     assert code == 0, err
     report = json.loads(out.read_text())
     assert len(report["results"]) == 2 and "adherence: total" in stdout
+    # offline, a real-world model gets each prompt as written (not the world expander's caption), said once
+    assert [r["generated_from"] for r in report["results"]] == [r["prompt"] for r in report["results"]]
+    assert stdout.count("given as written") == 1 and report["notes"] and "given as written" in report["notes"][0]
     code, _, err = run(["eval", "--model", tiny_models["wan"], "--suite", "conditioning", "--size", "32x32",
                         "--limit", "1"])
     assert code == 2 and "conditioned suites run on kino's own pipeline" in err

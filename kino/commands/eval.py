@@ -72,6 +72,8 @@ def evaluate_command(
         task = bar.add_task(f"eval {source}", total=len(items) * seeds)
         report = evaluate(items, config, pipe, progress=lambda done, total: bar.update(task, completed=done),
                           source=source, model=model_name)
+    for note in report.notes:  # e.g. a real-world model's prompts given as written, once
+        typer.echo(f"note: {note}")
     typer.echo(summary_title(report))  # one line, never wrapped mid-phrase by the table's width
     make_console().print(summary_table(report, title=False))
     if json_out is not None:

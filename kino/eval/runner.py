@@ -69,6 +69,7 @@ class VideoResult:
     score: dict[str, Any]  # Score.to_dict()
     metrics: VideoMetrics
     seen: Any = field(default=None, repr=False, compare=False)  # the Analysis, for the chance level
+    notes: tuple[str, ...] = field(default=(), compare=False)  # the enhancer's (e.g. a prompt given as written)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.item.id, "prompt": self.item.prompt, "seed": self.seed,
@@ -87,11 +88,12 @@ class EvalReport:
     config: EvalConfig
     source: str  # the suite name or the prompts file
     model: str  # the model directory, or "reference"
+    notes: tuple[str, ...] = ()  # what the user should know, each once (the videos' notes)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {"source": self.source, "model": self.model, "config": asdict(self.config),
+        return {"source": self.source, "model": self.model, "notes": list(self.notes), "config": asdict(self.config),
                 "canvas": asdict(self.canvas), "summary": self.summary.to_dict(),
                 "results": [r.to_dict() for r in self.results]}
 
@@ -143,10 +145,11 @@ def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | N
 
         check_frames(canvas.num_frames)  # before any video is made
     total = len(items) * config.seeds
+    enhancer = enhancer_for(pipe) if config.enhance and not config.reference else None
     results = []
     for item in items:
         for seed in range(config.seeds):
-            results.append(evaluate_one(item, seed, config, canvas, pipe))
+            results.append(evaluate_one(item, seed, config, canvas, pipe, enhancer))
             if progress is not None:
                 progress(len(results), total)
     summary = summarize([r.metrics for r in results])
@@ -157,12 +160,23 @@ def evaluate(items: list[EvalPrompt], config: EvalConfig, pipe: KinoPipeline | N
         summary = replace(summary, chance=chance_counts([r.seen for r in results],
                                                         [index[id(r.item)] for r in results],
                                                         [item.expect for item in items]))
-    return EvalReport(results, summary, canvas, config, source, "reference" if config.reference else model)
+    notes = tuple(dict.fromkeys(n for r in results for n in r.notes))
+    return EvalReport(results, summary, canvas, config, source, "reference" if config.reference else model, notes)
+
+
+def enhancer_for(pipe):
+    """The prompt enhancer of `pipe`'s family (kino.enhance.make_enhancer): offline, a real-world family's
+    (LTX-Video, Wan) prompt goes to the model as written, since the world expander describes kino's world."""
+    from kino.enhance import make_enhancer
+    from kino.families import VideoModel
+
+    return make_enhancer(family=str(pipe.family) if isinstance(pipe, VideoModel) else None)
 
 
 def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas,
-                 pipe: KinoPipeline | None) -> VideoResult:
-    """One video of one prompt and seed, analyzed and scored against what the original prompt asked."""
+                 pipe: KinoPipeline | None, enhancer=None) -> VideoResult:
+    """One video of one prompt and seed, analyzed and scored against what the original prompt asked;
+    `enhancer` (kino.enhance.make_enhancer's, for the model's family) writes the prompt the model gets."""
     from kino.world.analyze import analyze
     from kino.world.render import render
     from kino.world.score import score
@@ -170,16 +184,16 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     conditioned = None
     # the ground truth: the reference video, the conditioning inputs, and the flicker every video is set against
     truth = render(reference_scene(item, canvas.width, canvas.height, canvas.fps, canvas.num_frames), seed)
-    text = "reference render"
+    text, notes = "reference render", ()
     if not config.reference:
         text = item.prompt
         if config.enhance:
-            from kino.enhance import enhance
             from kino.eval.conditioning import given_inputs
 
             # a conditioned video's caption is filled from what its inputs show (as kino.generation does)
             inputs = None if item.condition is None else given_inputs(item.condition, truth, canvas.fps)
-            text = enhance(item.prompt, seed=seed, inputs=inputs).text
+            got = (enhancer or enhancer_for(pipe)).enhance(item.prompt, seed=seed, inputs=inputs)
+            text, notes = got.text, tuple(got.notes)
     if item.condition is not None:  # part of the rendered scene given to the mode (reference: the scene kept)
         from kino.eval.conditioning import condition_on_truth, measure_conditioned, reference_conditioned
 
@@ -206,7 +220,7 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     seen["objects"] = [{k: o[k] for k in ("color", "shape", "size", "motion")} for o in analysis.to_dict()["objects"]]
     seen["summary"] = analysis.summary()
     return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result, conditioned, frames, truth),
-                       analysis)
+                       analysis, notes)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
