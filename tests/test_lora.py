@@ -8,6 +8,7 @@ stops with the step; DDP on two gloo processes runs; the cache recomputes exactl
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -233,6 +234,41 @@ def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
         b = read_lora(one / "checkpoints" / f"step-{step:08d}").state
         diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
         assert float(diff.max()) <= 1e-6
+
+
+def test_fsdp_two_processes_and_resume_on_another_world_size(caches, tiny_models, tmp_path):  # noqa: F811
+    """FSDP2 over two gloo processes computes what one process accumulating two micro-batches computes; its
+    checkpoint resumes on one process, and a one-process checkpoint resumes under FSDP2 (loss, weights 1e-6)."""
+    folder, cache = tiny_models["wan"], caches["wan"]
+    ref = tmp_path / "one"
+    cfg = _cfg(steps=4, batch_size=2, grad_accum=2, checkpoint_every=1, keep=0)  # keep every checkpoint
+    run_lora_training(cfg, folder, cache, ref, options=LoRARunOptions(tensorboard=False))
+    args = ["train", "lora", "--model", str(folder), "--data", str(cache), "--rank", "4", "--alpha", "4",
+            "--batch-size", "2", "--lr", "2e-3", "--parallel", "fsdp", "--threads", "1", "--checkpoint-every", "1"]
+
+    def same(run: Path, steps: tuple[int, ...]) -> None:
+        for step in steps:
+            assert abs(losses(run)[step] - losses(ref)[step]) <= 1e-6, (step, losses(run), losses(ref))
+            a = read_lora(run / "checkpoints" / f"step-{step:08d}").state
+            b = read_lora(ref / "checkpoints" / f"step-{step:08d}").state
+            assert max(float((a[k] - b[k]).abs().max()) for k in b) <= 1e-6
+
+    fsdp = tmp_path / "fsdp"  # steps 1-2 sharded, with a validation video (every rank runs it)
+    done = torchrun(2, [*args, "--out", str(fsdp), "--steps", "2", "--validate-every", "2",
+                        "--validation-prompt", "a red ball", "--validation-steps", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    same(fsdp, (1, 2))
+    held, total = (int(v.replace(",", "")) for v in re.search(r"holds ([\d,]+) of its ([\d,]+)", done.stderr).groups())
+    assert held <= total * 0.55  # rank 0 holds about half of the frozen base
+    assert (fsdp / "samples" / "step-00000002" / "00.mp4").is_file()
+    run_lora_training(cfg, folder, cache, fsdp, resume=True, options=LoRARunOptions(tensorboard=False))  # 2 -> 1
+    same(fsdp, (3, 4))
+
+    grow = tmp_path / "grow"  # the one-process run's step-2 checkpoint, resumed under FSDP2 (1 -> 2)
+    shutil.copytree(ref / "checkpoints" / "step-00000002", grow / "checkpoints" / "step-00000002")
+    done = torchrun(2, [*args, "--out", str(grow), "--steps", "4", "--resume"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    same(grow, (3, 4))
 
 
 def test_cli_cache_train_export_generate(manifest, tiny_models, tmp_path, capsys):  # noqa: F811

@@ -57,8 +57,9 @@ def train_lora_cmd(
     validation_steps: Annotated[int, typer.Option(help="Sampling steps of validation videos.")] = 20,
     eval_every: Annotated[int, typer.Option(help="Steps between eval losses on held-out clips; 0: none.")] = 0,
     eval_clips: Annotated[int, typer.Option(help="Clips held out of training for the eval loss.")] = 1,
-    parallel: Annotated[str, typer.Option(help="none, or ddp under torchrun (torchrun --nproc-per-node N -m "
-                                               "kino train lora ... --parallel ddp).")] = "none",
+    parallel: Annotated[str, typer.Option(help="none, or ddp / fsdp under torchrun (torchrun --nproc-per-node N "
+                                               "-m kino train lora ... --parallel ddp); fsdp shards the frozen "
+                                               "base, the adapters and AdamW over the processes (FSDP2).")] = "none",
     log_every: Annotated[int, typer.Option(help="Steps between log lines when stderr is not a terminal.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the adapters' initialization and of the data order.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch CPU threads per process (0: the default).")] = 0,

@@ -118,6 +118,7 @@ def lora_state(transformer, name: str = ADAPTER) -> dict:
     from peft.utils import get_peft_model_state_dict
 
     sd = get_peft_model_state_dict(transformer, adapter_name=name)
+    sd = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in sd.items()}  # FSDP2: gather (collective)
     return {k: v.detach().to("cpu").clone().contiguous() for k, v in sd.items()}
 
 

@@ -209,9 +209,11 @@ class LoRATrainer:
                 t.enable_gradient_checkpointing()
             t.train()
         self.forward = dict(self.den.by_expert)  # DDP wrappers replace these (distribute)
-        self.opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+        self.modules = torch.nn.ModuleDict({e: self.den.by_expert[e] for e in self.experts})  # FQNs: "high.blocks.0..."
+        self.opt = self.make_optimizer()
         self.step_count = 0
         self.dist = None
+        self.sharded = False  # FSDP2 (kino.train.lora_loop.distribute): parameters are DTensor shards
         self._null: torch.Tensor | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -238,6 +240,20 @@ class LoRATrainer:
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for e in self.experts for p in self.den.by_expert[e].parameters() if p.requires_grad]
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over the adapters (again after FSDP2 sharding, over the DTensor shards)."""
+        cfg = self.cfg
+        return torch.optim.AdamW(self.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+
+    def grad_sync(self, expert: str, last: bool):
+        """Gradients are reduced on a step's last micro-batch only: DDP's no_sync, FSDP2's requires-sync flag."""
+        model = self.forward[expert]
+        if self.sharded:
+            return _FSDPSync(model, last)
+        if last or model is self.den.by_expert[expert]:
+            return nullcontext()
+        return model.no_sync()
 
     # -- one micro-batch ---------------------------------------------------------------------------
 
@@ -375,8 +391,7 @@ class LoRATrainer:
         expert = self.step_expert()
         n, total = len(micro_batches), 0.0
         for k, batch in enumerate(micro_batches):
-            ddp = self.forward[expert] if self.forward[expert] is not self.den.by_expert[expert] else None
-            with nullcontext() if ddp is None or k == n - 1 else ddp.no_sync():  # DDP syncs on the last only
+            with self.grad_sync(expert, k == n - 1):
                 loss = self.batch_loss(batch, self.micro_generator(first_micro + k), expert, null) / n
                 if not torch.isfinite(loss):
                     raise InputError(f"the loss became {float(loss.detach())} at step {self.step_count + 1}; the run stops "
@@ -384,7 +399,8 @@ class LoRATrainer:
                 loss.backward()
             total += float(loss.detach())
         params = [p for p in self.den.by_expert[expert].parameters() if p.requires_grad]
-        norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2: a replicated DTensor
         if not math.isfinite(norm):
             raise InputError(f"the gradient norm became {norm} at step {self.step_count + 1}; the run stops "
                              f"(lower --lr); the last checkpoint is intact")
@@ -414,45 +430,70 @@ class LoRATrainer:
 
     # -- files -------------------------------------------------------------------------------------
 
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.is_main
+
     def lora_states(self) -> dict[str, dict]:
+        """Each trained expert's whole adapter on the CPU (under FSDP2 a collective: every rank calls it)."""
         from kino.families.lora import lora_state
 
         return {e: lora_state(self.den.by_expert[e]) for e in self.experts}
 
-    def write_loras(self, folder: Path) -> list[Path]:
-        """The adapters as diffusers-format files in `folder` (the low-noise expert's beside the other)."""
+    def write_loras(self, folder: Path, states: dict[str, dict] | None = None) -> list[Path]:
+        """The adapters (`states`, default lora_states()) as diffusers-format files in `folder` (the low-noise
+        expert's beside the other). Every rank calls it (the adapters are gathered under FSDP2); rank 0 writes."""
         from kino.families.lora import save_lora
 
         meta = {"base": str(self.model_dir.resolve()), "step": self.step_count, "rank": self.cfg.rank,
                 "condition": str(self.cfg.condition)}
         paths = []
-        for e, state in self.lora_states().items():
-            name = LOW_NOISE_NAME if e == "low" else WEIGHT_NAME
-            paths.append(save_lora(folder / name, state, self.spec, self.den.family, Expert(e), meta))
+        for e, state in (states if states is not None else self.lora_states()).items():
+            path = folder / (LOW_NOISE_NAME if e == "low" else WEIGHT_NAME)
+            paths.append(save_lora(path, state, self.spec, self.den.family, Expert(e), meta) if self.is_main else path)
         return paths
 
+    def optimizer_state(self) -> dict:
+        """The whole optimizer state keyed by parameter names (torch.distributed.checkpoint.state_dict's
+        full state dict: gathered from the FSDP2 shards onto rank 0), so it reloads on any world size."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(self.modules, self.opt,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_optimizer_state(self, state: dict) -> None:
+        """Load optimizer_state()'s dict into this (maybe sharded) optimizer; every rank reads the whole dict."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(self.modules, self.opt, state, options=StateDictOptions(full_state_dict=True))
+
     def save(self, run_dir: Path) -> Path:
-        """RUN/checkpoints/step-XXXXXXXX/: the LoRA file(s), optimizer, RNG states, step (atomically)."""
+        """RUN/checkpoints/step-XXXXXXXX/: the LoRA file(s), optimizer, RNG states, step (atomically).
+
+        Every rank calls it (gathering the FSDP2 shards is collective); rank 0 writes."""
         import shutil
 
         from kino.io import atomic_dir
         from kino.train.checkpoint import STATE_FILE, list_checkpoints, rng_state
 
-        run_dir.mkdir(parents=True, exist_ok=True)
         final = run_dir / f"step-{self.step_count:08d}"
+        states, optimizer = self.lora_states(), self.optimizer_state()
+        if not self.is_main:
+            return final
+        run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_dir(final) as tmp:
-            self.write_loras(tmp)
+            self.write_loras(tmp, states)
             (tmp / "config.json").write_text(json.dumps(_plain(asdict(self.cfg)), indent=2, sort_keys=True))
             torch.save({"step": self.step_count, "data_position": self.step_count * self.cfg.batch_size,
-                        "optimizer": self.opt.state_dict(), "rng": rng_state(), "experts": self.experts,
-                        "extra": {"train": _plain(asdict(self.cfg))}}, tmp / STATE_FILE)
+                        "optimizer": optimizer, "optimizer_keys": "names", "rng": rng_state(),
+                        "experts": self.experts, "extra": {"train": _plain(asdict(self.cfg))}}, tmp / STATE_FILE)
         for old in list_checkpoints(run_dir)[:-self.cfg.keep] if self.cfg.keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
     def resume(self, run_dir: Path) -> bool:
         """Continue from the latest checkpoint in run_dir (adapters, optimizer, RNG, step); False if none."""
-        from kino.families.lora import read_lora, set_lora_state
+        from kino.families.lora import read_lora
         from kino.train.checkpoint import STATE_FILE, latest_checkpoint, set_rng_state
 
         last = latest_checkpoint(run_dir)
@@ -464,19 +505,56 @@ class LoRATrainer:
                              f"(give the same --expert)")
         for e in self.experts:
             lora = read_lora(last / (LOW_NOISE_NAME if e == "low" else WEIGHT_NAME))
-            set_lora_state(self.den.by_expert[e], {k: v.float() for k, v in lora.state.items()})
-        self.opt.load_state_dict(state["optimizer"])
+            self.set_adapter(e, {k: v.float() for k, v in lora.state.items()})
+        if state.get("optimizer_keys") == "names":
+            self.load_optimizer_state(state["optimizer"])
+        else:  # a checkpoint written before the optimizer state was keyed by names (one process or DDP)
+            self.opt.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         self.step_count = int(state["step"])
         return True
 
     def init_from(self, path: str | Path) -> None:
         """Start from an existing LoRA (diffusers or ComfyUI format) of the same rank and targets."""
-        from kino.families.lora import read_lora, set_lora_state
+        from kino.families.lora import read_lora
 
         lora = read_lora(path)
         if lora.spec.rank != self.spec.rank or lora.spec.alpha != self.spec.alpha:
             raise InputError(f"--init-lora {path} has rank {lora.spec.rank} and alpha {lora.spec.alpha:g}; give "
                              f"--rank {lora.spec.rank} --alpha {lora.spec.alpha:g}")
         expert = str(lora.expert) if str(lora.expert) in self.experts else self.experts[0]
-        set_lora_state(self.den.by_expert[expert], {k: v.float() for k, v in lora.state.items()})
+        self.set_adapter(expert, {k: v.float() for k, v in lora.state.items()})
+
+    def set_adapter(self, expert: str, state: dict) -> None:
+        """Load peft-keyed adapter weights into an expert; under FSDP2 each rank copies its shard."""
+        from kino.families.lora import ADAPTER, set_lora_state
+
+        model = self.den.by_expert[expert]
+        if not self.sharded:
+            set_lora_state(model, state)
+            return
+        from torch.distributed.tensor import distribute_tensor
+
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            key = name.replace(f".{ADAPTER}.", ".")  # "...to_q.lora_A.default.weight" -> "...to_q.lora_A.weight"
+            if key not in state:
+                raise InputError(f"the LoRA has no weight {key} (another model or other --targets?)")
+            full = state[key].to(p.dtype)
+            with torch.no_grad():
+                p.to_local().copy_(distribute_tensor(full, p.device_mesh, p.placements).to_local())
+
+
+
+class _FSDPSync:
+    """FSDP2's no_sync: reduce-scatter the gradients only on the last micro-batch of a step."""
+
+    def __init__(self, model, last: bool) -> None:
+        self.model, self.last = model, last
+
+    def __enter__(self) -> None:
+        self.model.set_requires_gradient_sync(self.last)
+
+    def __exit__(self, *exc) -> None:
+        self.model.set_requires_gradient_sync(True)

@@ -1,6 +1,6 @@
 """The LoRA training run: data, steps, checkpoints, logs, validation videos and a held-out eval loss.
 
-`run_lora_training` is what `kino train lora` runs (one process, or torchrun with --parallel ddp).
+`run_lora_training` is what `kino train lora` runs (one process, or torchrun with --parallel ddp|fsdp).
 Per step each rank takes its micro-batches from the family cache (kino.train.data's bucket sampler),
 LoRATrainer.train_step accumulates, syncs and steps; rank 0 logs the loss (kino.train.monitor:
 TensorBoard, metrics.jsonl, the console). Every `validate_every` steps rank 0 generates the validation
@@ -56,9 +56,6 @@ class LoRARunOptions:
             raise InputError(f"--validation-image {self.validation_image}: no such file")  # before any step
         if self.init_lora is not None and not Path(self.init_lora).exists():
             raise InputError(f"--init-lora {self.init_lora}: no such file")
-        if self.parallel is Parallel.FSDP:
-            raise InputError("--parallel fsdp is not supported by kino train lora yet (the frozen base is "
-                             "replicated); use --parallel ddp, with --fp8 and --gradient-checkpointing to fit")
 
 
 def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | Path, resume: bool = False,
@@ -86,6 +83,10 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
         train = Subset(full, [i for i in range(n) if i not in held])
         trainer = LoRATrainer(cfg, model_dir, dev, options.dtype, index=full.index)
         distribute(trainer, info)
+        if trainer.sharded and info.is_main:
+            import sys
+
+            print(f"note: {shard_summary(trainer, info)}", file=sys.stderr, flush=True)
         if options.init_lora and not resume:
             trainer.init_from(options.init_lora)
         if resume:
@@ -103,20 +104,19 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
             step = trainer.step_count
             monitor.step(step, loss, stats.lr, stats.grad_norm, int(samples), int(tokens))
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                if info.is_main:
-                    trainer.save(run / "checkpoints")
+                trainer.save(run / "checkpoints")  # every rank (FSDP2 gathers the adapters); rank 0 writes
                 barrier(info)
             if held_items and step % options.eval_every == 0:
                 value = trainer.eval_loss(held_items, null)
                 monitor.scalars(step, {"eval/loss": value})
                 monitor.message(f"step {step}: eval loss {value:.4f} on {len(held_items)} held-out clip(s)")
-            if options.validate_every and step % options.validate_every == 0 and info.is_main:
-                validate(trainer, options, run / "samples" / f"step-{step:08d}", monitor, train)
+            if options.validate_every and step % options.validate_every == 0 and (info.is_main or trainer.sharded):
+                validate_on_rank(trainer, options, run / "samples" / f"step-{step:08d}", monitor, train)
             if options.validate_every:
                 barrier(info)
             if on_step is not None and info.is_main:
                 on_step(step, cfg.steps, loss)
-        paths = trainer.write_loras(run) if info.is_main else [run / "pytorch_lora_weights.safetensors"]
+        paths = trainer.write_loras(run)  # every rank (FSDP2 gathers the adapters); rank 0 writes
         barrier(info)
         return paths[0]
     finally:
@@ -217,15 +217,62 @@ class _RankSlices:
 
 
 def distribute(trainer, info) -> None:
-    """DDP-wrap each trained transformer (every rank holds the frozen base; adapters' gradients averaged)."""
+    """Wrap each trained transformer for DDP or FSDP2, in place, before any step, resume or --init-lora.
+
+    ddp: every rank holds the frozen base; the adapters' gradients are averaged.
+    fsdp: FSDP2 (torch.distributed.fsdp.fully_shard) over each transformer block, then the root: the frozen
+    base (in its dtype), the adapters, their gradients and AdamW's state are sharded over the ranks; a block's
+    parameters are all-gathered for its forward and backward and freed after. The trainable adapters are all
+    fp32, which is what FSDP2 asks of a unit's trainable parameters (frozen ones may keep another dtype)."""
     trainer.dist = info
     if info.parallel is Parallel.NONE:
         return
-    from torch.nn.parallel import DistributedDataParallel
+    if info.parallel is Parallel.DDP:
+        from torch.nn.parallel import DistributedDataParallel
 
-    ids = [trainer.device.index] if trainer.device.type == "cuda" else None
+        ids = [trainer.device.index] if trainer.device.type == "cuda" else None
+        for e in trainer.experts:
+            trainer.forward[e] = DistributedDataParallel(trainer.den.by_expert[e], device_ids=ids)
+        return
+    if trainer.cfg.fp8:
+        raise InputError("--fp8 with --parallel fsdp is not supported (diffusers' layerwise casting recasts the "
+                         "weights FSDP2 shards); use one of them")
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh(trainer.device.type, (info.world_size,))
     for e in trainer.experts:
-        trainer.forward[e] = DistributedDataParallel(trainer.den.by_expert[e], device_ids=ids)
+        shard_transformer(trainer.den.by_expert[e], trainer.den.family, mesh)
+    trainer.sharded = True
+    trainer.opt = trainer.make_optimizer()  # over the DTensor shards of the adapters
+
+
+def shard_summary(trainer, info) -> str:
+    """One line: how much of the frozen base this rank holds under FSDP2."""
+    held = total = 0
+    for e in trainer.experts:
+        for p in trainer.den.by_expert[e].parameters():
+            if not p.requires_grad:
+                total += p.numel()
+                held += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+    return (f"FSDP2: the frozen base is sharded over {info.world_size} processes; rank {info.rank} holds "
+            f"{held:,} of its {total:,} parameters")
+
+
+def shard_transformer(model, family: str, mesh) -> None:
+    """fully_shard each block of an LTX-Video / Wan transformer (VACE's context blocks too), then the root;
+    kino's DiT as `kino train dit --parallel fsdp` shards it (kino.train.distributed.shard_dit)."""
+    from torch.distributed.fsdp import fully_shard
+
+    from kino.train.distributed import shard_dit
+
+    if family == "kino":
+        shard_dit(model, mesh)
+        return
+    blocks = list(getattr(model, "transformer_blocks", None) or model.blocks)  # LTX-Video / Wan
+    blocks += list(getattr(model, "vace_blocks", None) or [])
+    for block in blocks:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -255,6 +302,18 @@ def validation_model(trainer):
     else:
         from kino.families.wan import WanModel as Model
     return Model(pipe, folder, str(trainer.device), trainer.dtype, RunOptions())
+
+
+def validate_on_rank(trainer, options: LoRARunOptions, folder: Path, monitor, dataset) -> None:
+    """Validation on rank 0; under FSDP2 every rank runs the same generation (each block's all-gather is
+    collective) and the others write into a temporary folder."""
+    if trainer.is_main:
+        validate(trainer, options, folder, monitor, dataset)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        validate(trainer, options, Path(tmp) / folder.name, monitor, dataset)
 
 
 def validate(trainer, options: LoRARunOptions, folder: Path, monitor, dataset) -> list[Path]:
