@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -447,8 +448,11 @@ def list_models(request: Request, owner: str = Depends(owner_of)):
 
 
 def model_info(m) -> dict:
-    """A served model's family, variant and the modes it can do (kino.families.VideoModel)."""
-    return {"family": str(m.family), "variant": getattr(m, "variant", ""), "modes": sorted(m.modes)}
+    """A served model's family, variant, the modes it can do (kino.families.VideoModel) and the LoRAs in use
+    (`kino serve --lora`: each file's name, scale and expert; the server's paths stay private)."""
+    loras = [{"name": Path(r["path"]).name, "scale": r["scale"], "expert": r.get("expert", "high")}
+             for r in getattr(m, "loras", None) or []]
+    return {"family": str(m.family), "variant": getattr(m, "variant", ""), "modes": sorted(m.modes), "loras": loras}
 
 
 @router.get("/kino/options", response_model=S.Options)

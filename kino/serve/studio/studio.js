@@ -58,6 +58,11 @@ function applyModel() {
   const name = chosenModel() || o.model;
   const modes = (o.served && o.served[name] && o.served[name].modes) || o.modes;
   $("#model").textContent = `model ${name}`;
+  // the LoRAs the server applies to this model (kino serve --lora FILE[:SCALE]), with their scales
+  const loras = (o.served && o.served[name] && o.served[name].loras) || [];
+  $("#loras").textContent = loras.length ? `LoRA ${loras.map((l) => `${l.name} \u00d7${l.scale}`).join(", ")}` : "";
+  $("#loras").title = loras.map((l) => `${l.name}: scale ${l.scale}, ${l.expert}-noise expert`).join("\n");
+  $("#loras").hidden = !loras.length;
   // only the modes this model can do (an older server sends none: show all)
   const can = (m) => !modes || !modes.length || modes.includes(m);
   state.can = can;
