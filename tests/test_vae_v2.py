@@ -73,11 +73,94 @@ def test_shortcut_channels_are_validated():
 
 def test_v2_preset_round_trips_a_clip():
     c = vae_preset("world-tiny-v2")
-    assert (c.spatial_factor, c.temporal_factor, c.block_channels, c.zero_encoder_head) == (4, 4, 3, False)
+    assert (c.spatial_factor, c.temporal_factor, c.latent_channels, c.block_code) == (4, 4, 24, True)
     model = CausalVAE(vae_preset("world-tiny-v2", widths=(8, 8, 8))).eval()
     z = model.encode(clip(9, 32, 32))
     assert z.shape == (1, c.latent_channels, 3, 8, 8)
     assert model.decode(z).shape == (1, 3, 9, 32, 32)
+
+
+def code_vae(**kw) -> CausalVAE:
+    """A tiny 4x4x4 VAE whose shortcut is a linear block code of 8 channels."""
+    return CausalVAE(VAEConfig(**{"spatial_factor": 4, "widths": (8, 8, 8), "latent_channels": 8,
+                                  "shortcut": True, "block_code": True, **kw}))
+
+
+def smooth_clips(n: int, t: int = 9, size: int = 16) -> list[torch.Tensor]:
+    """Clips (3, T, H, W) that live on a few directions per block: moving colour ramps."""
+    g = torch.Generator().manual_seed(1)
+    out = []
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    for _ in range(n):
+        a, b, c, v = torch.rand(4, generator=g) * 2 - 1
+        frames = [torch.stack([a * xs + b * ys + v * k / t, c * xs - a * ys, b * xs + c * ys]) for k in range(t)]
+        out.append(torch.stack(frames, dim=1).clamp(-1, 1))  # (3, T, H, W)
+    return out
+
+
+def pca_reconstruction(blocks: torch.Tensor, k: int) -> torch.Tensor:
+    """The best rank-k affine reconstruction of rows (N, D), by SVD."""
+    m = blocks.mean(0)
+    u, s, v = torch.linalg.svd((blocks - m).double(), full_matrices=False)
+    return ((blocks - m).double() @ v[:k].T @ v[:k] + m).float()
+
+
+def test_a_fitted_block_code_is_the_pca_of_the_training_blocks():
+    torch.manual_seed(0)
+    model = code_vae(zero_encoder_head=True).eval()
+    clips = smooth_clips(12)
+    kept0, kept1 = model.init_block_code(clips)
+    assert 0.9 < kept0 <= 1.0 and 0.5 < kept1 <= 1.0
+    x = clips[0][None]  # (1, 3, 9, 16, 16)
+    # step 0: the networks add nothing (zero decoder output, zero encoder head), so the round trip is the
+    # code's, and the code's is the PCA projection of each causal block
+    rec = model.decode_raw(model.moments(x)[0])
+    p0, p1 = model.code.blocks(torch.stack(clips), True)
+    want0 = pca_reconstruction(p0.reshape(-1, p0.shape[-1]), 8).reshape(p0.shape)[:1]
+    want1 = pca_reconstruction(p1.reshape(-1, p1.shape[-1]), 8).reshape(p1.shape)[:1]
+    got0, got1 = model.code.blocks(rec, True)
+    assert torch.allclose(got0, want0, atol=1e-4) and torch.allclose(got1, want1, atol=1e-4)
+    # and it is much better than the random code it replaced
+    fresh = code_vae(zero_encoder_head=True).eval()
+    err = lambda m: (m.decode_raw(m.moments(x)[0]) - x).pow(2).mean().item()  # noqa: E731
+    assert err(model) < 0.2 * err(fresh)
+
+
+def test_block_code_streams_in_chunks_like_the_whole_clip_and_saves(tmp_path):
+    torch.manual_seed(0)
+    model = code_vae(chunk_frames=4).eval()
+    model.init_block_code(smooth_clips(6, t=13))
+    x = smooth_clips(1, t=13)[0][None]
+    z = model.encode(x)  # chunked: frame 0, then chunks of 4 frames
+    assert torch.allclose(z, model.encode(x, chunked=False), atol=1e-5)
+    assert torch.allclose(model.decode(z), model.decode(z, chunked=False), atol=1e-5)
+    model.save_pretrained(tmp_path / "vae")
+    again = CausalVAE.from_pretrained(tmp_path / "vae")
+    assert again.config.block_code and torch.equal(again.encode(x), z)
+
+
+def test_block_code_is_trained_with_the_networks():
+    torch.manual_seed(0)
+    model = code_vae().train()
+    model.init_block_code(smooth_clips(6))
+    before = model.code.dec1.detach().clone()
+    x = torch.stack(smooth_clips(2))
+    out = model(x)
+    (out.recon - x).pow(2).mean().backward()
+    assert model.code.dec1.grad is not None and model.code.dec1.grad.abs().sum() > 0
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert not torch.equal(model.code.dec1, before)
+
+
+def test_block_code_settings_are_validated():
+    with pytest.raises(InputError, match="block_code replaces"):
+        VAEConfig(spatial_factor=4, shortcut=False, block_code=True)
+    with pytest.raises(InputError, match="block_code replaces"):
+        VAEConfig(spatial_factor=4, shortcut=True, shortcut_channels=3, block_code=True)
+    with pytest.raises(InputError, match="at most 48"):
+        VAEConfig(spatial_factor=4, shortcut=True, block_code=True, latent_channels=64)
+    with pytest.raises(InputError, match="no block code"):
+        CausalVAE(VAEConfig(widths=(8, 8, 8))).init_block_code([])
 
 
 def test_one_save_load_convention(tmp_path):

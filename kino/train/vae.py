@@ -61,6 +61,7 @@ class VAETrainConfig:
     keep: int = 3
     log_every: int = 25
     stats_clips: int = 16  # training clips used to measure the latent mean and std
+    code_fit_clips: int = 256  # training clips whose blocks fit a fresh block code (PCA), world-tiny v2
     # Decoder fine-tuning (as Stable Diffusion's ft-MSE VAE decoder): with the encoder frozen, the
     # latent space (and its stored statistics) stays fixed, so a DiT can train on it while the
     # decoder keeps improving.
@@ -152,6 +153,12 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
             d_opt.load_state_dict(ck.extra["d_opt"])
     elif resume:
         Console(stderr=True).print(f"no checkpoint in {out}; starting from step 0")
+    if last is None and init_from is None and model.code is not None:  # a fresh block code: PCA of training blocks
+        fit_clips = make_dataset(data, cfg, cfg.seed + 2_000_003, group=1)
+        kept = model.init_block_code(item["video"].to(device) for _, item in zip(range(cfg.code_fit_clips),
+                                                                                 fit_clips, strict=False))
+        Console(stderr=True).print(f"block code fitted on {cfg.code_fit_clips} clips: variance kept "
+                                   f"{kept[0]:.4f} (frame 0), {kept[1]:.4f} (later blocks)")
     stream = iter(make_dataset(data, cfg, cfg.seed, start=start * cfg.batch_size))
     stats_clips = make_dataset(data, cfg, cfg.seed + 1_000_003, group=1)
 
