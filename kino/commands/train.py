@@ -94,6 +94,8 @@ def train_dit_cmd(
                              "or pipeline folder. [default: the built-in model's VAE]"),
     preset: DiTPreset = typer.Option(DiTPreset.WORLD_TINY, help="DiT size."),
     dit_config: Path = typer.Option(None, help="A JSON file of DiTConfig fields that replaces the preset."),
+    init_from: str = typer.Option(None, help="Start a new run from this DiT's weights where names and shapes "
+                                  "match (a pipeline, run or DiT folder, or 'builtin'); the rest start fresh."),
     data: str = typer.Option("world", help="'world' (rendered on the fly), a latent cache folder "
                              "(kino data cache) or a manifest file (kino data prepare)."),
     steps: int = typer.Option(None, help="Total optimizer steps (a resumed run continues to this). [recipe: 4000]"),
@@ -176,6 +178,7 @@ def train_dit_cmd(
                      parallel=parallel, source=data, token_budget=token_budget, workers=workers,
                      log_every=log_every, tensorboard=tensorboard, console=True, sample_every=sample_every,
                      sample_prompts=tuple(sample_prompt) if sample_prompt else DEFAULT_PROMPTS,
-                     eval_every=eval_every, overwrite=overwrite, allow_uncaptioned=allow_uncaptioned)
+                     eval_every=eval_every, overwrite=overwrite, allow_uncaptioned=allow_uncaptioned,
+                     init_from=init_from)
     if os.environ.get("RANK", "0") == "0":  # one line from rank 0 under torchrun
         typer.echo(f"saved {path}")

@@ -13,6 +13,7 @@ a forked RNG, so they do not change the training run: a run with them follows th
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class RunOptions:
     eval_prompts: int = 2
     overwrite: bool = False  # replace a run already in the folder (without: refused unless resuming)
     allow_uncaptioned: bool = False  # train on cache/manifest data whose clips have no caption
+    init_from: str | None = None  # a new run starts from this DiT's weights where they fit (kino.train.warm_start)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parallel", Parallel(self.parallel))
@@ -77,6 +79,12 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
         distribute(trainer, info)
         if resume:
             trainer.resume(out / "checkpoints")
+        if options.init_from and trainer.step_count == 0:  # a resumed run keeps its own weights
+            from kino.train.warm_start import warm_start
+
+            started = warm_start(trainer.model, options.init_from, trainer.ema)
+            if info.is_main:
+                print(f"kino: {started.summary()}", file=sys.stderr)
         batches = micro_batches(cfg, options, data, info, trainer.step_count)
         monitor = Monitor(out, cfg.steps, trainer.step_count, enabled=info.is_main,
                           tensorboard=options.tensorboard, console=options.console, log_every=options.log_every)
