@@ -19,6 +19,22 @@ with their keys; `FamilyClips` reads it, giving items as kino.data.cache.CachedC
     CACHE/index.json                   family, identities, shaping, clips -> keys, the empty prompt's key
     CACHE/latents/ab/abcdef....safetensors   "latent" (C, t, h, w)
     CACHE/text/cd/cdef....safetensors        "text" (L, D): the real tokens' states
+    CACHE/conditions/ef/ef01....safetensors  a conditioned Wan folder's inputs per clip (below)
+
+A Wan I2V, FLF2V or VACE folder conditions its transformer on VAE encodings of the given frames, which
+the clip's own latent does not hold (the causal VAE sees zeros after the first frame, not the clip), so
+they are encoded here too, as each diffusers 0.42 pipeline builds them, keyed by the latent's key, the
+image encoder's identity and the condition kinds:
+  - I2V (WanImageToVideoPipeline.prepare_latents, no last image): "first" = the normalized latent of
+    [frame 0, zeros x (T - 1)], and "first_image" = the CLIP image encoder's penultimate hidden states of
+    frame 0 (encode_image) when the folder has one;
+  - FLF2V (the same with last_image): "first_last" = [frame 0, zeros, frame T-1], "first_last_image" of
+    both frames (2, N, D);
+  - VACE (WanVACEPipeline.prepare_video_latents, kino.families.wan's gray video and white mask):
+    "none" (text only: video zeros, mask ones), "first", "first_last" and KEYFRAME_DRAWS draws of 1 to 3
+    random frames ("keyframes0", ...; their frame indices as "keyframes0_at"): each the concatenated
+    latents of the inactive (given frames) and reactive (gray elsewhere) videos (2C, t, h, w). The
+    mask channels are rebuilt from the frame indices when training (kino.train.lora_objectives).
 """
 
 from __future__ import annotations
@@ -38,6 +54,9 @@ from kino.data.cache import caption_level
 from kino.errors import InputError, MediaError, ModelError
 
 CACHE_VERSION = 1
+KEYFRAME_DRAWS = 2  # random keyframe sets cached per clip for a VACE folder (training picks one per draw)
+VARIANT_CONDITIONS = {"i2v": ("first",), "flf2v": ("first-last",), "vace": ("first", "first-last", "random-keyframes")}
+GRAY = 128 / 255 * 2 - 1  # kino.families.wan.GRAY in the pipelines' [-1, 1]: VACE's "to generate" value
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TEXT_LENGTH = {"ltx": 256, "wan": 512}  # max_sequence_length of each family's pipeline call (diffusers 0.42)
 
@@ -126,6 +145,10 @@ class FamilyEncoder:
         self.identity = {"vae": component_identity(self.dir / "vae"),
                          "text_encoder": component_identity(self.dir / "text_encoder"),
                          "tokenizer": component_identity(self.dir / "tokenizer")}
+        self.variant, self.conditions = condition_kinds(type(self.pipe).__name__,
+                                                        bool(self.pipe.config.get("expand_timesteps", False)), cfg)
+        if getattr(self.pipe, "image_encoder", None) is not None:
+            self.identity["image_encoder"] = component_identity(self.dir / "image_encoder")
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(3, T, H, W) in [-1, 1] -> the family's normalized latents (C, t, h, w): the posterior's mode."""
@@ -140,6 +163,56 @@ class FamilyEncoder:
             mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(lat)
             std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(lat)
         return ((lat - mean) / std)[0].float()
+
+    def encode_conditions(self, video: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+        """A clip's (3, T, H, W) conditioning inputs for this folder's pipeline (the module doc); {} for T < 2."""
+        frames = video.shape[1]
+        if not self.conditions or frames < 2:
+            return {}
+        zeros = video.new_zeros(3, frames - 2, *video.shape[2:])  # (3, T - 2, H, W)
+        first, last = video[:, :1], video[:, -1:]
+        out = {}
+        if self.variant == "i2v":
+            rest = video.new_zeros(3, frames - 1, *video.shape[2:])  # (3, T - 1, H, W)
+            out["first"] = self.encode_video(torch.cat([first, rest], dim=1))  # (C, t, h, w)
+            if getattr(self.pipe, "image_encoder", None) is not None:
+                out["first_image"] = self.encode_images(video[:, :1])  # (1, N, D)
+        elif self.variant == "flf2v":
+            out["first_last"] = self.encode_video(torch.cat([first, zeros, last], dim=1))  # (C, t, h, w)
+            out["first_last_image"] = self.encode_images(torch.cat([first, last], dim=1))  # (2, N, D)
+        else:  # vace
+            g = torch.Generator().manual_seed(seed)
+            sets = {"none": [], "first": [0], "first_last": [0, frames - 1]}
+            for j in range(KEYFRAME_DRAWS):
+                k = 1 + int(torch.randint(0, min(3, frames), (1,), generator=g))
+                sets[f"keyframes{j}"] = sorted(torch.randperm(frames, generator=g)[:k].tolist())
+            for name, known in sets.items():
+                out[name] = self.vace_latents(video, known)
+                out[f"{name}_at"] = torch.tensor(known, dtype=torch.int64)
+        return out
+
+    def vace_latents(self, video: torch.Tensor, known: list[int]) -> torch.Tensor:
+        """WanVACEPipeline.prepare_video_latents for frames `known` given (black mask), the rest gray under a
+        white mask: cat(encode(video x (1 - mask)), encode(video x mask)) -> (2C, t, h, w)."""
+        mask = torch.ones(1, video.shape[1], 1, 1)  # (1, T, 1, 1): 1 = generate
+        given = torch.full_like(video, GRAY)
+        if known:
+            mask[:, known] = 0.0
+            given[:, known] = video[:, known]
+        return torch.cat([self.encode_video(given * (1 - mask)), self.encode_video(given * mask)], dim=0)
+
+    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        """(3, n, H, W) frames in [-1, 1] -> the image encoder's penultimate states (n, N, D), as
+        WanImageToVideoPipeline.encode_image gives them (its image processor resizes)."""
+        import numpy as np
+
+        images = ((frames.permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        with torch.no_grad():
+            inputs = self.pipe.image_processor(images=list(np.ascontiguousarray(images)), return_tensors="pt")
+            enc = self.pipe.image_encoder
+            inputs = inputs.to(next(enc.parameters()).device)
+            states = enc(**inputs, output_hidden_states=True).hidden_states[-2]  # (n, N, D)
+        return states.float().cpu()
 
     def encode_text(self, text: str) -> torch.Tensor:
         """One caption -> the states (L, D) of its real tokens, as the pipeline's encode_prompt makes them."""
@@ -157,14 +230,31 @@ class FamilyEncoder:
             return embeds[0][: int(sum(ids))].float().cpu()  # (L, D): the rest is the pipeline's zero padding
 
 
+def condition_kinds(pipeline: str, expand_timesteps: bool, transformer_config: dict) -> tuple[str, tuple[str, ...]]:
+    """(variant, the --condition kinds it trains) of a folder's pipeline class: Wan I2V -> first, FLF2V ->
+    first-last, VACE -> first, first-last and random keyframes; others ("": LTX-Video's condition tokens, Wan
+    T2V and TI2V's clean first frame) need no cached conditioning inputs."""
+    variant = ""
+    if pipeline == "WanVACEPipeline":
+        variant = "vace"
+    elif pipeline == "WanImageToVideoPipeline" and not expand_timesteps:  # FLF2V: the two images' tokens
+        variant = "flf2v" if transformer_config.get("pos_embed_seq_len") is not None else "i2v"
+    return variant, VARIANT_CONDITIONS.get(variant, ())
+
+
 def _write(path: Path, name: str, tensor: torch.Tensor, dtype: torch.dtype) -> None:
+    _write_all(path, {name: tensor}, dtype)
+
+
+def _write_all(path: Path, tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> None:
+    """Tensors into one safetensors file, atomically (floating ones in `dtype`, indices as they are)."""
     from safetensors.torch import save_file
 
     from kino.io import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, mode=None) as tmp:
-        save_file({name: tensor.to(dtype).contiguous()}, tmp)
+        save_file({k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}, tmp)
 
 
 def build_family_cache(manifest: str | os.PathLike, model_dir: str | os.PathLike, out: str | os.PathLike,
@@ -209,12 +299,21 @@ def build_family_cache(manifest: str | os.PathLike, model_dir: str | os.PathLike
             key = _sha({"source": hashes[src], "start": rec.start, "end": rec.end, "fps": rec.fps, "kind": str(rec.kind),
                         "shape": [t, h, w], "vae": enc.identity["vae"], "dtype": config.dtype, "v": CACHE_VERSION})
             path = out / "latents" / key[:2] / f"{key}.safetensors"
+            cond_key = _sha({"latent": key, "conditions": list(enc.conditions), "draws": KEYFRAME_DRAWS,
+                             "image_encoder": enc.identity.get("image_encoder"), "v": CACHE_VERSION})
+            cond_path = out / "conditions" / cond_key[:2] / f"{cond_key}.safetensors"
+            video = None
             if path.is_file():
                 reused += 1
             else:
-                latent = enc.encode_video(data[j]["video"])  # (C, t, h, w)
-                _write(path, "latent", latent, dtype)
+                video = data[j]["video"]  # (3, T, H, W)
+                _write(path, "latent", enc.encode_video(video), dtype)  # (C, t, h, w)
                 encoded += 1
+            if enc.conditions and not cond_path.is_file():
+                video = data[j]["video"] if video is None else video
+                conditions = enc.encode_conditions(video, int(cond_key[:8], 16))
+                if conditions:
+                    _write_all(cond_path, conditions, dtype)
         except (MediaError, OSError) as e:
             failed.append({"id": rec.id, "reason": str(e).splitlines()[0] if str(e) else type(e).__name__})
             if on_clip:
@@ -222,13 +321,17 @@ def build_family_cache(manifest: str | os.PathLike, model_dir: str | os.PathLike
             continue
         levels = {lv: text_key(text) for lv, text in sorted(rec.captions.items()) if text}
         lat_shape = list(factors.latent_shape(t, h, w))
-        clips.append({"id": rec.id, "latent": key, "latent_shape": lat_shape, "fps": rec.fps, "levels": levels})
+        clip = {"id": rec.id, "latent": key, "latent_shape": lat_shape, "fps": rec.fps, "levels": levels}
+        if cond_path.is_file():
+            clip["conditions"] = cond_key
+        clips.append(clip)
         if on_clip:
             on_clip(j + 1, n)
     index = {"version": CACHE_VERSION, "family": str(enc.family), "model": str(enc.dir.resolve()),
              "identity": enc.identity, "shaping": asdict(shaping), "dtype": config.dtype,
              "factors": {"temporal": enc.temporal, "spatial": enc.spatial, "patch": list(enc.patch)},
-             "text_length": enc.text_length, "null_text": text_key(""), "clips": clips, "failed": failed}
+             "text_length": enc.text_length, "null_text": text_key(""), "clips": clips, "failed": failed,
+             "variant": enc.variant, "conditions": list(enc.conditions)}
     atomic_write_text(out / "index.json", json.dumps(index, indent=1, sort_keys=True) + "\n")
     return FamilyCacheReport(len(clips), encoded, reused, made[0], failed)
 
@@ -284,6 +387,15 @@ class FamilyClips(Dataset):
         c = self.clips[i]
         level = caption_level(c["id"], sorted(c["levels"]), self.level, self.seed, i)
         text = self._tensor("text", c["levels"][level], "text") if level else self.null_text()  # (L, D)
-        return {"latent": self._tensor("latents", c["latent"], "latent"), "text": text,
+        item = {"latent": self._tensor("latents", c["latent"], "latent"), "text": text,
                 "text_mask": torch.ones(text.shape[0], dtype=torch.bool), "fps": float(c["fps"]), "level": level,
                 "id": c["id"]}
+        if c.get("conditions"):  # a conditioned Wan folder's inputs (the module doc)
+            from safetensors.torch import load_file
+
+            path = self.dir / "conditions" / c["conditions"][:2] / f"{c['conditions']}.safetensors"
+            if not path.is_file():
+                raise InputError(f"{self.dir}: entry conditions/{c['conditions'][:12]}... is missing; run "
+                                 f"`kino data cache` again")
+            item["conditions"] = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+        return item

@@ -136,6 +136,7 @@ class Denoisers:
     patch: tuple[int, int, int]
     kind: str  # the transformer class
     meta: dict = field(default_factory=dict)
+    variant: str = ""  # Wan: "i2v", "flf2v" or "vace" (conditioned through cached inputs), else ""
 
 
 def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Denoisers:
@@ -154,11 +155,13 @@ def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dty
         pipe = KinoPipeline.from_pretrained(folder, device=device)
         dit = pipe.transformer.requires_grad_(False).eval()
         return Denoisers("kino", {"high": dit}, {}, None, False, tuple(dit.config.patch_size), "DiT", {"pipe": pipe})
+    from kino.data.family_cache import condition_kinds
+
     index = read_index(folder)
     pipeline = str(index.get("_class_name"))
-    if family is Family.WAN and pipeline != "WanPipeline":
-        raise InputError(f"{folder} is a {pipeline} folder; kino trains LoRAs on Wan text-to-video folders (2.1 T2V, "
-                         f"2.2 T2V A14B, 2.2 TI2V-5B): their I2V / FLF2V / VACE inputs are not built yet")
+    wan = ("WanPipeline", "WanImageToVideoPipeline", "WanVACEPipeline")
+    if family is Family.WAN and pipeline not in wan:
+        raise InputError(f"{folder} is a {pipeline} folder; kino trains Wan LoRAs on {', '.join(wan)} folders")
     out = {}
     for expert, name in (("high", "transformer"), ("low", "transformer_2")):
         entry = index.get(name)
@@ -173,8 +176,10 @@ def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dty
     cfg = out["high"].config
     patch = ((int(cfg.patch_size_t), int(cfg.patch_size), int(cfg.patch_size)) if family is Family.LTX
              else tuple(int(p) for p in cfg.patch_size))
-    return Denoisers(str(family), out, sched, index.get("boundary_ratio"), bool(index.get("expand_timesteps")),
-                     patch, type(out["high"]).__name__)
+    expand = bool(index.get("expand_timesteps"))
+    variant = condition_kinds(pipeline, expand, dict(cfg))[0] if family is Family.WAN else ""
+    return Denoisers(str(family), out, sched, index.get("boundary_ratio"), expand, patch, type(out["high"]).__name__,
+                     variant=variant)
 
 
 class LoRATrainer:
@@ -219,13 +224,26 @@ class LoRATrainer:
     # -- set-up ----------------------------------------------------------------------------------
 
     def check_condition(self) -> None:
+        from kino.data.family_cache import VARIANT_CONDITIONS
+
         cfg, den = self.cfg, self.den
+        if den.variant:  # Wan I2V / FLF2V / VACE: the cache holds the pipeline's conditioning inputs
+            kinds = VARIANT_CONDITIONS[den.variant]
+            if cfg.condition not in kinds and not (den.variant == "vace" and cfg.condition is Condition.NONE):
+                raise InputError(f"a Wan {den.variant.upper()} folder trains --condition {' or '.join(kinds)}"
+                                 f"{' (or none)' if den.variant == 'vace' else ''}, not {cfg.condition}")
+            made = self.index.get("variant")
+            if self.index and made != den.variant:
+                raise InputError(f"the cache holds no Wan {den.variant.upper()} conditioning inputs (it was made with "
+                                 f"a {made or self.index.get('family')} folder); make it with `kino data cache "
+                                 f"MANIFEST --model {self.model_dir}`")
+            return
         if cfg.condition is Condition.NONE or den.family in ("ltx", "kino"):
             return
         if not den.expand_timesteps:
-            raise InputError(f"--condition {cfg.condition} on Wan needs a TI2V folder (expand_timesteps: clean "
-                             f"first frames with their own timestep); this is a {den.kind} text-to-video folder. "
-                             f"Use LTX-Video, or Wan 2.2 TI2V-5B")
+            raise InputError(f"--condition {cfg.condition} on Wan needs a TI2V, I2V, FLF2V or VACE folder (conditioning "
+                             f"inputs); this is a {den.kind} text-to-video folder. Use LTX-Video, Wan 2.2 TI2V-5B, "
+                             f"Wan 2.1 I2V / FLF2V or Wan VACE")
         if cfg.condition is not Condition.FIRST:
             raise InputError(f"--condition {cfg.condition}: Wan 2.2 TI2V conditions on the first frame only; use "
                              f"--condition first, or LTX-Video for first-last and keyframes")
@@ -346,7 +364,11 @@ class LoRATrainer:
         if sigma is None:
             sigma = self.sample_sigma(b, tokens, expert, g)
         noise = torch.randn(x0.shape, generator=g).to(self.device)
-        clean = self.sample_clean(b, f, g)
+        if self.den.variant:  # every frame is noised; the given frames come in through the conditioning inputs
+            clean = torch.zeros(b, f, dtype=torch.bool)
+            inputs = self.wan_conditioning(batch, g)
+        else:
+            clean, inputs = self.sample_clean(b, f, g), {}
         path = noised(x0, noise, sigma, clean)
         text, mask = self.texts(batch, keep, null)
         model = self.forward[expert]
@@ -356,7 +378,54 @@ class LoRATrainer:
                 factors = self.index.get("factors", {})
                 return ltx_loss(model, path, text, mask, fps, p, int(factors.get("temporal", 8)),
                                 int(factors.get("spatial", 32)))
-            return wan_loss(model, path, text, p)
+            return wan_loss(model, path, text, p, **inputs)
+
+    def wan_conditioning(self, batch: list[dict], g: torch.Generator) -> dict[str, torch.Tensor]:
+        """The transformer's conditioning inputs for a micro-batch on a Wan I2V / FLF2V / VACE folder, from the
+        cache's per-clip encodings (kino.data.family_cache) as each pipeline feeds them:
+          - I2V / FLF2V: channels = cat(mask (B, 4, F, H, W), condition latent (B, C, F, H, W)) after x_t, and
+            encoder_hidden_states_image (B, N, D) (FLF2V: (2B, N, D), the transformer folds the two images'
+            tokens into (B, 2N, D)); every clip is conditioned (the pipelines always are);
+          - VACE: control_hidden_states = cat(inactive + reactive latents (B, 2C, F, H, W), mask (B, s^2, F, H,
+            W)); with condition_prob a clip gets the --condition frames (random-keyframes: one of the cached
+            draws), otherwise the text-only context (no frame given)."""
+        from kino.train.lora_objectives import wan_i2v_mask, wan_vace_mask
+
+        variant, cfg = self.den.variant, self.cfg
+        conds = []
+        for item in batch:
+            c = item.get("conditions")
+            if not c:
+                raise InputError(f"clip {item.get('id')} has no cached {variant.upper()} inputs (clips of one frame "
+                                 f"have none); make the cache with `kino data cache MANIFEST --model "
+                                 f"{self.model_dir}` from clips of 2 frames or more")
+            conds.append(c)
+        b = len(batch)
+        _, f, h, w = batch[0]["latent"].shape
+        factors = self.index.get("factors", {})
+        temporal, spatial = int(factors.get("temporal", 4)), int(factors.get("spatial", 8))
+        frames = 1 + temporal * (f - 1)
+        if variant in ("i2v", "flf2v"):
+            name = "first" if variant == "i2v" else "first_last"
+            mask = wan_i2v_mask(b, frames, h, w, temporal, last=variant == "flf2v")  # (B, 4, F, H, W)
+            latent = torch.stack([c[name] for c in conds])  # (B, C, F, H, W)
+            out = {"channels": torch.cat([mask, latent], dim=1).to(self.device)}
+            if f"{name}_image" in conds[0]:
+                out["encoder_hidden_states_image"] = torch.cat([c[f"{name}_image"] for c in conds]).to(self.device)
+            return out
+        names = []
+        for c in conds:
+            draw = float(torch.rand(1, generator=g))
+            if cfg.condition is Condition.NONE or draw >= cfg.condition_prob:
+                names.append("none")
+            elif cfg.condition is Condition.RANDOM_KEYFRAMES:
+                sets = sorted(k for k in c if k.startswith("keyframes") and not k.endswith("_at"))
+                names.append(sets[int(torch.randint(0, len(sets), (1,), generator=g))])
+            else:
+                names.append("first" if cfg.condition is Condition.FIRST else "first_last")
+        ctx = [torch.cat([c[n], wan_vace_mask(c[f"{n}_at"].tolist(), frames, f, h, w, spatial)], dim=0)
+               for c, n in zip(conds, names, strict=True)]  # (2C + s^2, F, H, W) each
+        return {"control_hidden_states": torch.stack(ctx).to(self.device)}
 
     def kino_loss(self, batch: list[dict], g: torch.Generator, null: torch.Tensor) -> torch.Tensor:
         """kino's DiT: the flow-matching loss of `kino train dit` itself (DiTTrainer.prepare_cached and

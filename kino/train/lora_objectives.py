@@ -17,7 +17,11 @@ The pipelines step x_{t-1} = x_t + (sigma_next - sigma) v with the transformer's
 Condition frames (image-to-video, first + last, keyframes) are kept clean with timestep 0 on their
 tokens and no loss, which is how both families condition: LTXConditionPipeline gives condition tokens
 `min(t, (1 - mask) * 1000)`; Wan 2.2 TI2V (`expand_timesteps`) keeps the first latent frame clean with
-a per-token timestep of 0 (WanImageToVideoPipeline).
+a per-token timestep of 0 (WanImageToVideoPipeline). Wan 2.1 I2V / FLF2V and VACE noise every frame and
+take the given frames as extra inputs instead, from the family cache (kino.data.family_cache): I2V / FLF2V
+concatenate mask channels (wan_i2v_mask) and the condition latent to x_t and attend to the CLIP image
+states; VACE adds control_hidden_states (the inactive / reactive latents and wan_vace_mask), as
+WanImageToVideoPipeline and WanVACEPipeline (diffusers 0.42) build them.
 """
 
 from __future__ import annotations
@@ -119,8 +123,37 @@ def ltx_loss(transformer, n: Noised, text: torch.Tensor, text_mask: torch.Tensor
 # ----------------------------------------------------------------------------- Wan
 
 
-def wan_loss(transformer, n: Noised, text: torch.Tensor, patch: tuple[int, int, int]) -> torch.Tensor:
-    """Wan's velocity loss: (B, C, F, H, W) in and out, a per-token timestep when frames are conditions."""
+def wan_i2v_mask(batch: int, frames: int, height: int, width: int, temporal: int, last: bool) -> torch.Tensor:
+    """The mask channels (B, temporal, F, H, W) of WanImageToVideoPipeline.prepare_latents: 1 on the given
+    pixel frames (the first; the last too for FLF2V), the first frame's repeated `temporal` times, then
+    folded per latent frame. `frames` is the pixel count, 1 + temporal (F - 1)."""
+    m = torch.ones(batch, 1, frames, height, width)
+    m[:, :, 1 : frames - 1 if last else frames] = 0
+    first = m[:, :, 0:1].repeat_interleave(temporal, dim=2)  # (B, 1, temporal, H, W)
+    m = torch.cat([first, m[:, :, 1:]], dim=2)  # (B, 1, temporal F, H, W)
+    return m.view(batch, -1, temporal, height, width).transpose(1, 2)  # (B, temporal, F, H, W)
+
+
+def wan_vace_mask(known: list[int], frames: int, latent_frames: int, height: int, width: int,
+                  spatial: int) -> torch.Tensor:
+    """WanVACEPipeline.prepare_masks for a pixel mask that is 0 on the `known` frames and 1 elsewhere:
+    (spatial^2, F, H, W). The pipeline folds each spatial x spatial pixel patch into channels and resizes
+    the frame axis with nearest-exact; a mask constant over each frame gives the same values from its
+    (T,) frame vector resized alone (nearest-exact is separable and the spatial size is unchanged)."""
+    m = torch.ones(frames)
+    m[list(known)] = 0.0
+    m = torch.nn.functional.interpolate(m.view(1, 1, frames, 1, 1), size=(latent_frames, 1, 1),
+                                        mode="nearest-exact").view(1, latent_frames, 1, 1)  # (1, F, 1, 1)
+    return m.expand(spatial * spatial, latent_frames, height, width)
+
+
+def wan_loss(transformer, n: Noised, text: torch.Tensor, patch: tuple[int, int, int],
+             channels: torch.Tensor | None = None, **inputs) -> torch.Tensor:
+    """Wan's velocity loss: (B, C, F, H, W) in and out, a per-token timestep when frames are conditions.
+
+    `channels` (B, C', F, H, W) are concatenated to x_t (I2V / FLF2V: mask + condition latents, as
+    WanImageToVideoPipeline's `torch.cat([latents, condition], dim=1)`); `inputs` go to the transformer as
+    they are (encoder_hidden_states_image; VACE's control_hidden_states)."""
     b, c, f, h, w = n.x_t.shape
     dev = n.x_t.device
     t = n.sigma.to(dev) * 1000.0  # (B,)
@@ -128,8 +161,11 @@ def wan_loss(transformer, n: Noised, text: torch.Tensor, patch: tuple[int, int, 
         per_frame = (~n.clean).float().to(dev) * t.view(-1, 1)  # (B, F)
         grid = (h // patch[1]) * (w // patch[2])
         t = per_frame.repeat_interleave(grid, dim=1)  # (B, F x h/ph x w/pw), frame-major like the tokens
-    pred = transformer(hidden_states=n.x_t.to(_dtype(transformer)), timestep=t,
-                       encoder_hidden_states=text.to(_dtype(transformer)), return_dict=False)[0]  # (B, C, F, H, W)
+    dtype = _dtype(transformer)
+    x = n.x_t if channels is None else torch.cat([n.x_t, channels.to(n.x_t)], dim=1)  # (B, C + C', F, H, W)
+    extra = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    pred = transformer(hidden_states=x.to(dtype), timestep=t, encoder_hidden_states=text.to(dtype),
+                       return_dict=False, **extra)[0]  # (B, C, F, H, W)
     err = (pred.float() - n.target.float()).pow(2)  # (B, C, F, H, W)
     weight = frame_weights(n.clean).to(dev)[:, None, :, None, None]  # (B, 1, F, 1, 1)
     return (err * weight).sum() / (weight.sum() * c * h * w).clamp_min(1.0)
