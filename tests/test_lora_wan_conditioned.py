@@ -14,7 +14,7 @@ from kino.data.family_cache import FamilyClips, build_family_cache
 from kino.errors import InputError
 from kino.families.lora import LoRAUse, apply_model_loras
 from kino.train.lora import LoRATrainer
-from kino.train.lora_loop import validation_model
+from kino.train.lora_loop import LoRARunOptions, run_lora_training, validation_model
 
 # folder -> (--condition, the cached inputs of a clip, the mode that uses them at inference)
 VARIANTS = {
@@ -68,6 +68,18 @@ def test_conditioned_wan_lora(kind, manifest, tiny_models, tmp_path):  # noqa: F
     assert np.abs(plain - trained).max() > 1e-4  # the LoRA changes the conditioned output
     apply_model_loras(fresh, [LoRAUse(str(path))])
     assert np.abs(_generate(fresh, mode, images) - trained).max() <= 1e-6
+
+    # the run loop: a validation video in the folder's conditioned mode (I2V / FLF2V make none from text)
+    opts = dict(tensorboard=False, validate_every=1, validation_prompts=("a red ball",), validation_steps=1)
+    run = tmp_path / "run"
+    if kind != "wan-vace":
+        with pytest.raises(InputError, match="needs --validation-image"):
+            run_lora_training(_cfg(condition=condition, steps=1), folder, cache, run, options=LoRARunOptions(**opts))
+    run_lora_training(_cfg(condition=condition, steps=1), folder, cache, run,
+                      options=LoRARunOptions(**opts, validation_image=images[0]))
+    from kino.io import read_video
+
+    assert len(read_video(run / "samples" / "step-00000001" / "00.mp4").frames) > 1
 
 
 def test_conditions_each_variant_refuses(manifest, tiny_models, tmp_path):  # noqa: F811

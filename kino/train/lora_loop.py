@@ -82,6 +82,9 @@ def run_lora_training(cfg, model_dir: str | Path, data: str | Path, out: str | P
             raise InputError(f"--data {data} holds no clips")
         train = Subset(full, [i for i in range(n) if i not in held])
         trainer = LoRATrainer(cfg, model_dir, dev, options.dtype, index=full.index)
+        if options.validate_every and trainer.den.variant in ("i2v", "flf2v") and not options.validation_image:
+            raise InputError(f"--validate-every on a Wan {trainer.den.variant.upper()} folder needs "
+                             f"--validation-image (it makes no video from text alone)")
         distribute(trainer, info)
         if trainer.sharded and info.is_main:
             import sys
@@ -332,9 +335,13 @@ def validate(trainer, options: LoRARunOptions, folder: Path, monitor, dataset) -
     width, height = (max(m, round(v / m) * m) for v in (width, height))
     frames = options.validation_frames or 1 + (shape[0] - 1) * int(f.get("temporal", 4))
     fps = float(dataset.clips[0].get("fps", model.defaults.fps))
-    jobs = [("text", p, None) for p in options.validation_prompts]
-    if options.validation_image and "image-to-video" in model.modes:
-        jobs.append(("image-to-video", options.validation_prompts[0], options.validation_image))
+    # text-to-video where the folder makes it; its conditioned mode from the validation image (FLF2V: the
+    # image at both ends, interpolate)
+    jobs = [("text", p, None) for p in options.validation_prompts] if "text" in model.modes else []
+    for mode in ("image-to-video", "interpolate"):
+        if options.validation_image and mode in model.modes and (mode == "image-to-video" or not jobs):
+            jobs.append((mode, options.validation_prompts[0], options.validation_image))
+            break
     written = []
     was = {e: trainer.den.by_expert[e].training for e in trainer.experts}
     for e in trainer.experts:
@@ -342,9 +349,10 @@ def validate(trainer, options: LoRARunOptions, folder: Path, monitor, dataset) -
     try:
         with torch.random.fork_rng(devices=[]), atomic_dir(folder) as tmp:
             for i, (mode, prompt, image) in enumerate(jobs):
-                req = GenerationRequest(prompt=prompt, mode=mode, from_image=image, width=width, height=height,
-                                        fps=fps, seconds=frames / fps, steps=options.validation_steps, seed=i,
-                                        enhance=False)
+                given = {"keyframes": (image, image)} if mode == "interpolate" else {"from_image": image}
+                req = GenerationRequest(prompt=prompt, mode=mode, width=width, height=height, fps=fps,
+                                        seconds=frames / fps, steps=options.validation_steps, seed=i, enhance=False,
+                                        **given)
                 req = resolve(req, model.defaults)
                 out = model.generate(req, prompt, i)
                 write_video(tmp / f"{i:02d}.mp4", out.frames, out.fps)
