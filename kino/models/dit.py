@@ -425,6 +425,13 @@ def dit_world_tiny(**kw) -> DiTConfig:
     return DiTConfig(**{"dim": 192, "depth": 8, "num_heads": 4, "ffn_dim": 768, **kw})
 
 
+def dit_world_tiny_v2(**kw) -> DiTConfig:
+    """world-tiny v2 (issue 18): v1's transformer on the v2 VAE's latent (24 channels, 4x4x4): 1x4x4 patches
+    keep a 64x64x17 clip at v1's 80 tokens (5 x 4 x 4; 96x64: 5 x 4 x 6), so sides are multiples of 16."""
+    return DiTConfig(**{"in_channels": 24, "out_channels": 24, "patch_size": (1, 4, 4), "dim": 192, "depth": 8,
+                        "num_heads": 4, "ffn_dim": 768, **kw})
+
+
 def dit_small(**kw) -> DiTConfig:
     return DiTConfig(**{"dim": 512, "depth": 12, "num_heads": 8, "ffn_dim": 2048, **kw})
 
@@ -438,8 +445,8 @@ def dit_1b(**kw) -> DiTConfig:
     return DiTConfig(**{"dim": 1536, "depth": 30, "num_heads": 12, "ffn_dim": 8960, **kw})
 
 
-DIT_PRESETS = {DiTPreset.WORLD_TINY: dit_world_tiny, DiTPreset.SMALL: dit_small, DiTPreset.BASE: dit_base,
-               DiTPreset.B1: dit_1b}
+DIT_PRESETS = {DiTPreset.WORLD_TINY: dit_world_tiny, DiTPreset.WORLD_TINY_V2: dit_world_tiny_v2,
+               DiTPreset.SMALL: dit_small, DiTPreset.BASE: dit_base, DiTPreset.B1: dit_1b}
 
 
 def autocast_for(device: torch.device | str):

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 class DiTPreset(StrEnum):
     WORLD_TINY = "world-tiny"
+    WORLD_TINY_V2 = "world-tiny-v2"
     SMALL = "small"
     BASE = "base"
     B1 = "1b"
