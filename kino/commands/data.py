@@ -119,8 +119,18 @@ def caption(
 
 @data_app.command("cache")
 def cache(
-    manifest: Annotated[Path, typer.Argument(help="Manifest of the clips to encode.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (resumable).")],
+    manifest: Annotated[Path | None, typer.Argument(help="Manifest of the clips to encode (or --world COUNT).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Cache folder (resumable).")] = ...,
+    world: Annotated[int | None, typer.Option("--world", help="Instead of a manifest: render COUNT clips of kino's "
+                                                             "world straight to tensors (a larger COUNT extends "
+                                                             "the cache).")] = None,
+    seed: Annotated[int, typer.Option(help="--world: the world stream's seed (clip j is a function of seed, j).")] = 0,
+    size: Annotated[list[str] | None, typer.Option(help="--world: clip size WIDTHxHEIGHT (repeat). "
+                                                        "[default: 64x64, 96x64, 64x96]")] = None,
+    frames: Annotated[list[int] | None, typer.Option(help="--world: frame counts, 1 + 4k (repeat). "
+                                                          "[default: 9, 17]")] = None,
+    image_prob: Annotated[float, typer.Option(help="--world: share of 1-frame clips (images).")] = 0.1,
+    encode_batch: Annotated[int, typer.Option(help="--world: clips of one shape the VAE encodes together.")] = 8,
     vae: Annotated[Path | None, typer.Option(help="The VAE: a `kino train vae` run folder (its newest checkpoint), "
                                                   "a VAE or pipeline folder. [default: the built-in model's VAE]")] = None,
     text_encoder: Annotated[str, typer.Option(help="'minilm' (packaged) or a text encoder folder.")] = "minilm",
@@ -134,6 +144,12 @@ def cache(
                                                     "as bfloat16, whose range T5 states need).")] = None,
 ) -> None:
     """Precompute VAE latents and text embeddings into sharded safetensors with an index."""
+    from kino.errors import InputError
+
+    if (manifest is None) == (world is None):
+        raise InputError("give a manifest or --world COUNT (one of them)")
+    if world is not None and model is not None:
+        raise InputError("--world caches for kino's own DiT; --model (an open model's cache) needs a manifest")
     if model is not None:
         from kino.data.family_cache import FamilyCacheConfig, build_family_cache
 
@@ -145,6 +161,7 @@ def cache(
         print(f"wrote {out}: {fam.clips} clips ({fam.encoded} encoded, {fam.reused} unchanged and reused, "
               f"{fam.texts} captions encoded); {len(fam.failed)} clips failed")
         return
+    from kino.commands.train import _size
     from kino.data.buckets import TokenFactors
     from kino.data.cache import CacheConfig, build_cache
     from kino.data.clips import ClipShaping
@@ -152,11 +169,17 @@ def cache(
     from kino.models.vae import CausalVAE
     from kino.train.vae_folder import resolve_vae
 
+    sizes = tuple(_size(s) for s in size) if size else ((64, 64), (96, 64), (64, 96))  # kino train dit's world
+    world_frames = tuple(frames) if frames else (9, 17)
     vae = resolve_vae(vae)
     model = CausalVAE.from_pretrained(vae, device=device)
     factors = TokenFactors(temporal=model.config.temporal_factor, spatial=model.config.spatial_factor)
     config = CacheConfig(shard_size=shard_size, dtype=dtype,
                          shaping=ClipShaping(area=area, max_frames=max_frames, factors=factors))
+    if world is not None:
+        from kino.data.world import WorldClips
+
+        WorldClips(sizes=sizes, num_frames=world_frames, image_prob=image_prob)  # one-line errors before loading
     if text_encoder.lower() in ("minilm", "packaged-minilm", "default"):
         encoder = TextEncoder(device=device)
     else:
@@ -164,8 +187,16 @@ def cache(
     identity = {"vae": str(vae.resolve()), "text_encoder": encoder.encoder_id}
     with _progress() as bar:
         task = bar.add_task("cache", total=None)
-        report = build_cache(manifest, model, encoder, out, config, identity=identity, device=device,
-                             on_clip=lambda done, n: bar.update(task, completed=done, total=n))
+        progress = lambda done, n: bar.update(task, completed=done, total=n)  # noqa: E731
+        if world is not None:
+            from kino.data.world_cache import build_world_cache
+
+            report = build_world_cache(world, model, encoder, out, config, identity=identity, device=device,
+                                       on_clip=progress, encode_batch=encode_batch, seed=seed, sizes=sizes,
+                                       num_frames=world_frames, image_prob=image_prob)
+        else:
+            report = build_cache(manifest, model, encoder, out, config, identity=identity, device=device,
+                                 on_clip=progress)
     print(f"wrote {out}: {report.clips} clips; shards built {len(report.built)}, already complete "
           f"{len(report.skipped)}; {len(report.failed)} clips failed")
 

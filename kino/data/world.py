@@ -116,9 +116,8 @@ class WorldClips(IterableDataset):
         level = self.caption_levels[int(r.integers(len(self.caption_levels)))] if self.caption_levels else ""
         return WorldSample(i, w, h, t, str(level))
 
-    def sample(self, i: int) -> dict[str, Any]:
-        """Sample `i` of the stream; a pure function of (seed, i)."""
-        from kino.world.render import render
+    def scene(self, i: int) -> tuple[WorldSample, Any, int, int]:
+        """Sample `i`'s recipe, SceneSpec, render seed and caption seed (no rendering); a pure function of (seed, i)."""
         from kino.world.sampler import sample_spec
 
         rec = self.recipe(i)
@@ -128,6 +127,13 @@ class WorldClips(IterableDataset):
             num_frames=rec.num_frames, max_objects=self.max_objects,
         )  # fmt: skip
         render_seed, caption_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
+        return rec, spec, render_seed, caption_seed
+
+    def sample(self, i: int) -> dict[str, Any]:
+        """Sample `i` of the stream; a pure function of (seed, i)."""
+        from kino.world.render import render
+
+        rec, spec, render_seed, caption_seed = self.scene(i)
         frames = render(spec, seed=render_seed)  # (T, H, W, 3) uint8
         return {
             "video": frames_to_tensor(frames),  # (3, T, H, W)
