@@ -109,8 +109,11 @@ def train_dit_cmd(
     size: list[str] = typer.Option(None, help="World clip size WIDTHxHEIGHT (repeat for several). [recipe: "
                                    "64x64, 96x64, 64x96]"),
     frames: list[int] = typer.Option(None, help="World clip frame counts, 1 + 4k (repeat). [recipe: 9, 17]"),
-    caption_level: list[str] = typer.Option(None, help="World caption levels short|medium|detailed, drawn "
-                                            "evenly (repeat one to weight it). [recipe: short, medium, detailed]"),
+    image_steps: int = typer.Option(None, help="Images first: the first N steps train on 1-frame samples only "
+                                    "(world: rendered as images; a cache or manifest: each clip's first frame), "
+                                    "then the configured mix. [recipe: 0]"),
+    caption_level: list[str] = typer.Option(None, help="Caption levels short|medium|detailed, drawn "
+                                            "evenly (repeat one to weight it; a cache draws among each clip's). [recipe: short, medium, detailed]"),
     allow_uncaptioned: bool = typer.Option(False, "--allow-uncaptioned", help="Train on cache/manifest data "
                                            "without captions (unconditional); refused otherwise."),
     token_budget: int = typer.Option(0, help="DiT tokens per micro-batch for cache/manifest data "
@@ -165,7 +168,7 @@ def train_dit_cmd(
              "schedule": schedule, "grad_clip": grad_clip, "ema_decay": ema_decay,
              "checkpoint_every": checkpoint_every, "keep": keep,
              "sizes": tuple(_size(s) for s in size) if size else None,
-             "num_frames": tuple(frames) if frames else None,
+             "num_frames": tuple(frames) if frames else None, "image_steps": image_steps,
              "caption_levels": tuple(caption_level) if caption_level else None}
     cfg = DiTTrainConfig(preset=preset, packed=packed, gradient_checkpointing=gradient_checkpointing,
                          compile=compile, seed=seed,

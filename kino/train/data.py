@@ -12,13 +12,22 @@ Sources:
   - a latent cache (`kino data cache` output): CachedClips through the token-budget BucketBatchSampler,
     rank-sharded, bucketed or packed; one sampler batch per micro-batch;
   - a manifest (`kino data prepare` output): ManifestClips decoded and VAE-encoded during training.
+
+Images first (cfg.image_steps, issue 18): the first image_steps optimizer steps take 1-frame samples only.
+The world renders those steps' clips as images (the same sizes, scenes drawn for one frame). A cache or a
+manifest gives every clip's first frame: a causal VAE's first latent frame is the latent of frame 0 coded
+alone (exactly: tests/test_dit_curriculum.py), so latent[:, :1] of a cached clip IS its first image's
+latent, and every clip serves as an image (a world caption describes the scene as a video either way,
+as for the world's own 1-frame samples). Those batches fill the same token budget, so an image step
+takes ~5x the samples of a 17-frame step. The mixed phase then starts at the sampler's epoch 0, so a
+resume at any step, in either phase, continues exactly.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +70,20 @@ class Layout:
 
 
 class RankWorldClips(WorldClips):
-    """World clips of one rank's micro-batches from `start_step`; DataLoader workers take micro-batches in turn."""
+    """World clips of one rank's micro-batches from `start_step`; DataLoader workers take micro-batches in turn.
 
-    def __init__(self, layout: Layout, micro: int, start_step: int, **world: Any) -> None:
+    The clips of steps before `image_steps` are images (1 frame); the rest follow the world's mix.
+    """
+
+    def __init__(self, layout: Layout, micro: int, start_step: int, image_steps: int = 0, **world: Any) -> None:
         super().__init__(group=micro, **world)  # a micro-batch is one WorldClips group: one shape
-        self.layout, self.micro, self.start_step = layout, micro, start_step
+        self.layout, self.micro, self.start_step, self.image_steps = layout, micro, start_step, image_steps
+
+    def recipe(self, i: int):
+        """WorldClips' recipe of sample i, 1 frame when its step (i // global batch) is before image_steps."""
+        rec = super().recipe(i)
+        step = i // (self.micro * self.layout.world_size * self.layout.accum)
+        return replace(rec, num_frames=1) if step < self.image_steps else rec
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         from torch.utils.data import get_worker_info
@@ -84,10 +102,10 @@ class RankWorldClips(WorldClips):
 def world_micro_batches(cfg, layout: Layout, start_step: int, workers: int = 0) -> MicroBatches:
     """The world stream of WorldClips (cfg's sizes, frame counts, captions) as this rank's micro-batches.
 
-    With one rank and no accumulation this is exactly kino.train.dit.world_stream's stream.
+    With one rank, no accumulation and no image_steps this is exactly kino.train.dit.world_stream's stream.
     """
     micro = layout.micro_size(cfg.batch_size)
-    data = RankWorldClips(layout, micro, start_step, seed=cfg.seed, sizes=cfg.sizes, num_frames=cfg.num_frames,
+    data = RankWorldClips(layout, micro, start_step, cfg.image_steps, seed=cfg.seed, sizes=cfg.sizes, num_frames=cfg.num_frames,
                           fps=cfg.fps, caption_levels=cfg.caption_levels, image_prob=cfg.image_prob)
     loader = DataLoader(data, batch_size=micro, num_workers=workers, collate_fn=list,
                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
@@ -100,6 +118,8 @@ def world_micro_batches(cfg, layout: Layout, start_step: int, workers: int = 0) 
 def stream_micro_batches(data: Callable[[Any, int], Iterable[dict]], cfg, layout: Layout,
                          start_step: int) -> MicroBatches:
     """Cut a global item stream data(cfg, start) into this rank's micro-batches (others' items skipped)."""
+    if cfg.image_steps:
+        raise InputError("image_steps needs world, cache or manifest data (a stream function draws its own clips)")
     micro = layout.micro_size(cfg.batch_size)
     items = iter(data(cfg, start_step * cfg.batch_size))
     mine = range(layout.first_micro * micro, (layout.first_micro + layout.accum) * micro)
@@ -114,16 +134,18 @@ def stream_micro_batches(data: Callable[[Any, int], Iterable[dict]], cfg, layout
 
 def sampler_micro_batches(dataset: Dataset, shapes: list[tuple[int, int, int]], cfg, layout: Layout,
                           start_step: int, token_budget: int, workers: int = 0,
-                          prepare: Callable[[dict, int], dict] | None = None) -> MicroBatches:
+                          prepare: Callable[[dict, int], dict] | None = None, factors=None) -> MicroBatches:
     """A map-style data set through the token-budget BucketBatchSampler, one sampler batch per micro-batch.
 
     Batches hold up to token_budget DiT tokens (per micro-batch), bucketed by shape or packed (cfg.packed);
     each rank takes its own round-robin share of every epoch. The position after `start_step` steps is
-    found by walking the epochs (their order is a pure function of (seed, epoch)).
+    found by walking the epochs (their order is a pure function of (seed, epoch)). factors: how latent
+    shapes count as tokens (kino.data.buckets.TokenFactors; default the 1x2x2 patch).
     """
     from kino.data.buckets import BatchMode, BucketBatchSampler
 
-    sampler = BucketBatchSampler(shapes, token_budget, mode=BatchMode.PACKED if cfg.packed else BatchMode.BUCKET,
+    sampler = BucketBatchSampler(shapes, token_budget, factors,
+                                 mode=BatchMode.PACKED if cfg.packed else BatchMode.BUCKET,
                                  seed=cfg.seed, rank=layout.rank, world_size=layout.world_size)
     skip, epoch = start_step * layout.accum, 0
     while True:
@@ -165,12 +187,41 @@ class _Indexed(Dataset):
         return self.prepare(item, i) if self.prepare is not None else item
 
 
-def default_token_budget(shapes: list[tuple[int, int, int]], micro: int) -> int:
+def default_token_budget(shapes: list[tuple[int, int, int]], micro: int, factors=None) -> int:
     """micro x the largest sample's tokens: a micro-batch of the biggest clips still fits."""
     from kino.data.buckets import TokenFactors
 
-    factors = TokenFactors()
+    factors = factors or TokenFactors()
     return micro * max(factors.latent_tokens(s) for s in shapes)
+
+
+class FirstFrames(Dataset):
+    """dataset[i] cut to its first frame: a cached latent (C, t, h, w) -> (C, 1, h, w), a clip (3, T, H, W) ->
+    (3, 1, H, W). A causal VAE codes frame 0 alone, so both are the item's first image."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.dataset[i])
+        for key in ("latent", "video"):
+            if key in item:
+                item[key] = item[key][:, :1].contiguous()  # (C, 1, h, w) or (3, 1, H, W)
+        return item
+
+
+def images_first(images: Callable[[int], MicroBatches], mixed: Callable[[int], MicroBatches], image_steps: int,
+                 start_step: int, accum: int) -> MicroBatches:
+    """images(start)'s micro-batches up to step image_steps, then mixed(start)'s from its step 0; from start_step."""
+    if start_step < image_steps:
+        first = images(start_step)
+        for _ in range((image_steps - start_step) * accum):
+            yield next(first)
+        del first  # ends its DataLoader workers
+    yield from mixed(max(0, start_step - image_steps))
 
 
 class _CaptionLevel:
@@ -186,17 +237,21 @@ class _CaptionLevel:
 
 
 def prepared_micro_batches(source: str | os.PathLike, cfg, layout: Layout, start_step: int,
-                           token_budget: int = 0, workers: int = 0, allow_uncaptioned: bool = False) -> MicroBatches:
+                           token_budget: int = 0, workers: int = 0, allow_uncaptioned: bool = False,
+                           patch: tuple[int, int, int] = (1, 2, 2)) -> MicroBatches:
     """Micro-batches from a latent cache folder (index.json) or a manifest file (`kino data prepare`).
 
+    Caption levels are drawn from cfg.caption_levels (a repeated one more often) among each clip's.
     Clips without a caption train the model unconditionally: data with none is refused unless
-    `allow_uncaptioned`; data with some gets one warning line (rank 0)."""
+    `allow_uncaptioned`; data with some gets one warning line (rank 0). patch: the DiT's, so token
+    budgets count its tokens. With cfg.image_steps the first steps take every clip's first frame."""
+    from kino.data.buckets import TokenFactors
     from kino.data.cache import CachedClips
     from kino.data.clips import ManifestClips
 
     path = Path(source)
     if path.is_dir():
-        dataset: Dataset = CachedClips(path, seed=cfg.seed)
+        dataset: Dataset = CachedClips(path, seed=cfg.seed, weights=cfg.caption_levels)
         prepare = None
     elif path.is_file():
         dataset = ManifestClips(path)
@@ -207,8 +262,21 @@ def prepared_micro_batches(source: str | os.PathLike, cfg, layout: Layout, start
     if not shapes:
         raise InputError(f"--data {source} holds no clips")
     check_captions(source, uncaptioned(dataset), len(shapes), allow_uncaptioned, layout.rank == 0)
-    budget = token_budget or default_token_budget(shapes, layout.micro_size(cfg.batch_size))
-    return sampler_micro_batches(dataset, shapes, cfg, layout, start_step, budget, workers, prepare)
+    factors = TokenFactors(patch=patch)  # only the patch counts here: the shapes are latent shapes
+    budget = token_budget or default_token_budget(shapes, layout.micro_size(cfg.batch_size), factors)
+
+    def mixed(start: int) -> MicroBatches:
+        return sampler_micro_batches(dataset, shapes, cfg, layout, start, budget, workers, prepare, factors)
+
+    if not cfg.image_steps:
+        return mixed(start_step)
+    image_shapes = [(1, h, w) for _, h, w in shapes]
+
+    def images(start: int) -> MicroBatches:
+        return sampler_micro_batches(FirstFrames(dataset), image_shapes, cfg, layout, start, budget, workers,
+                                     prepare, factors)
+
+    return images_first(images, mixed, cfg.image_steps, start_step, layout.accum)
 
 
 def uncaptioned(dataset: Dataset) -> int:

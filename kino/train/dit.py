@@ -46,6 +46,9 @@ class DiTTrainConfig:
     sizes: tuple[tuple[int, int], ...] = ((64, 64), (96, 64), (64, 96))  # (width, height)
     num_frames: tuple[int, ...] = (9, 17)
     image_prob: float = 0.1
+    # Images first (issue 18): the first image_steps optimizer steps train on 1-frame samples only (world:
+    # rendered as images; cache or manifest data: every clip's first frame), then the configured mix.
+    image_steps: int = 0
     fps: float = 8.0
     caption_levels: tuple[str, ...] = ("short", "medium", "detailed")
     packed: bool = False  # mix sizes within a batch (block-diagonal attention) instead of one shape per batch
@@ -77,6 +80,8 @@ class DiTTrainConfig:
         object.__setattr__(self, "caption_levels", tuple(str(c) for c in self.caption_levels))
         if isinstance(self.conditioning, dict):  # from a saved config
             object.__setattr__(self, "conditioning", ConditionConfig(**self.conditioning))
+        if self.image_steps < 0:
+            raise InputError(f"image_steps {self.image_steps} must be >= 0")
         if min(self.steps, self.batch_size, self.checkpoint_every) < 1 or self.lr <= 0:
             raise InputError("steps, batch_size and checkpoint_every must be >= 1 and lr > 0")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -85,7 +85,7 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
             started = warm_start(trainer.model, options.init_from, trainer.ema)
             if info.is_main:
                 print(f"kino: {started.summary()}", file=sys.stderr)
-        batches = micro_batches(cfg, options, data, info, trainer.step_count)
+        batches = micro_batches(cfg, options, data, info, trainer.step_count, trainer.model.config.patch_size)
         monitor = Monitor(out, cfg.steps, trainer.step_count, enabled=info.is_main,
                           tensorboard=options.tensorboard, console=options.console, log_every=options.log_every)
         first = (info.rank * cfg.grad_accum)
@@ -145,8 +145,9 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool, info: DistInfo) -
     barrier(info)
 
 
-def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInfo, start_step: int):
-    """This rank's micro-batches from start_step, from the source the options name."""
+def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInfo, start_step: int,
+                  patch: tuple[int, int, int] = (1, 2, 2)):
+    """This rank's micro-batches from start_step, from the source the options name (patch: the DiT's)."""
     from kino.train.data import Layout, prepared_micro_batches, stream_micro_batches, world_micro_batches
 
     layout = Layout(info.rank, info.world_size, cfg.grad_accum)
@@ -155,7 +156,7 @@ def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInf
     if options.source == "world":
         return world_micro_batches(cfg, layout, start_step, options.workers)
     return prepared_micro_batches(options.source, cfg, layout, start_step, options.token_budget, options.workers,
-                                  options.allow_uncaptioned)
+                                  options.allow_uncaptioned, patch)
 
 
 # ----------------------------------------------------------------------------- the EMA model at work
