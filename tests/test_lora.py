@@ -253,8 +253,8 @@ def test_fsdp_two_processes_and_resume_on_another_world_size(caches, tiny_models
             b = read_lora(ref / "checkpoints" / f"step-{step:08d}").state
             assert max(float((a[k] - b[k]).abs().max()) for k in b) <= 1e-6
 
-    fsdp = tmp_path / "fsdp"  # steps 1-2 sharded, with a validation video (every rank runs it)
-    done = torchrun(2, [*args, "--out", str(fsdp), "--steps", "2", "--validate-every", "2",
+    fsdp = tmp_path / "fsdp"  # steps 1-2 sharded, recomputing blocks, with a validation video (every rank runs it)
+    done = torchrun(2, [*args, "--out", str(fsdp), "--steps", "2", "--gradient-checkpointing", "--validate-every", "2",
                         "--validation-prompt", "a red ball", "--validation-steps", "1"])
     assert done.returncode == 0, done.stderr[-3000:]
     same(fsdp, (1, 2))
