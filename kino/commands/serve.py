@@ -32,7 +32,8 @@ def serve(
     queue_size: Annotated[int, typer.Option(help="Queued jobs past which requests get 429.")] = 32,
     max_active_per_key: Annotated[int, typer.Option(help="Unfinished jobs one key may have.")] = 8,
     max_seconds: Annotated[float, typer.Option(help="Longest video a request may ask for or end up with (extensions, loops, connections).")] = 20.0,
-    size: Annotated[list[str] | None, typer.Option(help="A size to offer, WIDTHxHEIGHT (repeatable).")] = None,
+    size: Annotated[list[str] | None, typer.Option(help="A size to offer, [NAME=]WIDTHxHEIGHT (repeatable; NAME= "
+                                                    "for that model only; default: each model's own).")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampling steps (default: the model's).")] = None,
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Expand prompts first.")] = True,
     expiry: Annotated[int, typer.Option(help="Seconds a finished video is kept.")] = 24 * 3600,

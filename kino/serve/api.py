@@ -36,6 +36,7 @@ from fastapi.responses import FileResponse
 
 from kino.errors import KinoError, PolicyError
 from kino.serve import schemas as S
+from kino.serve.config import SIZE_ALIASES
 from kino.serve.errors import ApiError, bad, from_kino, not_found
 from kino.serve.files import VARIANTS
 from kino.serve.intake import Inputs, checked, completed, parse_body
@@ -74,11 +75,13 @@ def model_name(svc, body: S.Body) -> str:
     return m
 
 
-def size_of(svc, body: S.Body, default: tuple[int, int] | None = None) -> tuple[int, int]:
+def size_of(sm, body: S.Body, default: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The body's size among the chosen model's sizes (sm: kino.serve.served.ServedModel), else `default`,
+    else the model's default size."""
     size = getattr(body, "size", None)
     if size is None:
-        return default or svc.config.resolve_size(svc.default_size)
-    return checked(lambda: svc.config.resolve_size(size), "size")
+        return default or sm.offer.resolve_size(sm.default_size)
+    return checked(lambda: sm.offer.resolve_size(size), "size")
 
 
 def admit(svc, owner: str) -> None:
@@ -148,7 +151,7 @@ async def enqueue(svc, owner: str, inputs: Inputs, *, kind: str, prompt: str | N
 
     served = served or svc.served_name(model)
     mode = GenerationRequest(**request).mode
-    checked(lambda: svc.served[served][0].check_mode(mode), "model")
+    checked(lambda: svc.served[served].model.check_mode(mode), "model")
     params: dict[str, Any] = {"request": request, "inputs_all": list(inputs.names),
                               "phases": 2 if kind == "loop" and not request.get("video") else 1, **(extra or {})}
 
@@ -167,8 +170,8 @@ async def enqueue(svc, owner: str, inputs: Inputs, *, kind: str, prompt: str | N
     return to_video(job)
 
 
-def _seconds(svc, body_seconds: float | None) -> float:
-    return body_seconds if body_seconds is not None else svc.default_seconds
+def _seconds(sm, body_seconds: float | None) -> float:
+    return body_seconds if body_seconds is not None else sm.default_seconds
 
 
 def _fits(svc, total: float, what: str) -> None:
@@ -184,7 +187,9 @@ def _fits(svc, total: float, what: str) -> None:
 async def create_video(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
     body = await parse_body(request, S.CreateVideo)
-    model, (w, h), seconds = model_name(svc, body), size_of(svc, body), _seconds(svc, body.seconds)
+    model = model_name(svc, body)
+    sm = svc.serving(model)  # the chosen model: its sizes, default size and length
+    (w, h), seconds = size_of(sm, body), _seconds(sm, body.seconds)
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
@@ -293,13 +298,14 @@ async def extend_video(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
     body = await parse_body(request, S.ExtendVideo)
     model = model_name(svc, body)
+    sm = svc.serving(model)
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
-        path, frames, src, own = await inputs.video(body.video, "video", owner)
-        w, h = size_of(svc, body, own)  # the video's own size (an upload's: the nearest this server makes)
-        total = frames / svc.fps + body.seconds
-        _fits(svc, total, f"the video ({frames / svc.fps:g} s) with {body.seconds:g} s more")
+        path, frames, src, own = await inputs.video(body.video, "video", owner, sm)
+        w, h = size_of(sm, body, own)  # the video's own size (else the nearest the model makes)
+        total = frames / sm.fps + body.seconds  # its frames at the model's rate
+        _fits(svc, total, f"the video ({frames / sm.fps:g} s) with {body.seconds:g} s more")
         req = generation_request(svc, body.prompt, mode="extend", seconds=body.seconds, width=w, height=h,
                                  video=path, backward=body.backward, seed=body.seed)
         return await enqueue(svc, owner, inputs, kind="extend", prompt=body.prompt, model=model, seconds=total,
@@ -311,12 +317,13 @@ async def edit_video(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
     body = await parse_body(request, S.EditVideo)
     model = model_name(svc, body)
+    sm = svc.serving(model)
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
-        path, frames, src, own = await inputs.video(body.video, "video", owner)
-        w, h = size_of(svc, body, own)  # the video's own size (an upload's: the nearest this server makes)
-        fps, max_frames = svc.limits(model)  # the chosen model's
+        path, frames, src, own = await inputs.video(body.video, "video", owner, sm)
+        w, h = size_of(sm, body, own)  # the video's own size (else the nearest the model makes)
+        fps, max_frames = sm.fps, sm.max_frames
         if frames > max_frames:
             raise bad(f"video has {frames} frames; edits work on videos of up to {max_frames} frames "
                       f"({max_frames / fps:g} s at {fps:g} fps)", "video")
@@ -337,7 +344,8 @@ async def create_storyboard(request: Request, owner: str = Depends(owner_of)):
 
     svc = service(request)
     body = await parse_body(request, S.CreateStoryboard)
-    model, (w, h) = model_name(svc, body), size_of(svc, body)
+    model = model_name(svc, body)
+    (w, h) = size_of(svc.serving(model), body)
     if len(body.shots) > svc.config.max_shots:
         raise bad(f"{len(body.shots)} shots; at most {svc.config.max_shots} are accepted", "shots")
     total = sum(s.seconds for s in body.shots)
@@ -363,18 +371,20 @@ async def create_loop(request: Request, owner: str = Depends(owner_of)):
     if body.prompt is None and body.video is None:
         raise bad("a loop needs a prompt (\"a red ball bounces\") or a video to loop", "prompt",
                   "missing_required_parameter")
-    model, seconds = model_name(svc, body), _seconds(svc, body.seconds)
+    model = model_name(svc, body)
+    sm = svc.serving(model)
+    seconds = _seconds(sm, body.seconds)
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
         fields: dict[str, Any] = {"mode": "loop", "seconds": seconds, "seed": body.seed}
-        w, h = size_of(svc, body)
+        w, h = size_of(sm, body)
         total = seconds
         if body.video is not None:
-            path, frames, src, own = await inputs.video(body.video, "video", owner)
-            w, h = size_of(svc, body, own)
-            total = frames / svc.fps + seconds  # the video, then the transition back to its start
-            _fits(svc, total, f"the video ({frames / svc.fps:g} s) with a {seconds:g} s transition")
+            path, frames, src, own = await inputs.video(body.video, "video", owner, sm)
+            w, h = size_of(sm, body, own)
+            total = frames / sm.fps + seconds  # the video, then the transition back to its start
+            _fits(svc, total, f"the video ({frames / sm.fps:g} s) with a {seconds:g} s transition")
             fields["video"] = path
         req = generation_request(svc, body.prompt, width=w, height=h, **fields)
         return await enqueue(svc, owner, inputs, kind="loop", prompt=body.prompt, model=model, seconds=total,
@@ -385,12 +395,14 @@ async def create_loop(request: Request, owner: str = Depends(owner_of)):
 async def create_interpolation(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
     body = await parse_body(request, S.InterpolateVideo)
-    model, (w, h) = model_name(svc, body), size_of(svc, body)
+    model = model_name(svc, body)
+    sm = svc.serving(model)
+    (w, h) = size_of(sm, body)
     times = body.key_times
     if times is not None and len(times) != len(body.keyframes):
         raise bad(f"{len(body.keyframes)} keyframes but {len(times)} key_times; give one time (seconds) per "
                   f"keyframe", "key_times")
-    length = max(body.seconds or 0.0, (times[-1] + 1 / svc.fps) if times else 0.0) or svc.max_frames / svc.fps
+    length = max(body.seconds or 0.0, (times[-1] + 1 / sm.fps) if times else 0.0) or sm.max_frames / sm.fps
     _fits(svc, length, "the interpolation")
     admit(svc, owner)
     await judge(svc, [body.prompt])
@@ -407,17 +419,18 @@ async def create_connection(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
     body = await parse_body(request, S.ConnectVideos)
     model = model_name(svc, body)
+    sm = svc.serving(model)
     seconds = body.seconds if body.seconds is not None else 1.0
     admit(svc, owner)
     await judge(svc, [body.prompt])
     async with Inputs(svc) as inputs:
         paths, total, sizes = [], seconds, []
         for i, v in enumerate(body.videos):
-            path, frames, _, own = await inputs.video(v, f"videos[{i}]", owner)
+            path, frames, _, own = await inputs.video(v, f"videos[{i}]", owner, sm)
             paths.append(path)
             sizes.append(own)
-            total += frames / svc.fps
-        w, h = size_of(svc, body, sizes[0])  # by default the first video's size
+            total += frames / sm.fps
+        w, h = size_of(sm, body, sizes[0])  # by default the first video's size
         _fits(svc, total, f"the two videos with a {seconds:g} s transition")
         req = generation_request(svc, body.prompt, mode="connect", seconds=seconds, width=w, height=h,
                                  videos=paths, seed=body.seed)
@@ -440,11 +453,12 @@ def provenance(video_id: str, request: Request, owner: str = Depends(owner_of)):
 
 @router.get("/models")
 def list_models(request: Request, owner: str = Depends(owner_of)):
-    """OpenAI's model list: the served model under each name it answers to, with kino's family, variant
-    and the modes it can do (a mode it cannot is a 400 on submission)."""
+    """OpenAI's model list: the served model under each name it answers to, with kino's family, variant,
+    the modes it can do (a mode it cannot is a 400 on submission), its sizes, defaults and fps."""
     svc = service(request)
     return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "kino",
-                                        **model_info(svc.model(name))} for name in svc.models]}
+                                        **model_info(svc.model(name)), **svc.serving(name).offered()}
+                                       for name in svc.models]}
 
 
 def model_info(m) -> dict:
@@ -458,14 +472,12 @@ def model_info(m) -> dict:
 @router.get("/kino/options", response_model=S.Options)
 def options(request: Request, owner: str = Depends(owner_of)):
     svc = service(request)
-    c = svc.config
+    c, d = svc.config, svc.serving(svc.model_name)  # the top level: the default model's
     return {"model": svc.model_name, "models": svc.models,
-            "sizes": {a.value: [f"{w}x{h}" for w, h in v] for a, v in c.by_aspect().items()},
-            "size_aliases": {k: "{}x{}".format(*c.resolve_size(k)) for k in ("1280x720", "720x1280", "1792x1024",
-                                                                             "1024x1792")},
-            "default_size": svc.default_size, "default_seconds": f"{svc.default_seconds:g}",
-            "max_seconds": c.max_seconds, "fps": svc.fps, "max_prompt_chars": c.max_prompt_chars,
-            "max_shots": c.max_shots, "auth": not c.no_auth, "modes": sorted(svc.model(svc.model_name).modes),
-            "served": {name: {**model_info(svc.model(name)), "fps": svc.limits(name)[0], "max_frames": svc.limits(name)[1]}
-                       for name in svc.served}}
+            "sizes": {a.value: [f"{w}x{h}" for w, h in v] for a, v in d.offer.by_aspect().items()},
+            "size_aliases": {k: "{}x{}".format(*d.offer.resolve_size(k)) for k in SIZE_ALIASES},
+            "default_size": d.default_size, "default_seconds": f"{d.default_seconds:g}",
+            "max_seconds": c.max_seconds, "fps": d.fps, "max_prompt_chars": c.max_prompt_chars,
+            "max_shots": c.max_shots, "auth": not c.no_auth, "modes": sorted(d.model.modes),
+            "served": {name: {**model_info(sm.model), **sm.offered()} for name, sm in svc.served.items()}}
 

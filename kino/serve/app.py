@@ -2,10 +2,12 @@
 the job store, the workers and the studio, built from a ServeConfig.
 
 On start (before the port opens): take the data directory's lock (one server per directory; a second
-one stops here, having changed nothing), load each served model once per device, check the configured
-sizes against each, warm the prompt classifier, recover jobs a dead server left in progress, then start
-one worker per model and device (each claims only its model's jobs) and a cleanup thread that deletes
-expired assets and orphaned uploads.
+one stops here, having changed nothing), load each served model once per device, work out each one's
+sizes, default size and length and frame rate (kino.serve.served; a size it cannot make stops here),
+warm the prompt classifier, recover jobs a dead server left in progress, fail queued jobs of a model no
+longer served (one log line; the video reports error code model_not_served), then start one worker per
+model and device (each claims only its model's jobs) and a cleanup thread that deletes expired assets and
+orphaned uploads.
 
 /health says "ok" (200) while every worker lives and moves, "degraded" (503) when one died or has not
 moved on its job for `stuck_seconds`. /docs is a page of this package that reads /openapi.json (no
@@ -18,7 +20,6 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kino.errors import InputError
 from kino.serve import errors
-from kino.serve.config import OPENAI_MODELS, ServeConfig, parse_size
+from kino.serve.config import OPENAI_MODELS, ServeConfig
 from kino.serve.files import Storage
 from kino.serve.intake import decoders
 from kino.serve.jobs import JobStore
@@ -46,8 +47,9 @@ class Service:
                  more: dict[str, list] | None = None) -> None:
         """`pipes`: the default model, one per worker; `more`: further served models, name -> one per worker."""
         from kino.enhance import make_enhancer
-        from kino.generation import as_model, check_size
+        from kino.generation import as_model
         from kino.safety import SafetyConfig
+        from kino.serve.served import check_named_sizes, serve_model
 
         self.config = config
         self.lock = lock or DataDirLock(config.data_dir).acquire()  # before the store or any file is touched
@@ -55,58 +57,46 @@ class Service:
         self.storage = Storage(config.data_dir)
         self.model_name = model_name
         # served name -> loaded models (kino.families.VideoModel), one per worker; the first is the default
-        self.served = {model_name: [as_model(p) for p in pipes]}
+        loaded = {model_name: [as_model(p) for p in pipes]}
         for name, ms in (more or {}).items():
-            if name in self.served:
+            if name in loaded:
                 raise InputError(f"--model {name}= is given twice; give each model its own NAME=DIR")
-            self.served[name] = [as_model(p) for p in ms]
+            loaded[name] = [as_model(p) for p in ms]
+        check_named_sizes(config, list(loaded))
+        # ... as ServedModels: each with its own sizes, default size and length, fps and frame limits
+        self.served = {name: serve_model(name, ms, config) for name, ms in loaded.items()}
         # the default model answers to "kino" and OpenAI's names too (unless a served model is named so)
         self.models = list(dict.fromkeys([*self.served, "kino", *OPENAI_MODELS]))
         self.decoders = decoders(config.max_decoders)
         self.key_guard = KeyGuard(config.key_failures_per_minute)
-        models = self.served[model_name]
-        d = self.defaults = models[0].defaults  # kino.families.ModelDefaults
-        if models[0].family != "kino" and config.sizes == ServeConfig.__dataclass_fields__["sizes"].default:
-            # the default sizes are the tiny kino model's; another family offers its own trained sizes
-            config = self.config = replace(config, sizes=tuple(dict.fromkeys(
-                f"{a}x{b}" for w, h in (d.trained_sizes or ((d.width, d.height),)) for a, b in ((w, h), (h, w)))))
-        for ms in self.served.values():
-            for size in config.sizes:  # every served model can make every offered size
-                check_size(*parse_size(size), ms[0].defaults.size_multiple)  # InputError names the nearest
-        self.fps = float(d.fps)
-        self.max_frames = d.max_frames or int(config.max_seconds * d.fps)
-        native = f"{d.width}x{d.height}"
-        self.default_size = config.default_size or (native if native in config.sizes else config.sizes[0])
-        self.default_seconds = config.default_seconds or min(float(d.seconds), config.max_seconds)
+        default = self.served[model_name].model
         self.safety = SafetyConfig.load(config.safety_policy)
         # kino's own text encoder is shared with the policy; another family's (T5, UMT5) is not the policy's
-        self.encoder = (getattr(getattr(models[0], "pipe", None), "text_encoder", None)
-                        if models[0].family == "kino" else None)
-        self.enhancer = make_enhancer(family=models[0].family)  # offline, a real-world model takes prompts as written
+        self.encoder = (getattr(getattr(default, "pipe", None), "text_encoder", None)
+                        if default.family == "kino" else None)
+        self.enhancer = make_enhancer(family=default.family)  # offline, a real-world model takes prompts as written
         self.wake = threading.Event()
         # one worker per loaded model; each claims only its served model's jobs (a slow model does not hold
         # up a fast one's queue)
         self.workers = []
-        for name, ms in self.served.items():
-            enhancer = self.enhancer if name == model_name else make_enhancer(family=ms[0].family)
+        for name, sm in self.served.items():
+            enhancer = self.enhancer if name == model_name else make_enhancer(family=sm.model.family)
             self.workers += [Worker(self.store, self.storage, config, m, name, self.safety, enhancer, self.wake,
-                                    name=f"kino-worker-{len(self.workers) + i}") for i, m in enumerate(ms)]
+                                    name=f"kino-worker-{len(self.workers) + i}") for i, m in enumerate(sm.models)]
         self.stopping = threading.Event()
         self.cleaner = threading.Thread(target=self._clean_loop, name="kino-cleanup", daemon=True)
-        self.max_input_frames = max(1, int(config.max_seconds * self.fps))  # an input video's frames at most
 
     def served_name(self, name: str) -> str:
         """The served model that runs a request naming `name` (an alias such as "sora-2": the default)."""
         return name if name in self.served else self.model_name
 
+    def serving(self, name: str):
+        """The ServedModel (kino.serve.served: loaded copies, sizes, defaults, fps) behind the name `name`."""
+        return self.served[self.served_name(name)]
+
     def model(self, name: str):
         """The loaded model (the first worker's) behind the name `name`."""
-        return self.served[self.served_name(name)][0]
-
-    def limits(self, name: str) -> tuple[float, int]:
-        """(fps, most frames one pass makes) of the served model behind `name`, from its defaults."""
-        d = self.model(name).defaults
-        return float(d.fps), d.max_frames or int(self.config.max_seconds * d.fps)
+        return self.serving(name).model
 
     def seconds_per_job(self) -> float:
         return sum(w.seconds_per_job for w in self.workers) / len(self.workers)
@@ -118,6 +108,12 @@ class Service:
         requeued, failed = self.store.recover(self.config.on_restart, self.config.max_attempts)
         if requeued or failed:
             log.warning("restart: %d interrupted jobs queued again, %d failed", requeued, failed)
+        gone = self.store.fail_unserved(list(self.served))  # restarted with other --models: say so, not wait
+        for job in gone:
+            self.storage.delete_inputs(job.params.get("inputs_all", []))
+        if gone:
+            log.warning("restart: %d queued jobs failed: model %s is not served by this server (served: %s)",
+                        len(gone), ", ".join(sorted({j.served for j in gone})), ", ".join(self.served))
         for w in self.workers:
             w.start()
         self.cleaner.start()

@@ -1,9 +1,10 @@
 """ServeConfig: everything `kino serve` can be told, validated when built.
 
 The server's options are defined here once; the command line (kino/commands/serve.py) fills them and the
-app (kino/serve/app.py) reads them. Sizes are the model's native sizes (multiples of its size multiple);
-OpenAI's sizes are accepted as aliases of one of them (see SIZE_ALIASES), so a client written against
-the Sora API runs unchanged.
+app (kino/serve/app.py) reads them. Sizes are each served model's native sizes (multiples of its size
+multiple; `NAME=WIDTHxHEIGHT` offers one to the model served as NAME only, kino.serve.served); OpenAI's
+sizes are accepted as aliases of one of them (see SIZE_ALIASES), so a client written against the Sora API
+runs unchanged.
 """
 
 from __future__ import annotations
@@ -44,11 +45,67 @@ class RestartPolicy(StrEnum):
     FAIL = "fail"  # mark it failed with code server_restarted
 
 
+# the tiny kino model's sizes: what a kino model offers unless --size says otherwise
+DEFAULT_SIZES = ("64x64", "112x64", "64x112", "128x128", "224x128", "128x224")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     parts = str(text).lower().split("x")
     if len(parts) != 2 or not all(p.isdigit() and len(p) <= 6 for p in parts):
         raise InputError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 64x64")
     return int(parts[0]), int(parts[1])
+
+
+def split_size(text: str) -> tuple[str | None, str]:
+    """A --size entry: "64x64" -> (None, "64x64"), offered by every model; "wan=832x480" -> ("wan", "832x480"),
+    offered by the model served as wan. InputError unless the size is WIDTHxHEIGHT."""
+    name, eq, size = str(text).rpartition("=")
+    parse_size(size)
+    if eq and not name:
+        raise InputError(f"size {text!r} names no model; write NAME=WIDTHxHEIGHT, e.g. wan=832x480")
+    return (name or None), size
+
+
+@dataclass(frozen=True)
+class SizeOffer:
+    """The native sizes one model offers (WIDTHxHEIGHT) and how a request's size maps onto them."""
+
+    sizes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.sizes:
+            raise InputError("give at least one size, e.g. --size 64x64")
+        for s in self.sizes:
+            parse_size(s)
+
+    def by_aspect(self) -> dict[Aspect, list[tuple[int, int]]]:
+        """The native sizes of each aspect, smallest first."""
+        out: dict[Aspect, list[tuple[int, int]]] = {a: [] for a in Aspect}
+        for s in self.sizes:
+            w, h = parse_size(s)
+            out[Aspect.SQUARE if w == h else Aspect.LANDSCAPE if w > h else Aspect.PORTRAIT].append((w, h))
+        return {a: sorted(v, key=lambda wh: wh[0] * wh[1]) for a, v in out.items()}
+
+    def resolve_size(self, text: str) -> tuple[int, int]:
+        """A native size or an OpenAI alias -> (width, height); InputError naming the valid values."""
+        if text in self.sizes:
+            return parse_size(text)
+        if text in SIZE_ALIASES:
+            aspect, scale = SIZE_ALIASES[text]
+            options = self.by_aspect()[aspect] or self.by_aspect()[Aspect.SQUARE] or [parse_size(self.sizes[0])]
+            return options[min(scale, len(options) - 1)]
+        raise InputError(f"size {text!r} is not supported; valid sizes are {', '.join(self.sizes)} "
+                         f"(or OpenAI's {', '.join(SIZE_ALIASES)}, mapped to the nearest aspect)")
+
+    def nearest_size(self, width: int, height: int) -> tuple[int, int]:
+        """The offered size nearest to width x height: the same aspect (square, landscape, portrait) and the
+        closest area (an upload's own size when it is offered)."""
+        import math
+
+        aspect = Aspect.SQUARE if width == height else Aspect.LANDSCAPE if width > height else Aspect.PORTRAIT
+        options = self.by_aspect()[aspect] or [parse_size(s) for s in self.sizes]
+        return min(options, key=lambda wh: (abs(math.log(wh[0] * wh[1] / max(1, width * height))),
+                                            abs(math.log(wh[0] / wh[1] / (width / max(1, height))))))
 
 
 @dataclass(frozen=True)
@@ -85,9 +142,11 @@ class ServeConfig:
     stuck_seconds: float = 600.0  # /health reports a worker that has not moved on a job this long
     key_failures_per_minute: int = 10  # wrong API keys one client address may send a minute (then 429)
     # what is generated
-    sizes: tuple[str, ...] = ("64x64", "112x64", "64x112", "128x128", "224x128", "128x224")
-    default_size: str | None = None  # None: the model's own
-    default_seconds: float | None = None  # None: the model's own
+    # [NAME=]WIDTHxHEIGHT: plain sizes are every model's (each must make them); NAME= ones only that model's.
+    # A model with no size given offers its own: kino's DEFAULT_SIZES, another family its trained sizes.
+    sizes: tuple[str, ...] = DEFAULT_SIZES
+    default_size: str | None = None  # None: each model's own (its native size if offered, else its first)
+    default_seconds: float | None = None  # None: each model's own (at most max_seconds)
     steps: int | None = None  # sampling steps (None: the model's own)
     enhance: bool = True  # expand prompts into the detailed captions the model trained on
     edit_strength: float = EDIT_STRENGTH  # SDEdit noise level of /v1/videos/edits
@@ -128,10 +187,9 @@ class ServeConfig:
             raise InputError(f"edit_strength must be in [0, 1], got {self.edit_strength}")
         if not self.sizes:
             raise InputError("give at least one size, e.g. --size 64x64")
-        for s in self.sizes:
-            parse_size(s)
-        if self.default_size is not None and self.default_size not in self.sizes:
-            raise InputError(f"default size {self.default_size} is not one of the sizes {', '.join(self.sizes)}")
+        offered = [split_size(s)[1] for s in self.sizes]
+        if self.default_size is not None and self.default_size not in offered:
+            raise InputError(f"default size {self.default_size} is not one of the sizes {', '.join(offered)}")
         if self.default_seconds is not None and not 0 < self.default_seconds <= self.max_seconds:
             raise InputError(f"default seconds must be in (0, {self.max_seconds:g}]")
 
@@ -139,34 +197,20 @@ class ServeConfig:
     def local(self) -> bool:
         return self.host in LOCAL_HOSTS
 
-    def by_aspect(self) -> dict[Aspect, list[tuple[int, int]]]:
-        """The native sizes of each aspect, smallest first."""
-        out: dict[Aspect, list[tuple[int, int]]] = {a: [] for a in Aspect}
-        for s in self.sizes:
-            w, h = parse_size(s)
-            out[Aspect.SQUARE if w == h else Aspect.LANDSCAPE if w > h else Aspect.PORTRAIT].append((w, h))
-        return {a: sorted(v, key=lambda wh: wh[0] * wh[1]) for a, v in out.items()}
+    def sizes_for(self, name: str) -> tuple[str, ...]:
+        """The sizes --size gives the model served as `name`: its NAME= ones, else the plain ones (empty: the
+        model offers its own, kino.serve.served)."""
+        entries = [split_size(s) for s in self.sizes]
+        named = tuple(s for n, s in entries if n == name)
+        return named or tuple(s for n, s in entries if n is None)
+
+    def offer(self) -> SizeOffer:
+        """The plain sizes (every model's), as a SizeOffer."""
+        return SizeOffer(tuple(s for n, s in map(split_size, self.sizes) if n is None) or DEFAULT_SIZES)
 
     def resolve_size(self, text: str) -> tuple[int, int]:
-        """A native size or an OpenAI alias -> (width, height); InputError naming the valid values."""
-        if text in self.sizes:
-            return parse_size(text)
-        if text in SIZE_ALIASES:
-            aspect, scale = SIZE_ALIASES[text]
-            options = self.by_aspect()[aspect] or self.by_aspect()[Aspect.SQUARE] or [parse_size(self.sizes[0])]
-            return options[min(scale, len(options) - 1)]
-        raise InputError(f"size {text!r} is not supported; valid sizes are {', '.join(self.sizes)} "
-                         f"(or OpenAI's {', '.join(SIZE_ALIASES)}, mapped to the nearest aspect)")
-
-    def nearest_size(self, width: int, height: int) -> tuple[int, int]:
-        """The offered size nearest to width x height: the same aspect (square, landscape, portrait) and the
-        closest area (an upload's own size when it is offered)."""
-        import math
-
-        aspect = Aspect.SQUARE if width == height else Aspect.LANDSCAPE if width > height else Aspect.PORTRAIT
-        options = self.by_aspect()[aspect] or [parse_size(s) for s in self.sizes]
-        return min(options, key=lambda wh: (abs(math.log(wh[0] * wh[1] / max(1, width * height))),
-                                            abs(math.log(wh[0] / wh[1] / (width / max(1, height))))))
+        """SizeOffer.resolve_size over the plain sizes."""
+        return self.offer().resolve_size(text)
 
     def resolve_seconds(self, value, what: str = "seconds") -> float:
         """'4', 4 or 2.5 -> float in [MIN_SECONDS, max_seconds], parsed strictly (kino.serve.schemas.Seconds:

@@ -158,34 +158,44 @@ class Inputs:
         self.names.append(name)
         return self.path(name)
 
-    async def video(self, value, param: str, owner: str):
-        """An uploaded video or {id} of this owner's completed video -> (stored path, frames, source job, size):
-        the size is the server's size nearest to an upload's (kino serve generates only its own sizes), or the
-        source video's."""
+    async def video(self, value, param: str, owner: str, sm):
+        """An uploaded video or {id} of this owner's completed video, for the served model `sm`
+        (kino.serve.served.ServedModel) -> (stored path, frames, source job, size): the size is the model's
+        size nearest to the video's (it generates only its own sizes); a source video's own when it has it."""
         if isinstance(value, UploadFile):
             data = await upload_bytes(self.svc, value, param)
             name, frames, _ = await run_in_threadpool(self._decoding, lambda: self.svc.storage.save_video(
-                data, param, self.svc.config.max_video_pixels, self.svc.max_input_frames), param)
+                data, param, self.svc.config.max_video_pixels, sm.max_input_frames), param)
             self.names.append(name)
-            return self.path(name), frames, None, self._kept(self.path(name))
+            return self.path(name), frames, None, self._kept(self.path(name), sm)
         assert isinstance(value, VideoRef)
         job = completed(self.svc, value.id, owner, param)
         name = self.svc.storage.keep_source(job.id)
         self.names.append(name)
         size = tuple(map(int, job.size.split("x")))
-        return self.path(name), max(1, round(float(job.seconds) * self.svc.fps)), job, size
+        if "{}x{}".format(*size) not in sm.offer.sizes:  # made by another served model
+            size = sm.offer.nearest_size(*size)
+        return self.path(name), await run_in_threadpool(_frames, self.path(name)), job, size
 
-    def _kept(self, path: str) -> tuple[int, int]:
+    def _kept(self, path: str, sm) -> tuple[int, int]:
         """An upload's size as the command line keeps it (kino.generation.kept_size), then the nearest size
-        this server offers (it generates only those)."""
+        the model offers (it generates only those)."""
         from kino.generation import kept_size
 
-        kept = kept_size(path, self.svc.defaults)
-        return self.svc.config.nearest_size(*kept) if kept else self.svc.config.resolve_size(self.svc.default_size)
+        kept = kept_size(path, sm.model.defaults)
+        return sm.offer.nearest_size(*kept) if kept else sm.offer.resolve_size(sm.default_size)
 
     def _decoding(self, fn, param: str):
         with self.svc.decoders:  # at most config.max_decoders inputs are checked at once
             return checked(fn, param)
+
+
+def _frames(path: str) -> int:
+    """The frames of a video this server made, from its header (its model's rate may not be the one it is
+    given to now)."""
+    from kino.io import probe
+
+    return max(1, probe(path).num_frames)
 
 
 async def upload_bytes(svc, f: UploadFile, param: str) -> bytes:

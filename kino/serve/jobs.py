@@ -2,7 +2,8 @@
 
 Every state change is one short transaction (BEGIN IMMEDIATE), so a job is never lost or claimed twice,
 across threads and across processes, and a server killed at any moment restarts from a consistent file:
-`recover` turns jobs that were in progress into queued ones (or failed ones) before the workers start.
+`recover` turns jobs that were in progress into queued ones (or failed ones) before the workers start,
+and `fail_unserved` fails queued jobs of a model the restarted server no longer serves.
 
     queued --claim--> in_progress --complete--> completed --expire--> completed (assets deleted)
                                   \\--fail-----> failed
@@ -244,6 +245,20 @@ class JobStore:
                 " 'the server stopped while this video was being generated' WHERE status = 'in_progress'",
                 (int(time.time()),)).rowcount
         return requeued, failed
+
+    def fail_unserved(self, served: list[str]) -> list[Job]:
+        """On start: queued jobs of a model this server does not serve (it was restarted with other `--model`s)
+        fail with code model_not_served, naming the models it serves; -> those jobs (their inputs go)."""
+        names = list(served)
+        marks = ", ".join("?" * len(names))
+        with self._tx() as db:
+            rows = db.execute(f"SELECT * FROM jobs WHERE status = 'queued' AND served NOT IN ({marks}) ORDER BY seq",
+                              names).fetchall()
+            db.executemany("UPDATE jobs SET status = 'failed', completed_at = ?, error_code = 'model_not_served',"
+                           " error_message = ?, bytes = 0 WHERE id = ?",
+                           [(int(time.time()), f"model {r['served']} is not served by this server; served: "
+                             f"{', '.join(names)}", r["id"]) for r in rows])
+        return [Job.from_row(r) for r in rows]
 
     def expire(self, now: int | None = None) -> list[tuple[str, list[str]]]:
         """Mark completed jobs whose assets expired and purge their prompts (the prompt, the enhanced prompt

@@ -305,4 +305,6 @@ class Options(BaseModel):
     max_shots: int
     auth: bool
     modes: list[str] = []  # the modes the default model can do (kino.families; the studio shows only these)
-    served: dict[str, dict] = {}  # served model name -> its family, variant, modes and fps (the studio's picker)
+    # served model name -> its family, variant, modes, LoRAs, sizes, default size and length, fps and frames per
+    # pass (kino.serve.served; the studio's picker and choices); the fields above are the default model's
+    served: dict[str, dict] = {}

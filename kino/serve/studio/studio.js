@@ -44,9 +44,37 @@ function fillSelect(sel, values, chosen) {
   }));
 }
 
+function offer() {  // the chosen model's sizes by aspect, default size and length (each served model has its own)
+  const o = state.options;
+  const m = o.served && o.served[chosenModel() || o.model];
+  if (!m || !m.sizes) return { sizes: o.sizes, size: o.default_size, seconds: o.default_seconds };
+  const area = (s) => s.split("x").reduce((a, b) => a * Number(b), 1);
+  const sizes = { square: [], landscape: [], portrait: [] };
+  for (const s of m.sizes) {
+    const [w, h] = s.split("x").map(Number);
+    sizes[w === h ? "square" : w > h ? "landscape" : "portrait"].push(s);
+  }
+  for (const a of Object.keys(sizes)) sizes[a].sort((p, q) => area(p) - area(q));
+  return { sizes, size: m.default_size, seconds: m.default_seconds };
+}
+
 function fillSizes(aspectSel, sizeSel) {
-  const sizes = state.options.sizes[aspectSel.value] || [];
-  fillSelect(sizeSel, sizes.map((s) => [s, s]), sizes.includes(state.options.default_size) ? state.options.default_size : sizes[0]);
+  const { sizes: all, size } = offer();
+  const sizes = all[aspectSel.value] || [];
+  fillSelect(sizeSel, sizes.map((s) => [s, s]), sizes.includes(size) ? size : sizes[0]);
+}
+
+function fillChoices() {  // the length, aspect and size choices of the chosen model
+  const { sizes, size, seconds } = offer();
+  const secs = [1, 2, 4, 8, 12, 16, 20].filter((s) => s <= state.options.max_seconds);
+  fillSelect($("#seconds"), secs.map((s) => [String(s), `${s} s`]), seconds);
+  if (![...$("#seconds").options].some((x) => x.selected)) $("#seconds").value = String(secs[0]);
+  const aspects = Object.keys(sizes).filter((a) => sizes[a].length);
+  const defAspect = aspects.find((a) => sizes[a].includes(size)) || aspects[0];
+  for (const [a, s] of [["#aspect", "#size"], ["#board-aspect", "#board-size"]]) {
+    fillSelect($(a), aspects.map((x) => [x, x]), defAspect);
+    fillSizes($(a), $(s));
+  }
 }
 
 function chosenModel() {  // the picked model, or none when the server serves one (requests then name none)
@@ -82,16 +110,10 @@ async function loadOptions() {
   const names = Object.keys(o.served || {});
   fillSelect($("#model-pick"), names.map((n) => [n, `${n} (${o.served[n].family})`]), o.model);
   $("#model-box").hidden = names.length < 2;
-  $("#model-pick").addEventListener("change", applyModel);
+  $("#model-pick").addEventListener("change", () => { applyModel(); fillChoices(); });
   applyModel();
-  const secs = [1, 2, 4, 8, 12, 16, 20].filter((s) => s <= o.max_seconds);
-  fillSelect($("#seconds"), secs.map((s) => [String(s), `${s} s`]), o.default_seconds);
-  if (![...$("#seconds").options].some((x) => x.selected)) $("#seconds").value = String(secs[0]);
-  const aspects = Object.keys(o.sizes).filter((a) => o.sizes[a].length);
-  const defAspect = aspects.find((a) => o.sizes[a].includes(o.default_size)) || aspects[0];
+  fillChoices();
   for (const [a, s] of [["#aspect", "#size"], ["#board-aspect", "#board-size"]]) {
-    fillSelect($(a), aspects.map((x) => [x, x]), defAspect);
-    fillSizes($(a), $(s));
     $(a).addEventListener("change", () => fillSizes($(a), $(s)));
   }
 }
