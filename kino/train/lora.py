@@ -1,16 +1,18 @@
 """LoRA fine-tuning of an open video model (LTX-Video, Wan) on a family cache of one's own clips.
 
 `run_lora_training(cfg, model_dir, data, out)` is what `kino train lora` runs, on one process or under
-torchrun (DDP; kino.train.distributed). The base transformer is frozen in its dtype (bf16 on a GPU,
-fp32 on a CPU; fp8 storage with `fp8`, diffusers' layerwise casting); peft wraps its attention and FFN
-projections (kino.families.lora.DEFAULT_TARGETS) with trainable fp32 adapters. The data is a family
-cache (kino.data.family_cache; a manifest is cached into RUN/cache first), so the text encoder is never
-loaded to train. Per step, each rank takes its micro-batches through kino's token-budget bucket sampler
-(kino.train.data, rank-sharded, restartable at any step), the family's objective
-(kino.train.lora_objectives) is accumulated, gradients are clipped and AdamW steps at kino's LR schedule.
+torchrun (DDP or FSDP2: kino.train.lora_loop.distribute). The base transformer is frozen in its dtype
+(bf16 on a GPU, fp32 on a CPU; fp8 storage with `fp8`, diffusers' layerwise casting); peft wraps its
+attention and FFN projections (kino.families.lora.DEFAULT_TARGETS) with trainable fp32 adapters. The data
+is a family cache (kino.data.family_cache; a manifest is cached into RUN/cache first), so the text encoder
+is never loaded to train. Per step, each rank takes its slices of the step's global batch
+(kino.data.buckets_global: the same global order on any world size, restartable at any step), the
+family's objective (kino.train.lora_objectives) is accumulated, gradients are clipped and AdamW steps at
+kino's LR schedule.
 
-Checkpoints (RUN/checkpoints/step-XXXXXXXX/): the adapter as a diffusers-format LoRA file, the optimizer,
-RNG states and step (`state.pt`), so `--resume` continues exactly: every micro-batch's noise, timesteps
+Checkpoints (RUN/checkpoints/step-XXXXXXXX/): the adapter as a diffusers-format LoRA file, the optimizer
+keyed by parameter names (gathered from FSDP2's shards), RNG states and step (`state.pt`), so `--resume`
+continues exactly, on any world size: every micro-batch's noise, timesteps
 and condition frames are a pure function of (seed, step, micro-batch). The final adapter is
 RUN/pytorch_lora_weights.safetensors (Wan 2.2 A14B's low-noise expert: ..._low_noise.safetensors).
 A non-finite loss or gradient norm stops the run with one line naming the step.
