@@ -1,9 +1,11 @@
 """The LoRA training run: data, steps, checkpoints, logs, validation videos and a held-out eval loss.
 
 `run_lora_training` is what `kino train lora` runs (one process, or torchrun with --parallel ddp|fsdp).
-Per step each rank takes its micro-batches from the family cache (kino.train.data's bucket sampler),
-LoRATrainer.train_step accumulates, syncs and steps; rank 0 logs the loss (kino.train.monitor:
-TensorBoard, metrics.jsonl, the console). Every `validate_every` steps rank 0 generates the validation
+Per step each rank takes its slices of the step's global batch from the family cache
+(kino.data.buckets_global), LoRATrainer.train_step accumulates, syncs and steps; rank 0 logs the loss
+(kino.train.monitor: TensorBoard, metrics.jsonl, the console). Checkpoints are gathered by every rank
+(collective under FSDP2) and written by rank 0. Every `validate_every` steps rank 0 (every rank under
+FSDP2, whose blocks all-gather) generates the validation
 prompts with the current adapter through the family's kino adapter (the same code `kino generate`
 runs) into RUN/samples/step-XXXXXXXX/NN.mp4, and logs their frames to TensorBoard (`samples/NN`);
 every `eval_every` steps the loss of the held-out clips at fixed noise (eval/loss). Validation runs
