@@ -225,3 +225,25 @@ def test_studio_offers_the_chosen_models_sizes(server, tmp_path):
             assert page.locator("#board-size option").all_inner_texts() == ["32x32"]
         finally:
             ctx.close()
+
+
+def test_a_size_a_model_cannot_make_or_that_names_no_served_model_stops_the_start(tiny_models, tmp_path,  # noqa: F811
+                                                                                   tmp_path_factory):
+    from kino.errors import InputError
+    from kino.families import load_model
+    from kino.serve.config import split_size
+
+    kino_dir = shared_model_dir(tmp_path_factory)
+    more = {"ltx": [load_model(tiny_models["ltx"])]}
+    base = dict(model_dir=kino_dir, data_dir=tmp_path / "data", api_keys=(KEY,))
+    with pytest.raises(InputError, match=r"--size 48x32 for model ltx \(ltx\): size 48x32 is not a multiple of 32"):
+        create_app(ServeConfig(sizes=("64x64", "ltx=48x32"), **base), [shared_pipe(kino_dir)], "tiny", more=more)
+    with pytest.raises(InputError, match="--size wan=32x32 names model wan, which is not served; served models are "
+                                         "tiny, ltx"):
+        create_app(ServeConfig(sizes=("64x64", "wan=32x32"), **base), [shared_pipe(kino_dir)], "tiny", more=more)
+    # a plain size is every model's: LTX cannot make 48x48 either
+    with pytest.raises(InputError, match="for model ltx"):
+        create_app(ServeConfig(sizes=("48x48",), **base), [shared_pipe(kino_dir)], "tiny", more=more)
+    assert split_size("wan=832x480") == ("wan", "832x480") and split_size("64x64") == (None, "64x64")
+    with pytest.raises(InputError, match="names no model"):
+        split_size("=64x64")
