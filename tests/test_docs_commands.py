@@ -94,6 +94,8 @@ def tiny(argv: list[str]) -> list[str]:
             put(name, value)
     elif head == ["data", "prepare"]:
         put("--workers", "1")
+    elif head == ["data", "cache"] and "--world" in a:
+        put("--world", "2")
     return a
 
 
