@@ -161,6 +161,9 @@ def train_vae_timed(a, clips, log, device) -> tuple[object, dict]:
     torch.manual_seed(a.seed)
     model = CausalVAE(vae_preset(a.vae_preset, **kw)).to(device).train()
     clips = clips.to(device)  # uint8 (N, T, H, W, 3): the whole pool fits on the GPU
+    if model.code is not None:  # world-tiny v2: the block code starts as the PCA of the pool's blocks
+        kept = model.init_block_code(to_unit(clips[i:i + 64]) for i in range(0, min(len(clips), 512), 64))
+        log({"stage": "vae", "block_code_variance_kept": [round(k, 5) for k in kept]})
     opt = torch.optim.AdamW(model.parameters(), lr=a.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
     g = torch.Generator().manual_seed(a.seed)
     amp = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
@@ -221,11 +224,15 @@ def train_dit_timed(a, vae, rows, text, clips, log, device) -> tuple[object, dic
     from kino.train.dit import DiTTrainConfig, DiTTrainer
 
     z = vae.config.latent_channels
-    cfg = DiTTrainConfig(batch_size=a.dit_batch, lr=a.dit_lr, warmup=50, ema_decay=a.ema, seed=a.seed,
-                         compile=device.type == "cuda" and not a.tiny)
+    cfg = DiTTrainConfig(preset=a.dit_preset, batch_size=a.dit_batch, lr=a.dit_lr, warmup=50, ema_decay=a.ema,
+                         seed=a.seed, compile=device.type == "cuda" and not a.tiny)
     model_config = DiTConfig(in_channels=z, out_channels=z, dim=32, depth=1, num_heads=2, ffn_dim=64,
                              text_dim=text.dim) if a.tiny else None
     trainer = DiTTrainer(cfg, vae, text, device=device, model_config=model_config)
+    if a.dit_init_from and not a.tiny:  # v1's blocks, text and time embedders where the shapes fit
+        from kino.train.warm_start import warm_start
+
+        log({"stage": "dit", "warm_start": warm_start(trainer.model, a.dit_init_from, trainer.ema).summary()})
     with torch.no_grad():  # the latent cache: every clip through the VAE once
         lat = torch.cat([vae.encode(to_unit(clips[i:i + 64]).to(device)).to(torch.bfloat16).cpu()
                          for i in range(0, len(clips), 64)])  # (N, Z, t, h, w)
@@ -358,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--device", default="cuda")
     r.add_argument("--vae-preset", default="world-tiny-v2")
+    r.add_argument("--dit-preset", default="world-tiny-v2", help="the DiT preset (v2: 1x4x4 patches, 80 tokens a clip)")
+    r.add_argument("--dit-init-from", default="builtin", help="warm start the DiT from this model ('' for none)")
     r.add_argument("--vae-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a VAEConfig field over the preset (repeatable), e.g. temporal_factor=2 widths=96,128")
     r.add_argument("--vae-seconds", type=float, default=240)

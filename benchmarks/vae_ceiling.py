@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/vae_ceiling.py [--vae DIR ...] [--n 24] [--suite world-train]
     .venv/bin/python benchmarks/vae_ceiling.py --block-means 4   # plain 4x4x4 block means, no network
+    .venv/bin/python benchmarks/vae_ceiling.py --block-code 4x4:24   # a PCA block code alone, 24 channels
 
 Each prompt's ground-truth scene (kino.eval.suites) is rendered, encoded and decoded by the VAE, and
 the analyzer scores the round trip against what the prompt asks, as `kino eval` scores a generated
@@ -23,6 +24,10 @@ def main() -> None:
     ap.add_argument("--vae", action="append", default=None, help="VAE folder (default: the built-in model's)")
     ap.add_argument("--block-means", action="append", default=[], metavar="F[xT]",
                     help="also score an untrained shortcut VAE: plain FxF-pixel, T-frame (default 4) block means")
+    ap.add_argument("--block-code", action="append", default=[], metavar="FxT:Z",
+                    help="also score an untrained block-code VAE: the PCA of F x F x T world blocks, Z channels "
+                         "(world-tiny v2's shortcut alone, fitted on --fit-clips training clips)")
+    ap.add_argument("--fit-clips", type=int, default=256)
     ap.add_argument("--n", type=int, default=24, help="prompts of the suite")
     ap.add_argument("--suite", default="world-train")
     ap.add_argument("--threads", type=int, default=1)
@@ -36,7 +41,7 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     models = {}
-    for path in a.vae or ([] if a.block_means else [str(builtin_model_dir() / "vae")]):
+    for path in a.vae or ([] if a.block_means or a.block_code else [str(builtin_model_dir() / "vae")]):
         models[path] = load_vae(path).float()
     for text in a.block_means:
         f, _, t = text.partition("x")
@@ -45,6 +50,19 @@ def main() -> None:
         models[f"block means {f}x{f}x{t}"] = CausalVAE(VAEConfig(
             spatial_factor=f, temporal_factor=t, patch_size=min(4, f), shortcut=True, widths=(8,) * (levels + 1),
             chunk_frames=16))
+    for text in a.block_code:
+        from kino.data.world import WorldClips
+
+        shape, _, z = text.partition(":")
+        f, _, t = shape.partition("x")
+        f, t, z = int(f), int(t or 4), int(z or 24)
+        levels = max(t.bit_length() - 1, (f // min(4, f)).bit_length() - 1)
+        model = CausalVAE(VAEConfig(spatial_factor=f, temporal_factor=t, patch_size=min(4, f), latent_channels=z,
+                                    shortcut=True, block_code=True, widths=(8,) * (levels + 1), chunk_frames=16))
+        clips = WorldClips(seed=2_000_003, sizes=((64, 64), (96, 64), (64, 96)), num_frames=(9, 17),
+                           caption_levels=(), image_prob=0.3)  # the VAE trainer's fitting stream
+        model.init_block_code(item["video"] for _, item in zip(range(a.fit_clips), clips, strict=False))
+        models[f"block code {f}x{f}x{t}, {z} ch"] = model
     results = {name: ceiling(m, a.suite, a.n) for name, m in models.items()}
     held = {name: evaluate(m, heldout_clips(a.heldout)) if a.heldout else None for name, m in models.items()}
     first = next(iter(results.values()))

@@ -32,14 +32,17 @@ def test_sprint_runs_tiny_on_a_cpu(tmp_path):
     assert s["vae"]["steps"] == 2 and s["dit"]["steps"] == 2 and s["render"]["clips"] == 4 + 3 * 2
     assert s["vae"]["flops_per_step"] > 0 and s["dit"]["flops_per_step"] > 0 and s["dit"]["mfu"] > 0
     assert s["dit"]["latent_shape"] == [8, 3, 16, 16]  # 9 frames at 64x64 through the 4x4x4 VAE
-    stages = [json.loads(line)["stage"] for line in (out / "log.jsonl").read_text().splitlines()]
-    assert stages.count("vae") == 2 and stages.count("dit") == 2 and stages[0] == "render"
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    stages = [line["stage"] for line in lines]
+    assert stages.count("vae") == 3 and stages.count("dit") == 2 and stages[0] == "render"  # vae: the code's fit too
+    kept = next(line["block_code_variance_kept"] for line in lines if "block_code_variance_kept" in line)
+    assert 0.5 < kept[0] <= 1.0 and 0.5 < kept[1] <= 1.0  # the PCA of the pool's blocks
     pipe_dir = tmp_path / "pipe"
     sprint("assemble", "--weights", str(out), "--out", str(pipe_dir))
     from kino.pipeline import KinoPipeline
 
     pipe = KinoPipeline.from_pretrained(pipe_dir)
-    assert pipe.vae.config.spatial_factor == 4 and pipe.vae.config.block_channels == 3
+    assert pipe.vae.config.spatial_factor == 4 and pipe.vae.config.block_code
     assert pipe.transformer.config.in_channels == 8
     frames = pipe("a red ball", width=64, height=64, num_frames=1, num_inference_steps=1, seed=0).frames
     assert frames.shape == (1, 64, 64, 3)
