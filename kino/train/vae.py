@@ -128,6 +128,9 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = Path(out_dir)
+    if not resume and (held := latest_checkpoint(out)) is not None:  # a new run would restart at step 0 over it
+        raise InputError(f"{out} already holds a run at {held.name}; continue it with --resume or train into a "
+                         f"new --out")
     torch.manual_seed(cfg.seed)
     if init_from is not None:
         model = CausalVAE.from_pretrained(init_from, device=device).train()
