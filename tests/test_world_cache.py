@@ -9,6 +9,7 @@ multiples of 16.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -95,6 +96,10 @@ def test_world_cache_builds_refuses_resumes_grows_and_trains(parts, run):
     # a larger count keeps the full shards and rebuilds the short last one
     code, out, err = run(cache_args(d, vae, 7))
     assert code == 0 and "7 clips; shards built 2, already complete 2" in out, err
+
+    # kino data inspect counts the v2 DiT's tokens: (1, 8, 12) latent cells in 1x4x4 patches are 1 x 2 x 3
+    code, out, err = run(["data", "inspect", d / "cache", "--patch", "1x4x4"])
+    assert code == 0 and re.search(r"1x8x12\D+\d+\D+6\b", out) and "7 clips" in out, out + err
 
     # kino train dit trains on it with no other change (the v2 preset's structure, tiny widths)
     code, out, err = run(["train", "dit", "--vae", vae, "--dit-config", d / "dit.json", "--data", d / "cache",

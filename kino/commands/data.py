@@ -148,6 +148,8 @@ def cache(
 
     if (manifest is None) == (world is None):
         raise InputError("give a manifest or --world COUNT (one of them)")
+    if world is not None and world < 1:
+        raise InputError(f"--world {world}: the cache needs at least 1 clip")
     if world is not None and model is not None:
         raise InputError("--world caches for kino's own DiT; --model (an open model's cache) needs a manifest")
     if model is not None:
@@ -208,6 +210,8 @@ def inspect(
     mode: Annotated[BatchMode, typer.Option(help="Batching mode to count batches for.")] = BatchMode.BUCKET,
     area: Annotated[int, typer.Option(help="Bucket area (manifests only).")] = 64 * 64,
     max_frames: Annotated[int, typer.Option(help="Frame cap (manifests only).")] = 17,
+    patch: Annotated[str, typer.Option(help="The DiT's patch TxHxW in latent cells, for the token counts "
+                                            "(world-tiny-v2: 1x4x4).")] = "1x2x2",
 ) -> None:
     """Counts, durations, caption coverage, buckets and batches of a manifest or a cache."""
     from collections import Counter
@@ -219,7 +223,13 @@ def inspect(
     from kino.data.cache import CachedClips
     from kino.data.clips import ClipShaping, ManifestClips
     from kino.data.manifest import read_sidecar
+    from kino.errors import InputError
 
+    try:
+        patch_size = tuple(int(v) for v in patch.lower().split("x"))
+        factors = TokenFactors(patch=patch_size)
+    except (ValueError, InputError):
+        raise InputError(f"--patch {patch!r} is not three positive ints TxHxW, e.g. 1x2x2 or 1x4x4") from None
     console = make_console()
     if path.is_dir():
         ds = CachedClips(path)
@@ -243,12 +253,11 @@ def inspect(
     table = Table(title="buckets (latent t x h x w)")
     for col in ("latent shape", "clips", "tokens each"):
         table.add_column(col)
-    factors = TokenFactors()
     for shape, count in sorted(Counter(shapes).items()):
         table.add_row("x".join(map(str, shape)), str(count), str(factors.latent_tokens(shape)))
     console.print(table)
     sampler = BucketBatchSampler(shapes, max(token_budget, max(factors.latent_tokens(s) for s in shapes)),
-                                 mode=mode)
+                                 factors, mode=mode)
     console.print(f"{len(sampler)} batches per epoch at {sampler.budget} tokens ({mode.value})")
 
 
