@@ -46,7 +46,7 @@ def parts(tmp_path_factory):
 
 
 def cache_args(d, vae, count: int, *extra) -> list[str]:
-    return ["data", "cache", "--world", count, *WORLD, "--shard-size", 2, "--vae", vae, "--out", d / "cache",
+    return ["data", "cache", "--world", count, *WORLD, "--shard-size", 2, "--threads", 1, "--vae", vae, "--out", d / "cache",
             *extra]
 
 

@@ -139,6 +139,7 @@ def cache(
     shard_size: Annotated[int, typer.Option(help="Clips per shard file.")] = 256,
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="Torch CPU threads (0: the default).")] = 0,
     model: Annotated[Path | None, typer.Option(help="An LTX-Video or Wan folder: cache with its own VAE and text "
                                                     "encoder, for `kino train lora` (entries keyed by content; float16 is stored "
                                                     "as bfloat16, whose range T5 states need).")] = None,
@@ -150,6 +151,12 @@ def cache(
         raise InputError("give a manifest or --world COUNT (one of them)")
     if world is not None and world < 1:
         raise InputError(f"--world {world}: the cache needs at least 1 clip")
+    if threads < 0:
+        raise InputError(f"--threads {threads} must be >= 0 (0: the default)")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if world is not None and model is not None:
         raise InputError("--world caches for kino's own DiT; --model (an open model's cache) needs a manifest")
     if model is not None:

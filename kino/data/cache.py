@@ -170,8 +170,8 @@ def write_cache(
 
     A shard is complete when its .safetensors and .json exist and the .json accounts for every clip of its
     span, so a source that grew (a larger world count) rebuilds its last, shorter shard and adds the rest.
-    encode_batch: clips of one shape encoded by the VAE together (measured 2x faster per clip at 8 on one
-    CPU thread, BENCHMARKS.md); each clip's latent is the same as encoded alone, to float error.
+    encode_batch: clips of one shape encoded by the VAE together (at 8, a world build on one CPU thread
+    was 1.4x faster a clip, BENCHMARKS.md); each clip's latent is the same as encoded alone, to float error.
     """
     config = config or CacheConfig()
     if encode_batch < 1:
