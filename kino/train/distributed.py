@@ -109,7 +109,7 @@ def distribute(trainer, info: DistInfo) -> None:
         shard_dit(trainer.ema, mesh)
         trainer.opt = trainer.make_optimizer()  # over the sharded (DTensor) parameters
         trainer.forward = trainer.model
-        trainer.sync = lambda last: _GradientSync(trainer.model, last)
+        trainer.sync = lambda last: GradientSync(trainer.model, last)
     if trainer.cfg.compile:
         trainer.model.compile_blocks()  # again after wrapping (the trainer compiled before; in place, idempotent)
 
@@ -128,7 +128,7 @@ def shard_dit(model: torch.nn.Module, mesh) -> None:
     fully_shard(model, mesh=mesh)
 
 
-class _GradientSync:
+class GradientSync:
     """FSDP2's no_sync: reduce-scatter gradients only on the last micro-batch of a step."""
 
     def __init__(self, model, last: bool) -> None:

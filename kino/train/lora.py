@@ -270,7 +270,9 @@ class LoRATrainer:
         """Gradients are reduced on a step's last micro-batch only: DDP's no_sync, FSDP2's requires-sync flag."""
         model = self.forward[expert]
         if self.sharded:
-            return _FSDPSync(model, last)
+            from kino.train.distributed import GradientSync
+
+            return GradientSync(model, last)
         if last or model is self.den.by_expert[expert]:
             return nullcontext()
         return model.no_sync()
@@ -615,17 +617,3 @@ class LoRATrainer:
             full = state[key].to(p.dtype)
             with torch.no_grad():
                 p.to_local().copy_(distribute_tensor(full, p.device_mesh, p.placements).to_local())
-
-
-
-class _FSDPSync:
-    """FSDP2's no_sync: reduce-scatter the gradients only on the last micro-batch of a step."""
-
-    def __init__(self, model, last: bool) -> None:
-        self.model, self.last = model, last
-
-    def __enter__(self) -> None:
-        self.model.set_requires_gradient_sync(self.last)
-
-    def __exit__(self, *exc) -> None:
-        self.model.set_requires_gradient_sync(True)
