@@ -1,12 +1,11 @@
-"""`kino serve` as a process: the port bound before the banner (a busy port: one line, exit 2), keys from a
-file, never from the command line. (One server per data directory and memory under hostile media are
-checked on a real process in test_serve_restart.py.)"""
+"""`kino serve`'s start: the port bound before the banner (a busy port: one line, exit 2), keys from a file,
+never from the command line; through the CLI in this process (conftest's `run`: these refusals come before
+anything is served). (One server per data directory and memory under hostile media are checked on a real
+process in test_serve_restart.py.)"""
 
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -15,25 +14,20 @@ from kino.errors import InputError
 KEY = "sk-kino-process-key"
 
 
-def kino(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "kino", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
-
-
-def test_busy_port_and_keys_on_the_command_line_are_one_line(tmp_path):
+def test_busy_port_and_keys_on_the_command_line_are_one_line(run, tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        r = kino("serve", "--no-auth", "--port", str(port), "--data-dir", str(tmp_path / "d"))
-    assert r.returncode == 2, r.stderr
-    lines = (r.stdout + r.stderr).strip().splitlines()
+        # no such model: were the busy port not refused, the start would stop loading it (exit 4), not serve
+        code, out, err = run(["serve", "--no-auth", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+                              "--model", str(tmp_path / "no-model")])
+    assert code == 2, err
+    lines = (out + err).strip().splitlines()
     assert lines == [f"kino: error: port {port} on 127.0.0.1 is in use by another program; stop it or give --port N"]
-    r = kino("serve", "--api-key", "sk-visible-in-ps", "--data-dir", str(tmp_path / "d"))
-    assert r.returncode == 2 and r.stderr.strip().startswith("kino: error: --api-key would show the key")
-    assert len(r.stderr.strip().splitlines()) == 1
+    code, out, err = run(["serve", "--api-key", "sk-visible-in-ps", "--data-dir", str(tmp_path / "d")])
+    assert code == 2 and err.strip().startswith("kino: error: --api-key would show the key")
+    assert len((out + err).strip().splitlines()) == 1
 
 
 def test_keys_come_from_a_file(tmp_path):
