@@ -46,8 +46,19 @@ class DiTConfig:
     freq_dim: int = 256  # sinusoidal timestep features
     rope_theta: float = 10000.0
     eps: float = 1e-6
+    # What the network's last layer predicts: "velocity" (e - x0, v1), or "sample" (the clean x0, turned
+    # into the velocity (x_t - x0) / t it returns, t clamped at `min_t`). A token wider than the model
+    # (world-tiny v2: 24 x 16 = 384 values through dim 192) cannot carry the noise half of a velocity;
+    # the clean latent lies on a low-dimensional manifold it can (Li and He 2025, "Back to Basics: Let
+    # Denoising Generative Models Denoise", JiT: x-prediction with the velocity loss).
+    prediction: str = "velocity"
+    min_t: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.prediction not in ("velocity", "sample"):
+            raise InputError(f"DiTConfig.prediction must be velocity or sample, got {self.prediction!r}")
+        if not 0.0 < self.min_t < 1.0:
+            raise InputError(f"DiTConfig.min_t must be in (0, 1), got {self.min_t}")
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise InputError(f"patch_size must be three positive ints (t, h, w), got {self.patch_size}")
@@ -331,7 +342,17 @@ class DiT(nn.Module):
         h = self.patch_embed(patches.tokens)  # (B, N, D)
         h = self._blocks(h, mod, rope, ctx, None, cross_mask)
         out = self.final(h, temb)  # (B, N, C*pt*ph*pw)
-        return unpatchify(out, patches.grid, self.config.patch_size).to(x.dtype)  # (B, C, T, H, W)
+        out = unpatchify(out, patches.grid, self.config.patch_size)  # (B, C, T, H, W)
+        return self._velocity(out, x, torch.as_tensor(t, device=x.device)).to(x.dtype)
+
+    def _velocity(self, out: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """The network's output (B, C, T, H, W) as a velocity: itself, or (x_t - x0) / t for "sample"."""
+        if self.config.prediction == "velocity":
+            return out
+        b, frames = x.shape[0], x.shape[2]
+        t = t.expand(b) if t.dim() == 0 else t
+        te = t.float().reshape(b, 1, frames if t.dim() == 2 else 1, 1, 1).clamp_min(self.config.min_t)
+        return (x.float() - out.float()) / te  # (B, C, T, H, W)
 
     def _forward_packed(self, xs: list[Tensor], ts: list[Tensor], text: Tensor, text_mask: Tensor | None):
         """Pack clips of any sizes into one sequence; attention is block-diagonal per clip (NaViT)."""
@@ -363,8 +384,9 @@ class DiT(nn.Module):
         out = self.final(h, temb)[0]  # (N, C*pt*ph*pw)
         sizes = [g[0] * g[1] * g[2] for g in grids]
         return [
-            unpatchify(o[None], g, self.config.patch_size)[0].to(xi.dtype)  # (C, T, H, W)
-            for o, g, xi in zip(out.split(sizes), grids, xs, strict=True)
+            self._velocity(unpatchify(o[None], g, self.config.patch_size), xi[None],
+                           torch.as_tensor(ti, device=dev)[None])[0].to(xi.dtype)  # (C, T, H, W)
+            for o, g, xi, ti in zip(out.split(sizes), grids, xs, ts, strict=True)
         ]
 
     def _blocks(self, h: Tensor, mod: Tensor, rope: Tensor, ctx: Tensor, self_mask, cross_mask) -> Tensor:
@@ -427,9 +449,10 @@ def dit_world_tiny(**kw) -> DiTConfig:
 
 def dit_world_tiny_v2(**kw) -> DiTConfig:
     """world-tiny v2 (issue 18): v1's transformer on the v2 VAE's latent (24 channels, 4x4x4): 1x4x4 patches
-    keep a 64x64x17 clip at v1's 80 tokens (5 x 4 x 4; 96x64: 5 x 4 x 6), so sides are multiples of 16."""
+    keep a 64x64x17 clip at v1's 80 tokens (5 x 4 x 4; 96x64: 5 x 4 x 6), so sides are multiples of 16. A token
+    is 384 values, twice the width: the network predicts the clean latent (`prediction="sample"`, JiT)."""
     return DiTConfig(**{"in_channels": 24, "out_channels": 24, "patch_size": (1, 4, 4), "dim": 192, "depth": 8,
-                        "num_heads": 4, "ffn_dim": 768, **kw})
+                        "num_heads": 4, "ffn_dim": 768, "prediction": "sample", **kw})
 
 
 def dit_small(**kw) -> DiTConfig:
