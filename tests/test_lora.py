@@ -216,7 +216,17 @@ def test_cache_recomputes_only_what_changed(manifest, caches, ti2v_cache, tiny_m
     assert len(other_keys) == 3 and not wan_keys & other_keys
 
 
-def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def one_process(caches, tiny_models, tmp_path_factory):  # noqa: F811
+    """One process accumulating two micro-batches of 2 on the Wan cache, 4 steps, every checkpoint kept: the
+    steps two ranks of 2 compute (constant LR, so its first 2 steps are a 2-step run's)."""
+    ref = tmp_path_factory.mktemp("lora-one") / "one"
+    cfg = _cfg(steps=4, batch_size=2, grad_accum=2, checkpoint_every=1, keep=0)
+    run_lora_training(cfg, tiny_models["wan"], caches["wan"], ref, options=LoRARunOptions(tensorboard=False))
+    return cfg, ref
+
+
+def test_ddp_two_processes(caches, tiny_models, one_process, tmp_path):  # noqa: F811
     run = tmp_path / "ddp"
     done = torchrun(2, ["train", "lora", "--model", str(tiny_models["wan"]), "--data", str(caches["wan"]),
                         "--out", str(run), "--rank", "4", "--alpha", "4", "--steps", "2", "--batch-size", "2",
@@ -225,9 +235,7 @@ def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
     assert sorted(losses(run)) == [1, 2]
     # one process accumulating two micro-batches computes the steps the two ranks computed (DDP averages the
     # adapters' gradients; each step's global batch is the same on any world size: kino.data.buckets_global)
-    one = tmp_path / "one"
-    run_lora_training(_cfg(steps=2, batch_size=2, grad_accum=2, checkpoint_every=1), tiny_models["wan"],
-                      caches["wan"], one, options=LoRARunOptions(tensorboard=False))
+    _, one = one_process
     for step in (1, 2):
         assert abs(losses(run)[step] - losses(one)[step]) <= 1e-6
         a = read_lora(run / "checkpoints" / f"step-{step:08d}").state
@@ -236,13 +244,11 @@ def test_ddp_two_processes(caches, tiny_models, tmp_path):  # noqa: F811
         assert float(diff.max()) <= 1e-6
 
 
-def test_fsdp_two_processes_and_resume_on_another_world_size(caches, tiny_models, tmp_path):  # noqa: F811
+def test_fsdp_two_processes_and_resume_on_another_world_size(caches, tiny_models, one_process, tmp_path):  # noqa: F811
     """FSDP2 over two gloo processes computes what one process accumulating two micro-batches computes; its
     checkpoint resumes on one process, and a one-process checkpoint resumes under FSDP2 (loss, weights 1e-6)."""
     folder, cache = tiny_models["wan"], caches["wan"]
-    ref = tmp_path / "one"
-    cfg = _cfg(steps=4, batch_size=2, grad_accum=2, checkpoint_every=1, keep=0)  # keep every checkpoint
-    run_lora_training(cfg, folder, cache, ref, options=LoRARunOptions(tensorboard=False))
+    cfg, ref = one_process
     args = ["train", "lora", "--model", str(folder), "--data", str(cache), "--rank", "4", "--alpha", "4",
             "--batch-size", "2", "--lr", "2e-3", "--parallel", "fsdp", "--threads", "1", "--checkpoint-every", "1"]
 

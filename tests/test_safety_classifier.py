@@ -53,6 +53,13 @@ def cfg(**kw) -> SafetyConfig:
 
 
 @pytest.fixture(scope="module")
+def world() -> list[str]:
+    """The training set's generated world prompts, drawn once for the module (seconds: a few captions take
+    the expander's every draw)."""
+    return world_prompts(WORLD_SEEDS, USER_PHRASINGS)
+
+
+@pytest.fixture(scope="module")
 def encoder():
     torch.set_num_threads(1)
     return shared_encoder()  # the same instance check_prompt uses when given none
@@ -81,11 +88,11 @@ def test_shipped_weights_fit_the_shipped_training_set():
     assert clf.support_margin == SUPPORT_MARGIN
 
 
-def test_training_set_holds_no_test_prompt():
+def test_training_set_holds_no_test_prompt(world):
     """The measured sets stay measurement-only: no dev or held-out prompt is in the training set."""
     data = tomllib.loads(training_set_path().read_text(encoding="utf-8"))
     train = {normalize(p) for k, v in data.items() if k != "expand" for p in v["prompts"]}
-    train |= {normalize(p) for p in world_prompts(WORLD_SEEDS, USER_PHRASINGS)}  # the generated ones too
+    train |= {normalize(p) for p in world}  # the generated ones too
     for name in (
         "redteam_prompts.jsonl",
         "benign_prompts.jsonl",
@@ -252,14 +259,13 @@ def test_floors_on_the_fresh_held_out_sets(encoder):
     assert rejected <= 0.04, rejected
 
 
-def test_world_prompts_are_generated_deterministically_from_disjoint_seeds():
+def test_world_prompts_are_generated_deterministically_from_disjoint_seeds(world):
     assert not set(WORLD_SEEDS) & set(TEST_WORLD_SEEDS)
     a = world_prompts(range(3), 5)
     assert a == world_prompts(range(3), 5) and len(a) == len(set(a))
     assert len(world_prompts(range(3), keep_repeats=True)) == 3 * 2 * 4  # 2 splits x (3 levels + enhanced)
     assert len(user_phrasings(50, 7)) == 50 and user_phrasings(50, 7) == user_phrasings(50, 7)
     data = tomllib.loads(training_set_path().read_text(encoding="utf-8"))
-    world = world_prompts(WORLD_SEEDS, USER_PHRASINGS)
     examples = expand(data, world)
     assert {e.prompt for e in examples if e.label == BENIGN} >= set(world)
     assert 0.12 < np.mean([e.validation for e in examples if e.prompt in set(world)]) < 0.28
