@@ -21,7 +21,7 @@ WORDS = ("a red circle moves left right blue square small ball over green field 
          "city street at night dog runs on the beach waves sunset cat sleeps bright colors video of "
          "negative blurry low quality worst static").split()
 
-KINDS = ("ltx", "wan", "wan-vace", "wan-i2v", "wan-flf2v", "wan-a14b", "wan-ti2v")
+KINDS = ("ltx", "wan", "wan-vace", "wan-i2v", "wan-flf2v", "wan-a14b", "wan-i2v-a14b", "wan-ti2v")
 
 
 def tiny_tokenizer():
@@ -123,6 +123,10 @@ def _wan(kind: str):
     if kind == "wan-vace":
         return WanVACEPipeline(transformer=_wan_transformer(WanVACETransformer3DModel, num_layers=3,
                                                             vace_layers=[0, 2], vace_in_channels=96), **common)
+    if kind == "wan-i2v-a14b":  # Wan 2.2 I2V A14B: two experts, no CLIP image encoder (mask + latent channels)
+        return WanImageToVideoPipeline(transformer=_wan_transformer(in_channels=36),
+                                       transformer_2=_wan_transformer(in_channels=36, num_layers=3),
+                                       boundary_ratio=0.9, **common)  # the real folder's
     # Wan 2.1 I2V / FLF2V-14B: a CLIP image encoder, the transformer's image_dim (and FLF2V's position
     # embedding over the two images' tokens)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection

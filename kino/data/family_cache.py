@@ -27,7 +27,9 @@ they are encoded here too, as each diffusers 0.42 pipeline builds them, keyed by
 image encoder's identity and the condition kinds:
   - I2V (WanImageToVideoPipeline.prepare_latents, no last image): "first" = the normalized latent of
     [frame 0, zeros x (T - 1)], and "first_image" = the CLIP image encoder's penultimate hidden states of
-    frame 0 (encode_image) when the folder has one;
+    frame 0 (encode_image) when the folder has one (Wan 2.1; Wan 2.2 I2V A14B has none). Wan 2.2 I2V
+    (no image_dim: the frames come in through the channels only) also takes a last image, so its cache
+    holds "first_last" too (the FLF2V latent below, without image states);
   - FLF2V (the same with last_image): "first_last" = [frame 0, zeros, frame T-1], "first_last_image" of
     both frames (2, N, D);
   - VACE (WanVACEPipeline.prepare_video_latents, kino.families.wan's gray video and white mask):
@@ -56,6 +58,9 @@ from kino.errors import InputError, MediaError, ModelError
 CACHE_VERSION = 1
 KEYFRAME_DRAWS = 2  # random keyframe sets cached per clip for a VACE folder (training picks one per draw)
 VARIANT_CONDITIONS = {"i2v": ("first",), "flf2v": ("first-last",), "vace": ("first", "first-last", "random-keyframes")}
+# Wan 2.2 I2V A14B: WanImageToVideoPipeline's last_image goes into the mask and latent channels alone (its
+# transformer has no image_dim, so no CLIP states): first and first + last
+I2V_22_CONDITIONS = ("first", "first-last")
 GRAY = 128 / 255 * 2 - 1  # kino.families.wan.GRAY in the pipelines' [-1, 1]: VACE's "to generate" value
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TEXT_LENGTH = {"ltx": 256, "wan": 512}  # max_sequence_length of each family's pipeline call (diffusers 0.42)
@@ -175,6 +180,8 @@ class FamilyEncoder:
         if self.variant == "i2v":
             rest = video.new_zeros(3, frames - 1, *video.shape[2:])  # (3, T - 1, H, W)
             out["first"] = self.encode_video(torch.cat([first, rest], dim=1))  # (C, t, h, w)
+            if "first-last" in self.conditions:  # Wan 2.2 I2V: the last image in the channels too
+                out["first_last"] = self.encode_video(torch.cat([first, zeros, last], dim=1))  # (C, t, h, w)
             if getattr(self.pipe, "image_encoder", None) is not None:
                 out["first_image"] = self.encode_images(video[:, :1])  # (1, N, D)
         elif self.variant == "flf2v":
@@ -231,14 +238,17 @@ class FamilyEncoder:
 
 
 def condition_kinds(pipeline: str, expand_timesteps: bool, transformer_config: dict) -> tuple[str, tuple[str, ...]]:
-    """(variant, the --condition kinds it trains) of a folder's pipeline class: Wan I2V -> first, FLF2V ->
-    first-last, VACE -> first, first-last and random keyframes; others ("": LTX-Video's condition tokens, Wan
-    T2V and TI2V's clean first frame) need no cached conditioning inputs."""
+    """(variant, the --condition kinds it trains) of a folder's pipeline class: Wan I2V -> first (Wan 2.2 I2V,
+    whose transformer has no image_dim: first and first-last), FLF2V -> first-last, VACE -> first, first-last
+    and random keyframes; others ("": LTX-Video's condition tokens, Wan T2V and TI2V's clean first frame)
+    need no cached conditioning inputs."""
     variant = ""
     if pipeline == "WanVACEPipeline":
         variant = "vace"
     elif pipeline == "WanImageToVideoPipeline" and not expand_timesteps:  # FLF2V: the two images' tokens
         variant = "flf2v" if transformer_config.get("pos_embed_seq_len") is not None else "i2v"
+        if variant == "i2v" and transformer_config.get("image_dim") is None:
+            return variant, I2V_22_CONDITIONS
     return variant, VARIANT_CONDITIONS.get(variant, ())
 
 

@@ -12,7 +12,9 @@ A Wan folder holds one pipeline; what it can do follows from it (diffusers 0.42.
                                                                  with expand_timesteps: the first latent frame
                                                                  kept clean; it ignores `last_image`, so no
                                                                  --to-image, keyframes or loops)
-    WanImageToVideoPipeline           2.1 I2V 14B / 2.2 I2V A14B image-to-video (first frame)
+    WanImageToVideoPipeline           2.1 I2V 14B / 2.2 I2V A14B image-to-video (first frame); 2.2 A14B
+                                                                 also interpolate, connect, loop (last_image:
+                                                                 no image encoder, the channels carry it)
       + pos_embed_seq_len             2.1 FLF2V-14B              interpolate (first + last: it needs both),
                                                                  connect (A's last frame to B's first),
                                                                  loop (the video's last frame to its first)
@@ -64,8 +66,12 @@ class WanModel(DiffusersModel):
         elif type(pipe).__name__ == I2V:
             flf = cfg.get("pos_embed_seq_len") is not None
             self.kind = "flf2v" if flf else "i2v"
-            # FLF2V's image tokens are the two images' (pos_embed_seq_len): it needs both ends, never one
-            modes = {"interpolate", "connect", "loop"} if flf else {"image-to-video"}
+            # FLF2V's image tokens are the two images' (pos_embed_seq_len): it needs both ends, never one.
+            # Wan 2.2 I2V (no image_dim, so no CLIP states) takes last_image in its mask and latent channels
+            # alone: the first frame, or the first and the last
+            both = cfg.get("image_dim") is None
+            modes = ({"interpolate", "connect", "loop"} if flf else
+                     {"image-to-video", "interpolate", "connect", "loop"} if both else {"image-to-video"})
             self.variant = (f"Wan 2.1 FLF2V {size}" if flf else
                             f"Wan 2.2 I2V A14B ({size} x 2)" if two else f"Wan 2.1 I2V {size}")
         elif isinstance(pipe, WanPipeline):

@@ -139,6 +139,7 @@ class Denoisers:
     kind: str  # the transformer class
     meta: dict = field(default_factory=dict)
     variant: str = ""  # Wan: "i2v", "flf2v" or "vace" (conditioned through cached inputs), else ""
+    conditions: tuple[str, ...] = ()  # the --condition kinds the variant trains (family_cache.condition_kinds)
 
 
 def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Denoisers:
@@ -179,9 +180,9 @@ def load_denoisers(model_dir: str | Path, device: torch.device, dtype: torch.dty
     patch = ((int(cfg.patch_size_t), int(cfg.patch_size), int(cfg.patch_size)) if family is Family.LTX
              else tuple(int(p) for p in cfg.patch_size))
     expand = bool(index.get("expand_timesteps"))
-    variant = condition_kinds(pipeline, expand, dict(cfg))[0] if family is Family.WAN else ""
+    variant, kinds = condition_kinds(pipeline, expand, dict(cfg)) if family is Family.WAN else ("", ())
     return Denoisers(str(family), out, sched, index.get("boundary_ratio"), expand, patch, type(out["high"]).__name__,
-                     variant=variant)
+                     variant=variant, conditions=kinds)
 
 
 class LoRATrainer:
@@ -226,11 +227,9 @@ class LoRATrainer:
     # -- set-up ----------------------------------------------------------------------------------
 
     def check_condition(self) -> None:
-        from kino.data.family_cache import VARIANT_CONDITIONS
-
         cfg, den = self.cfg, self.den
         if den.variant:  # Wan I2V / FLF2V / VACE: the cache holds the pipeline's conditioning inputs
-            kinds = VARIANT_CONDITIONS[den.variant]
+            kinds = den.conditions
             if cfg.condition not in kinds and not (den.variant == "vace" and cfg.condition is Condition.NONE):
                 raise InputError(f"a Wan {den.variant.upper()} folder trains --condition {' or '.join(kinds)}"
                                  f"{' (or none)' if den.variant == 'vace' else ''}, not {cfg.condition}")
@@ -239,6 +238,11 @@ class LoRATrainer:
                 raise InputError(f"the cache holds no Wan {den.variant.upper()} conditioning inputs (it was made with "
                                  f"a {made or self.index.get('family')} folder); make it with `kino data cache "
                                  f"MANIFEST --model {self.model_dir}`")
+            if self.index and cfg.condition is not Condition.NONE and str(cfg.condition) not in self.index.get(
+                    "conditions", kinds):
+                raise InputError(f"the cache holds no --condition {cfg.condition} inputs (it has "
+                                 f"{', '.join(self.index.get('conditions', ()))}); make it again with `kino data "
+                                 f"cache MANIFEST --model {self.model_dir}`")
             return
         if cfg.condition is Condition.NONE or den.family in ("ltx", "kino"):
             return
@@ -389,7 +393,9 @@ class LoRATrainer:
         cache's per-clip encodings (kino.data.family_cache) as each pipeline feeds them:
           - I2V / FLF2V: channels = cat(mask (B, 4, F, H, W), condition latent (B, C, F, H, W)) after x_t, and
             encoder_hidden_states_image (B, N, D) (FLF2V: (2B, N, D), the transformer folds the two images'
-            tokens into (B, 2N, D)); every clip is conditioned (the pipelines always are);
+            tokens into (B, 2N, D)); every clip is conditioned (the pipelines always are); Wan 2.2 I2V with
+            --condition first-last: a clip gets the first and last frames with condition_prob, else the
+            first only (both are WanImageToVideoPipeline calls: with and without last_image);
           - VACE: control_hidden_states = cat(inactive + reactive latents (B, 2C, F, H, W), mask (B, s^2, F, H,
             W)); with condition_prob a clip gets the --condition frames (random-keyframes: one of the cached
             draws), otherwise the text-only context (no frame given)."""
@@ -411,9 +417,12 @@ class LoRATrainer:
         frames = 1 + temporal * (f - 1)
         if variant in ("i2v", "flf2v"):
             name = "first" if variant == "i2v" else "first_last"
-            mask = wan_i2v_mask(b, frames, h, w, temporal, last=variant == "flf2v")  # (B, 4, F, H, W)
-            latent = torch.stack([c[name] for c in conds])  # (B, C, F, H, W)
-            out = {"channels": torch.cat([mask, latent], dim=1).to(self.device)}
+            lasts = [variant == "flf2v"] * b
+            if variant == "i2v" and cfg.condition is Condition.FIRST_LAST:  # Wan 2.2 I2V: first + last or first
+                lasts = [float(torch.rand(1, generator=g)) < cfg.condition_prob for _ in conds]
+            mask = torch.cat([wan_i2v_mask(1, frames, h, w, temporal, last=last) for last in lasts])  # (B, 4, F, H, W)
+            latent = torch.stack([c["first_last" if last else "first"] for c, last in zip(conds, lasts, strict=True)])
+            out = {"channels": torch.cat([mask, latent], dim=1).to(self.device)}  # (B, 4 + C, F, H, W)
             if f"{name}_image" in conds[0]:
                 out["encoder_hidden_states_image"] = torch.cat([c[f"{name}_image"] for c in conds]).to(self.device)
             return out
