@@ -34,7 +34,8 @@ def train_lora_cmd(
     caption_dropout: Annotated[float, typer.Option(help="Probability of the empty prompt per clip.")] = 0.0,
     condition: Annotated[str, typer.Option(help="none, first (image-to-video), first-last or random-keyframes: "
                                                 "frames given while training (LTX-Video: all; Wan: TI2V-5B and "
-                                                "I2V first, FLF2V first-last, VACE all).")] = "none",
+                                                "2.1 I2V first, 2.2 I2V A14B first or first-last, FLF2V "
+                                                "first-last, VACE all).")] = "none",
     condition_prob: Annotated[float, typer.Option(help="Probability that a clip is conditioned.")] = 0.5,
     expert: Annotated[str, typer.Option(help="Wan 2.2 A14B: high, low or both experts.")] = "both",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing",
