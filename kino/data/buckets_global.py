@@ -15,6 +15,10 @@ S holds the most multiples of `batch_size` whose tokens fit the step's budget (a
 it splits evenly over every valid layout (world_size x accum divides batch_size). A shape's last batch
 is topped up to a multiple of batch_size with the first members of its shuffled group (wrapping), so
 every sample appears at least once per epoch and a few twice.
+
+RankSlices is the DataLoader batch sampler over them: a rank's micro-batches from a step on. kino train
+lora (kino.train.lora_loop.micro_batches) and kino train dit's bucketed cache / manifest data
+(kino.train.data.sampler_micro_batches) both read their data through it.
 """
 
 from __future__ import annotations
@@ -94,3 +98,16 @@ def micro_slices(batch: list[int], world_size: int, accum: int, rank: int) -> li
     size = len(batch) // parts
     first = rank * accum
     return [batch[(first + k) * size : (first + k + 1) * size] for k in range(accum)]
+
+
+class RankSlices:
+    """A DataLoader batch sampler: rank `rank`'s `accum` micro-batches of each global batch, from step
+    `start_step` on (endless): step s's micro-batch k is micro_slices(batch s, ...)[k]."""
+
+    def __init__(self, batches: GlobalBatches, rank: int, world_size: int, accum: int, start_step: int) -> None:
+        self.batches, self.rank, self.world_size, self.accum = batches, rank, world_size, accum
+        self.start_step = start_step
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches.steps_from(self.start_step):
+            yield from micro_slices(batch, self.world_size, self.accum, self.rank)

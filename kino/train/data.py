@@ -9,8 +9,11 @@ Sources:
   - the world (default): WorldClips rendered on the fly, `micro` clips per micro-batch, one shape each;
   - a stream function data(cfg, start) -> items (tests, custom data): a global stream, each rank
     keeping its share;
-  - a latent cache (`kino data cache` output): CachedClips through the token-budget BucketBatchSampler,
-    rank-sharded, bucketed or packed; one sampler batch per micro-batch;
+  - a latent cache (`kino data cache` output): CachedClips, bucketed (one shape per batch) or packed;
+    bucketed, each step's global batch comes from kino.data.buckets_global.GlobalBatches (a pure function
+    of (seed, epoch): the same sample order on any world size) and each rank takes its slices of it;
+    packed, from the token-budget BucketBatchSampler, dealt to the ranks round-robin (that order depends
+    on the world size);
   - a manifest (`kino data prepare` output): ManifestClips decoded and VAE-encoded during training.
 
 Images first (cfg.image_steps, issue 18): the first image_steps optimizer steps take 1-frame samples only.
@@ -135,17 +138,31 @@ def stream_micro_batches(data: Callable[[Any, int], Iterable[dict]], cfg, layout
 def sampler_micro_batches(dataset: Dataset, shapes: list[tuple[int, int, int]], cfg, layout: Layout,
                           start_step: int, token_budget: int, workers: int = 0,
                           prepare: Callable[[dict, int], dict] | None = None, factors=None) -> MicroBatches:
-    """A map-style data set through the token-budget BucketBatchSampler, one sampler batch per micro-batch.
+    """A map-style data set as this rank's micro-batches from step `start_step`, token-budget batches.
 
-    Batches hold up to token_budget DiT tokens (per micro-batch), bucketed by shape or packed (cfg.packed);
-    each rank takes its own round-robin share of every epoch. The position after `start_step` steps is
-    found by walking the epochs (their order is a pure function of (seed, epoch)). factors: how latent
-    shapes count as tokens (kino.data.buckets.TokenFactors; default the 1x2x2 patch).
+    Bucketed (one shape per batch): each step's global batch is kino.data.buckets_global.GlobalBatches'
+    (the most multiples of cfg.batch_size clips of one shape within token_budget x world_size x accum
+    tokens, at least cfg.batch_size), so the order of the samples is the same on any world size (with
+    the default budget, micro-batch x the largest clip, which is batch_size x the largest clip per step;
+    a given token_budget is per micro-batch, so keep world_size x accum to keep the order), and each
+    rank takes its micro_slices. Packed (cfg.packed: mixed shapes up to token_budget per micro-batch):
+    BucketBatchSampler's batches, one per micro-batch, each rank its round-robin share of every epoch
+    (the order depends on the world size); the position after `start_step` steps is found by walking
+    the epochs. Both orders are pure functions of (seed, epoch), so a resume at any step is exact.
+    factors: how latent shapes count as tokens (kino.data.buckets.TokenFactors; default 1x2x2 patch).
     """
     from kino.data.buckets import BatchMode, BucketBatchSampler
+    from kino.data.buckets_global import GlobalBatches, RankSlices
 
-    sampler = BucketBatchSampler(shapes, token_budget, factors,
-                                 mode=BatchMode.PACKED if cfg.packed else BatchMode.BUCKET,
+    if not cfg.packed:
+        share = layout.world_size * layout.accum
+        layout.micro_size(cfg.batch_size)  # refuses a batch that does not split over the ranks
+        batches = GlobalBatches(shapes, cfg.batch_size, token_budget * share, factors, seed=cfg.seed)
+        ranked = RankSlices(batches, layout.rank, layout.world_size, layout.accum, start_step)
+        loader = DataLoader(_Indexed(dataset, prepare), batch_sampler=ranked, num_workers=workers,
+                            collate_fn=list, persistent_workers=workers > 0)
+        return iter(loader)
+    sampler = BucketBatchSampler(shapes, token_budget, factors, mode=BatchMode.PACKED,
                                  seed=cfg.seed, rank=layout.rank, world_size=layout.world_size)
     skip, epoch = start_step * layout.accum, 0
     while True:

@@ -196,29 +196,15 @@ def micro_batches(dataset, cfg, info, start_step: int, workers: int):
     another world size continues it."""
     from torch.utils.data import DataLoader
 
-    from kino.data.buckets_global import GlobalBatches
+    from kino.data.buckets_global import GlobalBatches, RankSlices
     from kino.train.data import Layout
 
     Layout(info.rank, info.world_size, cfg.grad_accum).micro_size(cfg.batch_size)  # refuses an uneven split
-    sampler = _RankSlices(GlobalBatches(dataset.shapes, cfg.batch_size, seed=cfg.seed), info.rank,
-                          info.world_size, cfg.grad_accum, start_step)
+    sampler = RankSlices(GlobalBatches(dataset.shapes, cfg.batch_size, seed=cfg.seed), info.rank,
+                         info.world_size, cfg.grad_accum, start_step)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=list,
                         persistent_workers=workers > 0)
     return iter(loader)
-
-
-class _RankSlices:
-    """A DataLoader batch sampler: a rank's micro-batches of the global batches, from a step on (endless)."""
-
-    def __init__(self, batches, rank: int, world_size: int, accum: int, start_step: int) -> None:
-        self.batches, self.rank, self.world_size, self.accum = batches, rank, world_size, accum
-        self.start_step = start_step
-
-    def __iter__(self):
-        from kino.data.buckets_global import micro_slices
-
-        for batch in self.batches.steps_from(self.start_step):
-            yield from micro_slices(batch, self.world_size, self.accum, self.rank)
 
 
 def distribute(trainer, info) -> None:
