@@ -113,7 +113,7 @@ def test_every_preset_builds():
     for name, make in VAE_PRESETS.items():
         cfg = make()
         assert cfg.temporal_factor == 4 and cfg.spatial_factor == (4 if name == "world-tiny-v2" else 8), name
-        assert cfg.compression == (12 if name == "world-tiny-v2" else 48)
+        assert cfg.compression == (8 if name == "world-tiny-v2" else 48)
     n = sum(p.numel() for p in CausalVAE(vae_world_tiny()).parameters())
     assert n < 10_000_000
     with torch.device("meta"):
