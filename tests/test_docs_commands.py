@@ -135,8 +135,10 @@ def _dit_config(path: Path) -> None:
     import json
 
     from kino.models.dit import dit_world_tiny
+    from kino.pipeline import builtin_model_dir
 
-    path.write_text(json.dumps(dit_world_tiny(in_channels=16, out_channels=16, text_dim=384, depth=1).to_dict()))
+    z = json.loads((builtin_model_dir() / "vae" / "config.json").read_text())["latent_channels"]  # the VAE _vae_run copies
+    path.write_text(json.dumps(dit_world_tiny(in_channels=z, out_channels=z, text_dim=384, depth=1).to_dict()))
 
 
 FIXTURES = {  # what a document expects the reader to have, by file name
