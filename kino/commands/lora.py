@@ -99,7 +99,11 @@ def train_lora_cmd(
         torch.set_num_threads(threads)
     warn_if_oversubscribed(torch.get_num_threads(), device)
     path = run_lora_training(cfg, model, data, out, resume=resume, device=device, options=options)
-    typer.echo(f"saved {path}")
+    from kino.families.lora import LOW_NOISE_NAME
+
+    low = path.parent / LOW_NOISE_NAME  # Wan 2.2 A14B's low-noise expert, when this run trained it
+    both = str(cfg.expert) == "both" and low.is_file()
+    typer.echo(f"saved {path}" + (f" and {low}" if both else ""))
 
 
 @lora_app.command("export")
