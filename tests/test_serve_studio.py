@@ -30,8 +30,9 @@ def server(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture
-def page(tmp_path):
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for this module's tests (each test gets a fresh context: no shared storage)."""
     if not Path(CHROMIUM).is_file():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not installed at {CHROMIUM}; .ci/run installs Debian's chromium with apt")
@@ -39,12 +40,20 @@ def page(tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
-            yield ctx.pages[0] if ctx.pages else ctx.new_page()
+            yield b
         finally:
-            ctx.close()
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context()  # a fresh profile, as a new browser's
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
 
 
 def test_prompt_progress_playback_and_badge(server, page, tmp_path):
