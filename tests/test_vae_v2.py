@@ -221,3 +221,16 @@ def test_models_do_not_import_training_and_the_stream_does_not_import_the_vae():
             "bad = sorted(m for m in sys.modules if m.startswith('kino.train')); assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_a_fresh_v2_run_fits_its_code_and_steps_0_saves_it(tmp_path):
+    from kino.train.vae import WORLD, VAETrainConfig, make_dataset, train_vae
+
+    cfg = VAETrainConfig(preset="world-tiny-v2", steps=0, code_fit_clips=12, stats_clips=2)
+    path = train_vae(cfg, tmp_path / "run", progress=False)
+    saved = CausalVAE.from_pretrained(path)
+    fresh = CausalVAE(vae_preset("world-tiny-v2"))
+    clips = make_dataset(WORLD, cfg, cfg.seed + 2_000_003, group=1)
+    fresh.init_block_code(item["video"] for _, item in zip(range(12), clips, strict=False))
+    assert all(torch.equal(a, b) for a, b in zip(saved.code.parameters(), fresh.code.parameters(), strict=True))
+    assert not torch.equal(saved.latent_std, torch.ones_like(saved.latent_std))  # statistics measured

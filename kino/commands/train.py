@@ -15,7 +15,8 @@ train_app = typer.Typer(help="Train kino's models.", no_args_is_help=True)
 def train_vae_cmd(
     preset: VAEPreset = typer.Option(VAEPreset.WORLD_TINY, help="Model size."),
     data: str = typer.Option("world", help="'world' (kino's procedural world) or a folder of videos."),
-    steps: int = typer.Option(None, help="Total optimizer steps (a resumed run continues to this). [recipe: 3000]"),
+    steps: int = typer.Option(None, help="Total optimizer steps (a resumed run continues to this; 0 saves the "
+                              "initialized model, e.g. world-tiny-v2's fitted block code). [recipe: 3000]"),
     batch_size: int = typer.Option(None, help="Clips per step. [recipe: 2]"),
     lr: float = typer.Option(None, help="Peak learning rate. [recipe: 5e-4]"),
     out: Path = typer.Option(Path("runs/vae-world-tiny"), help="Run folder for checkpoints."),

@@ -60,7 +60,7 @@ class VAETrainConfig:
     checkpoint_every: int = 200
     keep: int = 3
     log_every: int = 25
-    stats_clips: int = 16  # training clips used to measure the latent mean and std
+    stats_clips: int = 64  # training clips used to measure the latent mean and std
     code_fit_clips: int = 256  # training clips whose blocks fit a fresh block code (PCA), world-tiny v2
     # Decoder fine-tuning (as Stable Diffusion's ft-MSE VAE decoder): with the encoder frozen, the
     # latent space (and its stored statistics) stays fixed, so a DiT can train on it while the
@@ -72,8 +72,9 @@ class VAETrainConfig:
         vae_preset(self.preset)  # raises for an unknown name
         object.__setattr__(self, "sizes", tuple(tuple(int(v) for v in s) for s in self.sizes))
         object.__setattr__(self, "num_frames", tuple(int(t) for t in self.num_frames))
-        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
-            raise InputError("steps, batch_size, checkpoint_every and log_every must be >= 1")
+        if self.steps < 0 or self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise InputError("batch_size, checkpoint_every and log_every must be >= 1 and steps >= 0 (0: save the "
+                             "initialized model, e.g. a fitted block code)")
         if not self.lr > 0:
             raise InputError(f"lr {self.lr} must be > 0")
 
