@@ -9,7 +9,7 @@ from tiny_families import tiny_models  # noqa: F401  (the session fixture)
 from kino.families import load_model
 from kino.serve.app import create_app
 from kino.serve.config import ServeConfig
-from kino.serve.testing import ThreadServer, free_port, isolated_env, wait_video
+from kino.serve.testing import ThreadServer, free_port, isolated_env, studio_page, wait_video
 
 KEY = "sk-kino-families-key"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -61,39 +61,15 @@ def test_openai_client_with_a_wan_model(server, tmp_path):
 def test_studio_shows_only_the_modes_of_the_model(server, tmp_path):
     """In a real browser (Chromium, as tests/test_serve_studio.py): a Wan T2V model hides the storyboard and
     interpolation tabs, the image input and the extend/loop/connect buttons; edit stays."""
-    import os
-    import shutil
-    from pathlib import Path
-
-    chromium = os.environ.get("KINO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not installed at {chromium}")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium, headless=True,
-                                                   args=args)
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.goto(server.url + "/")
-            page.wait_for_selector("#key-box:not([hidden])")
-            page.fill("#api-key", KEY)
-            page.press("#api-key", "Enter")
-            page.wait_for_selector("#status:has-text('ready')")
-            assert page.locator("#tab-prompt").is_visible()
-            assert not page.locator("#tab-board").is_visible() and not page.locator("#tab-interp").is_visible()
-            assert not page.locator("#image").is_visible()
-            page.wait_for_selector(".card")  # the video made by the test above
-            card = page.locator(".card").first
-            assert card.locator(".edit").is_visible() and card.locator(".remix").is_visible()
-            for hidden in (".extend", ".loop", ".connect"):
-                assert not card.locator(hidden).is_visible(), hidden
-        finally:
-            ctx.close()
+    with studio_page(server.url, KEY, tmp_path / "profile") as page:
+        assert page.locator("#tab-prompt").is_visible()
+        assert not page.locator("#tab-board").is_visible() and not page.locator("#tab-interp").is_visible()
+        assert not page.locator("#image").is_visible()
+        page.wait_for_selector(".card")  # the video made by the test above
+        card = page.locator(".card").first
+        assert card.locator(".edit").is_visible() and card.locator(".remix").is_visible()
+        for hidden in (".extend", ".loop", ".connect"):
+            assert not card.locator(hidden).is_visible(), hidden
 
 
 def test_serve_model_name_and_native_sizes(tiny_models, tmp_path, monkeypatch):  # noqa: F811

@@ -4,8 +4,6 @@ model picker, in a real browser (Debian's Chromium, headless, through Playwright
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import urllib.request
 from pathlib import Path
 
@@ -14,12 +12,9 @@ import torch
 
 from kino.serve.app import create_app
 from kino.serve.config import ServeConfig
-from kino.serve.testing import ThreadServer, free_port, shared_model_dir
+from kino.serve.testing import ThreadServer, free_port, shared_model_dir, studio_page
 
 KEY = "sk-kino-lora-key"
-CHROMIUM = os.environ.get("KINO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
 def _lora_file(model_dir: Path, path: Path) -> Path:
@@ -68,30 +63,12 @@ def test_models_and_options_list_the_loras(server):
 
 
 def test_studio_shows_the_loras_beside_the_model(server, tmp_path):
-    if not Path(CHROMIUM).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not installed at {CHROMIUM}; .ci/run installs Debian's chromium with apt")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS)
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url + "/")
-            page.wait_for_selector("#key-box:not([hidden])")
-            page.fill("#api-key", KEY)
-            page.press("#api-key", "Enter")
-            page.wait_for_selector("#status:has-text('ready')")
-            badge = page.locator("#loras")
-            badge.wait_for(state="visible")
-            assert badge.inner_text() == "LoRA film-grain.safetensors \u00d70.75"
-            assert "high-noise expert" in badge.get_attribute("title")
-            header = page.locator("header").inner_text()
-            assert header.index("model tiny") < header.index("LoRA film-grain")  # beside the model's name
-            assert not errors, errors
-        finally:
-            ctx.close()
+    errors: list[str] = []
+    with studio_page(server.url, KEY, tmp_path / "profile", errors) as page:
+        badge = page.locator("#loras")
+        badge.wait_for(state="visible")
+        assert badge.inner_text() == "LoRA film-grain.safetensors \u00d70.75"
+        assert "high-noise expert" in badge.get_attribute("title")
+        header = page.locator("header").inner_text()
+        assert header.index("model tiny") < header.index("LoRA film-grain")  # beside the model's name
+        assert not errors, errors

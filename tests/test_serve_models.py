@@ -25,6 +25,7 @@ from kino.serve.testing import (
     isolated_env,
     shared_model_dir,
     shared_pipe,
+    studio_page,
     wait_video,
     write_plain_mp4,
 )
@@ -193,38 +194,15 @@ def test_a_queued_job_of_a_model_no_longer_served_fails_on_restart(tiny_models, 
 
 def test_studio_offers_the_chosen_models_sizes(server, tmp_path):
     """In Chromium: the aspect and size choices are the picked model's (kino's 64x64; LTX's 32x32 and 64x32)."""
-    import os
-    import shutil
-
-    chromium = os.environ.get("KINO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not installed at {chromium}")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium, headless=True,
-                                                   args=args)
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.goto(server.url + "/")
-            page.wait_for_selector("#key-box:not([hidden])")
-            page.fill("#api-key", KEY)
-            page.press("#api-key", "Enter")
-            page.wait_for_selector("#status:has-text('ready')")
-            assert page.locator("#aspect option").all_inner_texts() == ["square"]
-            assert page.locator("#size option").all_inner_texts() == ["64x64"]
-            page.select_option("#model-pick", "ltx")
-            assert page.locator("#aspect option").all_inner_texts() == ["square", "landscape"]
-            assert page.locator("#size option").all_inner_texts() == ["32x32"]
-            page.select_option("#aspect", "landscape")
-            assert page.locator("#size option").all_inner_texts() == ["64x32"]
-            assert page.locator("#board-size option").all_inner_texts() == ["32x32"]
-        finally:
-            ctx.close()
+    with studio_page(server.url, KEY, tmp_path / "profile") as page:
+        assert page.locator("#aspect option").all_inner_texts() == ["square"]
+        assert page.locator("#size option").all_inner_texts() == ["64x64"]
+        page.select_option("#model-pick", "ltx")
+        assert page.locator("#aspect option").all_inner_texts() == ["square", "landscape"]
+        assert page.locator("#size option").all_inner_texts() == ["32x32"]
+        page.select_option("#aspect", "landscape")
+        assert page.locator("#size option").all_inner_texts() == ["64x32"]
+        assert page.locator("#board-size option").all_inner_texts() == ["32x32"]
 
 
 def test_a_size_a_model_cannot_make_or_that_names_no_served_model_stops_the_start(tiny_models, tmp_path,  # noqa: F811

@@ -19,6 +19,7 @@ from kino.serve.testing import (
     isolated_env,
     shared_model_dir,
     shared_pipe,
+    studio_page,
     wait_video,
 )
 
@@ -95,38 +96,15 @@ def test_two_models_at_once(server, tmp_path):
 def test_studio_model_picker(server, tmp_path):
     """In Chromium: the picker lists both models; choosing Wan hides the storyboard tab and the image input,
     and a video made from the studio then runs on Wan."""
-    import os
-    import shutil
-
-    chromium = os.environ.get("KINO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not installed at {chromium}")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium, headless=True,
-                                                   args=args)
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.goto(server.url + "/")
-            page.wait_for_selector("#key-box:not([hidden])")
-            page.fill("#api-key", KEY)
-            page.press("#api-key", "Enter")
-            page.wait_for_selector("#status:has-text('ready')")
-            assert page.locator("#model-pick").is_visible()
-            assert page.locator("#model-pick option").all_inner_texts() == ["tiny (kino)", "wan (wan)"]
-            assert page.locator("#tab-board").is_visible() and page.locator("#image").is_visible()
-            page.select_option("#model-pick", "wan")
-            assert not page.locator("#tab-board").is_visible() and not page.locator("#image").is_visible()
-            page.fill("#prompt", "a dog runs on the beach")
-            page.click("#prompt-form button[type=submit]")
-            page.wait_for_selector("#status:has-text('queued')")
-        finally:
-            ctx.close()
+    with studio_page(server.url, KEY, tmp_path / "profile") as page:
+        assert page.locator("#model-pick").is_visible()
+        assert page.locator("#model-pick option").all_inner_texts() == ["tiny (kino)", "wan (wan)"]
+        assert page.locator("#tab-board").is_visible() and page.locator("#image").is_visible()
+        page.select_option("#model-pick", "wan")
+        assert not page.locator("#tab-board").is_visible() and not page.locator("#image").is_visible()
+        page.fill("#prompt", "a dog runs on the beach")
+        page.click("#prompt-form button[type=submit]")
+        page.wait_for_selector("#status:has-text('queued')")
     jobs = httpx.get(f"{server.url}/v1/videos", headers={"Authorization": f"Bearer {KEY}"}).json()["data"]
     assert jobs[0]["model"] == "wan", jobs[0]
 

@@ -234,3 +234,42 @@ def wait_video(client, vid: str, timeout: float = 90.0, progress: list | None = 
             return v
         time.sleep(0.1)
     raise TimeoutError(vid)
+
+
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync")
+
+
+@contextmanager
+def studio_page(url: str, key: str, profile: str | os.PathLike, errors: list | None = None) -> Iterator:
+    """A headless Debian Chromium (Playwright) on the studio at `url`, signed in with `key` and ready.
+
+    Without Chromium the test is skipped, or fails under CI (.ci/run installs it). Page errors are
+    appended to `errors` when given.
+    """
+    import shutil
+
+    import pytest
+
+    chromium = os.environ.get("KINO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is not installed at {chromium}; .ci/run installs Debian's chromium with apt")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=chromium, headless=True,
+                                                   args=list(CHROMIUM_ARGS))
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            if errors is not None:
+                page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/")
+            page.wait_for_selector("#key-box:not([hidden])")
+            page.fill("#api-key", key)
+            page.press("#api-key", "Enter")
+            page.wait_for_selector("#status:has-text('ready')")
+            yield page
+        finally:
+            ctx.close()
