@@ -51,7 +51,7 @@ def main() -> None:
             spatial_factor=f, temporal_factor=t, patch_size=min(4, f), shortcut=True, widths=(8,) * (levels + 1),
             chunk_frames=16))
     for text in a.block_code:
-        from kino.data.world import WorldClips
+        from kino.train.vae import WORLD, VAETrainConfig, make_dataset
 
         shape, _, z = text.partition(":")
         f, _, t = shape.partition("x")
@@ -59,8 +59,8 @@ def main() -> None:
         levels = max(t.bit_length() - 1, (f // min(4, f)).bit_length() - 1)
         model = CausalVAE(VAEConfig(spatial_factor=f, temporal_factor=t, patch_size=min(4, f), latent_channels=z,
                                     shortcut=True, block_code=True, widths=(8,) * (levels + 1), chunk_frames=16))
-        clips = WorldClips(seed=2_000_003, sizes=((64, 64), (96, 64), (64, 96)), num_frames=(9, 17),
-                           caption_levels=(), image_prob=0.3)  # the VAE trainer's fitting stream
+        rec = VAETrainConfig()
+        clips = make_dataset(WORLD, rec, rec.seed + 2_000_003, group=1)  # the VAE trainer's fitting stream
         model.init_block_code(item["video"] for _, item in zip(range(a.fit_clips), clips, strict=False))
         models[f"block code {f}x{f}x{t}, {z} ch"] = model
     results = {name: ceiling(m, a.suite, a.n) for name, m in models.items()}

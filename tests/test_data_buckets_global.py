@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from train_helpers import LATENT_SHAPES, IdClips
 
 from kino.data.buckets_global import GlobalBatches, micro_slices
 from kino.errors import InputError
@@ -11,26 +11,10 @@ from kino.train.distributed import DistInfo, Parallel
 from kino.train.lora import LoRATrainConfig
 from kino.train.lora_loop import micro_batches
 
-OPTIONS = [(1, 8, 8), (3, 8, 8), (3, 6, 10), (5, 8, 8)]
-
-
-class _Ids:
-    """A map-style data set of 23 clips of mixed latent shapes whose items are their ids."""
-
-    def __init__(self, n: int = 23) -> None:
-        rng = np.random.default_rng(1)
-        self.shapes = [OPTIONS[i] for i in rng.integers(len(OPTIONS), size=n)]
-
-    def __len__(self) -> int:
-        return len(self.shapes)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"id": i}
-
 
 def _sequence(world: int, accum: int, steps: int, start: int = 0) -> list[list[int]]:
     """The ids each step trains on over all ranks, in global micro-batch order (rank-major, then k)."""
-    data = _Ids()
+    data = IdClips()
     cfg = LoRATrainConfig(batch_size=4, grad_accum=accum, seed=3)
     ranks = [micro_batches(data, cfg, DistInfo(r, world, 0, Parallel.DDP if world > 1 else Parallel.NONE),
                            start, 0) for r in range(world)]
@@ -53,7 +37,7 @@ def test_global_order_is_independent_of_the_world_size():
 
 
 def test_epochs_cover_every_sample_in_whole_batches():
-    data = _Ids()
+    data = IdClips()
     g = GlobalBatches(data.shapes, batch_size=4, seed=3)
     for epoch in range(3):
         batches = g.epoch_batches(epoch)
@@ -61,7 +45,7 @@ def test_epochs_cover_every_sample_in_whole_batches():
         for b in batches:
             assert len(b) % 4 == 0 and len({data.shapes[i] for i in b}) == 1  # whole steps, one shape
             assert sum(int(g.tokens[i]) for i in b) <= max(g.budget, 4 * int(g.tokens[b[0]]))
-        assert sum(len(b) for b in batches) - len(data) < 4 * len(OPTIONS)  # top-ups: < one step per shape
+        assert sum(len(b) for b in batches) - len(data) < 4 * len(LATENT_SHAPES)  # top-ups: < one step per shape
     assert g.epoch_batches(0) != g.epoch_batches(1)
     assert g.position(len(g.epoch_batches(0))) == (1, 0)
 
@@ -71,4 +55,4 @@ def test_uneven_split_is_refused():
     with pytest.raises(InputError, match="multiple of 6"):
         micro_slices(list(range(8)), 3, 2, 0)
     with pytest.raises(InputError, match="multiple of processes x grad_accum"):
-        micro_batches(_Ids(), LoRATrainConfig(batch_size=4), DistInfo(0, 3, 0, Parallel.DDP), 0, 0)
+        micro_batches(IdClips(), LoRATrainConfig(batch_size=4), DistInfo(0, 3, 0, Parallel.DDP), 0, 0)

@@ -4,29 +4,12 @@ another world size; packed batches keep BucketBatchSampler's round-robin order (
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from train_helpers import tiny_vae
+from train_helpers import IdClips, tiny_vae
 
 from kino.models.text import TextEncoder
 from kino.train.data import Layout, default_token_budget, prepared_micro_batches, sampler_micro_batches
 from kino.train.dit import DiTTrainConfig
-
-OPTIONS = [(1, 8, 8), (3, 8, 8), (3, 6, 10), (5, 8, 8)]  # latent shapes (t, h, w)
-
-
-class _Ids:
-    """A map-style data set of 23 clips of mixed latent shapes whose items are their ids."""
-
-    def __init__(self, n: int = 23) -> None:
-        rng = np.random.default_rng(1)
-        self.shapes = [OPTIONS[i] for i in rng.integers(len(OPTIONS), size=n)]
-
-    def __len__(self) -> int:
-        return len(self.shapes)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"id": i}
 
 
 def _steps(make, world: int, accum: int, steps: int, start: int = 0) -> list[list]:
@@ -37,7 +20,7 @@ def _steps(make, world: int, accum: int, steps: int, start: int = 0) -> list[lis
 
 
 def test_bucketed_order_is_independent_of_the_world_size():
-    data, cfg = _Ids(), DiTTrainConfig(batch_size=4, seed=3)
+    data, cfg = IdClips(), DiTTrainConfig(batch_size=4, seed=3)
 
     def make(layout, start):  # what prepared_micro_batches passes: the default per-micro-batch budget
         budget = default_token_budget(data.shapes, layout.micro_size(cfg.batch_size))
@@ -55,7 +38,7 @@ def test_bucketed_order_is_independent_of_the_world_size():
 
 
 def test_packed_order_still_resumes_by_step():
-    data, cfg = _Ids(), DiTTrainConfig(batch_size=4, seed=3, packed=True)
+    data, cfg = IdClips(), DiTTrainConfig(batch_size=4, seed=3, packed=True)
     budget = 4 * 5 * 4 * 4  # four of the largest clips' DiT tokens per micro-batch
 
     def make(layout, start):

@@ -78,3 +78,22 @@ def losses(run: Path) -> dict[int, float]:
         if "loss" in rec:
             out[rec["step"]] = rec["loss"]
     return out
+
+
+LATENT_SHAPES = [(1, 8, 8), (3, 8, 8), (3, 6, 10), (5, 8, 8)]  # (t, h, w)
+
+
+class IdClips:
+    """A map-style data set of 23 clips of mixed latent shapes (`shapes`) whose items are their ids."""
+
+    def __init__(self, n: int = 23) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(1)
+        self.shapes = [LATENT_SHAPES[i] for i in rng.integers(len(LATENT_SHAPES), size=n)]
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"id": i}

@@ -65,6 +65,7 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
                  model_config=None, options: RunOptions | None = None) -> Path:
     """Train (or resume) into out_dir/checkpoints; write the EMA pipeline to out_dir/pipeline; return it."""
     from kino.models.text import TextEncoder
+    from kino.train.checkpoint import latest_checkpoint
     from kino.train.distributed import barrier, distribute, init_distributed, shutdown, sum_over_ranks
     from kino.train.dit import DiTTrainer
     from kino.train.monitor import Monitor
@@ -76,15 +77,16 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
     try:
         check_run_folder(out, resume, options.overwrite, info)
         trainer = DiTTrainer(cfg, vae, TextEncoder(), device, model_config)
-        distribute(trainer, info)
-        if resume:
-            trainer.resume(out / "checkpoints")
-        if options.init_from and trainer.step_count == 0:  # a resumed run keeps its own weights
+        if options.init_from and not (resume and latest_checkpoint(out / "checkpoints")):
+            # before DDP/FSDP2 wrap or shard the model; a resumed run keeps its own weights
             from kino.train.warm_start import warm_start
 
             started = warm_start(trainer.model, options.init_from, trainer.ema)
             if info.is_main:
                 print(f"kino: {started.summary()}", file=sys.stderr)
+        distribute(trainer, info)
+        if resume:
+            trainer.resume(out / "checkpoints")
         batches = micro_batches(cfg, options, data, info, trainer.step_count, trainer.model.config.patch_size)
         monitor = Monitor(out, cfg.steps, trainer.step_count, enabled=info.is_main,
                           tensorboard=options.tensorboard, console=options.console, log_every=options.log_every)
