@@ -54,8 +54,9 @@ def test_forward_shape_and_zero_init_output():
     assert torch.count_nonzero(out) == 0  # the final layer starts at zero (DiT's initialize_weights)
 
 
-def test_packed_matches_one_by_one():
-    m = randomised(tiny())
+@pytest.mark.parametrize("pooled", [False, True])
+def test_packed_matches_one_by_one(pooled):
+    m = randomised(tiny(pooled_text=pooled))
     xs = [torch.randn(4, 3, 4, 6), torch.randn(4, 1, 6, 2), torch.randn(4, 2, 2, 2)]
     ts = [torch.tensor(0.3), torch.tensor([0.5]), torch.tensor([0.0, 0.8])]
     text = torch.randn(3, 6, 16)
@@ -70,8 +71,9 @@ def test_packed_matches_one_by_one():
             assert (one - packed[i]).abs().max() < 1e-5
 
 
-def test_padding_text_is_ignored():
-    m = randomised(tiny())
+@pytest.mark.parametrize("pooled", [False, True])
+def test_padding_text_is_ignored(pooled):
+    m = randomised(tiny(pooled_text=pooled))
     x, text = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 3, 16)
     padded = torch.cat([text, torch.randn(1, 4, 16)], dim=1)
     mask = torch.tensor([[True] * 3 + [False] * 4])
@@ -162,3 +164,25 @@ def test_rope_is_relative():
     assert torch.allclose(rq.norm(dim=-1), q.norm().expand(4), atol=1e-5)
     assert torch.allclose(rq[0] @ rk[1], rq[2] @ rk[3], atol=1e-4)
     assert not torch.allclose(rq[0] @ rk[1], rq[0] @ rk[3], atol=1e-3)
+
+
+def test_pooled_text_starts_as_nothing_then_conditions_the_modulation(tmp_path):
+    """pooled_text: a model with it equals one without it at initialisation (its last layer is zero), so a
+    warm start is unchanged; once that layer is trained the text changes the output through adaLN alone."""
+    from kino.train.warm_start import warm_start
+
+    plain = randomised(tiny())
+    pooled = DiT(tiny(pooled_text=True)).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    started = warm_start(pooled, tmp_path / "plain")
+    assert sorted(started.skipped) == [f"text_pool.{i}.{w} (absent)" for i in (0, 2) for w in ("bias", "weight")]
+    x, text = torch.randn(2, 4, 2, 4, 4), torch.randn(2, 3, 16)
+    with torch.no_grad():
+        assert torch.equal(plain(x, torch.tensor([0.4, 0.7]), text), pooled(x, torch.tensor([0.4, 0.7]), text))
+        pooled.text_pool[2].weight.normal_(0, 0.5)
+        for block in pooled.blocks:  # cut cross-attention: only the pooled vector carries the text
+            block.cross.out.weight.zero_()
+            block.cross.out.bias.zero_()
+        a = pooled(x, torch.tensor([0.4, 0.7]), text)
+        b = pooled(x, torch.tensor([0.4, 0.7]), text.flip(0))
+    assert (a - b).abs().mean() > 1e-3

@@ -55,3 +55,48 @@ def test_export_swaps_in_a_finetuned_decoder_only(run, tmp_path):
     tuned.save_pretrained(tmp_path / "other")
     code, _, err = run(["model", "export", str(src), str(tmp_path / "x"), "--vae", str(tmp_path / "other")])
     assert code == 2 and "another encoder" in err and not (tmp_path / "x").exists()
+
+
+def test_export_a_training_checkpoint_with_its_recipe(run, tmp_path):
+    """`kino model export RUN/checkpoints/step-N DEST --vae VAE [--weights raw]`: any checkpoint of a run is a
+    pipeline, with the EMA (or raw) weights and the run's time shift, fps and sizes as sampling defaults."""
+    from safetensors.torch import load_file
+
+    from kino.diffusion.flow import FlowConfig
+    from kino.models.dit import DiTConfig
+    from kino.models.vae import CausalVAE, VAEConfig
+    from kino.train.dit import DiTTrainConfig
+    from kino.train.loop import train_dit
+
+    def clips(cfg, start):
+        i = start
+        while True:
+            g = torch.Generator().manual_seed(i)
+            yield {"video": torch.rand(3, 5, 16, 16, generator=g) * 2 - 1, "caption": f"clip {i % 3}"}
+            i += 1
+
+    torch.manual_seed(0)
+    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=4, widths=(8, 8, 8)))
+    vae.save_pretrained(tmp_path / "vae")
+    cfg = DiTTrainConfig(steps=2, batch_size=2, lr=1e-3, warmup=1, checkpoint_every=1, ema_decay=0.5, fps=12.0,
+                         sizes=((16, 16),), flow=FlowConfig(base_shift=3.0, reference_tokens=8))
+    dit = DiTConfig(in_channels=4, out_channels=4, dim=32, depth=1, num_heads=2, ffn_dim=64, text_dim=384)
+    run_pipe = train_dit(cfg, vae, tmp_path / "run", data=clips, model_config=dit, tensorboard=False)
+    step2 = tmp_path / "run" / "checkpoints" / "step-00000002"
+    code, _, err = run(["model", "export", step2, tmp_path / "ema", "--vae", tmp_path / "vae", "--dtype", "float32"])
+    assert code == 0, err
+    got, want = KinoPipeline.from_pretrained(tmp_path / "ema"), KinoPipeline.from_pretrained(run_pipe)
+    assert all(torch.equal(p, q) for p, q in zip(got.transformer.state_dict().values(),
+                                                  want.transformer.state_dict().values(), strict=True))
+    s = got.scheduler
+    assert (s.base_shift, s.reference_tokens, s.fps, s.trained_sizes) == (3.0, 8, 12.0, ((16, 16),))
+    code, _, err = run(["model", "export", step2, tmp_path / "raw", "--vae", tmp_path / "vae", "--weights", "raw",
+                        "--dtype", "float32"])
+    assert code == 0, err
+    raw = load_file(str(step2 / "model.safetensors"))
+    got = KinoPipeline.from_pretrained(tmp_path / "raw").transformer.state_dict()
+    ema = want.transformer.state_dict()
+    assert all(torch.equal(got[k], raw[k]) for k in raw)
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)  # EMA 0.5: the two differ
+    code, _, err = run(["model", "export", step2, tmp_path / "x"])
+    assert code == 2 and "give --vae" in err and not (tmp_path / "x").exists()

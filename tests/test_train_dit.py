@@ -204,3 +204,34 @@ def test_a_new_run_into_an_old_one_is_refused(tmp_path):
         train_dit(cfg(steps=2), tiny_vae(), run, data=fake_stream, model_config=DIT, tensorboard=False)
     train_dit(cfg(steps=2), tiny_vae(), run, data=fake_stream, model_config=DIT, tensorboard=False, overwrite=True)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # each step once, not twice
+
+
+def test_the_training_time_shift_is_the_pipelines_sampling_shift(tmp_path):
+    """`--flow-option base_shift=... reference_tokens=...` (issue 18): the trainer draws t with that shift and
+    the saved pipeline samples with it, at the sizes it was trained at."""
+    from kino.diffusion.flow import FlowConfig, sample_t
+
+    flow = FlowConfig.from_options(["base_shift=2.5", "reference-tokens=8"])
+    assert (flow.base_shift, flow.reference_tokens) == (2.5, 8)
+    run = train_dit(cfg(steps=2, flow=flow), tiny_vae(), tmp_path / "run", data=fake_stream, model_config=DIT,
+                    tensorboard=False)
+    pipe = KinoPipeline.from_pretrained(run)
+    s = pipe.scheduler
+    assert (s.base_shift, s.reference_tokens, s.max_shift) == (2.5, 8, flow.max_shift)
+    assert s.trained_sizes == cfg().sizes
+    # a 16x16x5 clip is 2 latent frames of 4x4 with 2x2 patches: 8 tokens, the reference: shift 2.5 both ways
+    assert pipe.shift_for((1, 4, 2, 4, 4)) == pytest.approx(2.5) == flow.time_shift(8)
+    g = torch.Generator().manual_seed(0)
+    shifted, plain = sample_t((20000,), flow, flow.time_shift(8), g), sample_t((20000,), FlowConfig(), 1.0, g)
+    assert shifted.median() > plain.median() + 0.15  # more noise: logit-normal mean + ln 2.5
+
+
+@pytest.mark.parametrize("pair, message", [("base_shif=2", "KEY one of sampling, logit_mean"),
+                                           ("base_shift=x", "base_shift takes a float"),
+                                           ("sampling=beta", "sampling is one of uniform, logit-normal"),
+                                           ("base_shift=0", "0 < base_shift")])
+def test_bad_flow_options_are_one_line(pair, message):
+    from kino.diffusion.flow import FlowConfig
+
+    with pytest.raises(InputError, match=message):
+        FlowConfig.from_options([pair])

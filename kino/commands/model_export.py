@@ -19,13 +19,17 @@ MAX_FILE_MIB = 16.0
 
 
 def export(
-    source: Annotated[Path, typer.Argument(help="A pipeline folder (e.g. RUN/pipeline from `kino train dit`).")],
+    source: Annotated[Path, typer.Argument(help="A pipeline folder (e.g. RUN/pipeline from `kino train dit`), or a "
+                                                "training checkpoint (RUN/checkpoints/step-N) with --vae.")],
     dest: Annotated[Path, typer.Argument(help="Where to write the exported pipeline folder.")],
     dtype: Annotated[str, typer.Option(help=f"Weights dtype: {', '.join(DTYPES)}.")] = "float16",
     steps: Annotated[int | None, typer.Option(help="Default sampling steps to store.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Default text guidance scale to store.")] = None,
     vae: Annotated[Path | None, typer.Option(help="A VAE whose decoder replaces the pipeline's (a decoder "
-                                                  "fine-tuned with --freeze-encoder: same encoder, same latents).")] = None,
+                                                  "fine-tuned with --freeze-encoder: same encoder, same latents); "
+                                                  "for a checkpoint SOURCE, the VAE its run trained on.")] = None,
+    weights: Annotated[str, typer.Option(help="A checkpoint SOURCE's weights: ema (what the run's pipeline gets) "
+                                              "or raw (the optimizer's).")] = "ema",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing destination.")] = False,
     force: Annotated[bool, typer.Option("--force", hidden=True, help="The old name of --overwrite.")] = False,
 ) -> None:
@@ -42,9 +46,14 @@ def export(
         raise InputError(f"{dest} already exists; pass --overwrite to replace it")
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be at least 1, got {steps}")
-    pipe = KinoPipeline.from_pretrained(source)
-    if vae is not None:
-        pipe.vae = _same_latent_space(pipe.vae, vae)
+    if weights not in ("ema", "raw"):
+        raise InputError(f"--weights {weights!r} is not ema or raw")
+    if (source / "state.pt").is_file():  # a training checkpoint: the DiT, its run's VAE and recipe
+        pipe = _checkpoint_pipeline(source, vae, weights)
+    else:
+        pipe = KinoPipeline.from_pretrained(source)
+        if vae is not None:
+            pipe.vae = _same_latent_space(pipe.vae, vae)
     changes = {k: v for k, v in {"num_inference_steps": steps, "guidance_scale": guidance}.items() if v is not None}
     if changes:
         pipe.scheduler = dataclasses.replace(pipe.scheduler, **changes)
@@ -60,6 +69,42 @@ def export(
     if too_big:
         typer.echo(f"note: {', '.join(too_big)} {'is' if len(too_big) == 1 else 'are'} over {MAX_FILE_MIB:g} MiB: "
                    f"fine to use, but kino's own repository ships no weights file that large")
+
+
+def _checkpoint_pipeline(source: Path, vae: Path | None, weights: str):
+    """A pipeline from a `kino train dit` checkpoint folder: its EMA (or raw) DiT, the VAE the run trained
+    on and the sampling defaults of its recipe (time shift, fps, trained sizes: kino.train.loop)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from kino.models.dit import DiT, DiTConfig
+    from kino.models.text import TextEncoder
+    from kino.models.vae import CausalVAE
+    from kino.pipeline import KinoPipeline
+    from kino.train.checkpoint import is_sharded
+    from kino.train.dit import DiTTrainConfig
+    from kino.train.loop import training_scheduler
+    from kino.train.vae_folder import resolve_vae
+
+    if vae is None:
+        raise InputError(f"{source} is a training checkpoint: give --vae, the VAE its run trained on")
+    if is_sharded(source):
+        raise InputError(f"{source} is a sharded (DCP) checkpoint; resume its run on one process and let it "
+                         "write RUN/pipeline, or export a single-process checkpoint")
+    import json
+
+    state = torch.load(source / "state.pt", map_location="cpu", weights_only=False)
+    dit = DiT(DiTConfig.from_dict(json.loads((source / "config.json").read_text())))
+    dit.load_state_dict(state["ema"] if weights == "ema" and state.get("ema") is not None
+                        else load_file(str(source / "model.safetensors")))
+    train = dict(state.get("extra", {}).get("train") or {})
+    known = {f for f in DiTTrainConfig.__dataclass_fields__}
+    cfg = DiTTrainConfig(**{k: v for k, v in train.items() if k in known})
+    model_vae = CausalVAE.from_pretrained(resolve_vae(vae))
+    if model_vae.config.latent_channels != dit.config.in_channels:
+        raise InputError(f"--vae {vae} has {model_vae.config.latent_channels} latent channels; the checkpoint's "
+                         f"DiT takes {dit.config.in_channels}")
+    return KinoPipeline(dit, model_vae, TextEncoder(), training_scheduler(cfg))
 
 
 def _same_latent_space(old, path: Path):

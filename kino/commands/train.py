@@ -115,6 +115,10 @@ def train_dit_cmd(
                                     "then the configured mix. [recipe: 0]"),
     caption_level: list[str] = typer.Option(None, help="Caption levels short|medium|detailed, drawn "
                                             "evenly (repeat one to weight it; a cache draws among each clip's). [recipe: short, medium, detailed]"),
+    flow_option: list[str] = typer.Option(None, help="A rectified-flow setting KEY=VALUE (repeat): base_shift, "
+                                          "reference_tokens, max_shift, sampling, logit_mean, logit_std, "
+                                          "caption_dropout; the shift also becomes the pipeline's sampling shift "
+                                          "(docs/training.md)."),
     allow_uncaptioned: bool = typer.Option(False, "--allow-uncaptioned", help="Train on cache/manifest data "
                                            "without captions (unconditional); refused otherwise."),
     token_budget: int = typer.Option(0, help="DiT tokens per micro-batch for cache/manifest data "
@@ -147,6 +151,7 @@ def train_dit_cmd(
 
     import torch
 
+    from kino.diffusion.flow import FlowConfig
     from kino.errors import InputError
     from kino.models.dit import DiTConfig
     from kino.models.vae import CausalVAE
@@ -170,7 +175,8 @@ def train_dit_cmd(
              "checkpoint_every": checkpoint_every, "keep": keep,
              "sizes": tuple(_size(s) for s in size) if size else None,
              "num_frames": tuple(frames) if frames else None, "image_steps": image_steps,
-             "caption_levels": tuple(caption_level) if caption_level else None}
+             "caption_levels": tuple(caption_level) if caption_level else None,
+             "flow": FlowConfig.from_options(flow_option) if flow_option else None}
     cfg = DiTTrainConfig(preset=preset, packed=packed, gradient_checkpointing=gradient_checkpointing,
                          compile=compile, seed=seed,
                          **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults

@@ -7,6 +7,7 @@ is a clean condition. No network code here, and no diffusion maths in the networ
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,6 +47,32 @@ class FlowConfig:
             raise InputError(f"reference_tokens must be positive, got {self.reference_tokens}")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise InputError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+
+    @classmethod
+    def from_options(cls, pairs: list[str] | tuple[str, ...]) -> FlowConfig:
+        """A config from KEY=VALUE strings over the defaults (`kino train dit --flow-option`), e.g.
+        base_shift=2.2 reference_tokens=80; InputError (one line) naming the valid keys otherwise."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        given: dict[str, object] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in fields:
+                raise InputError(f"--flow-option {pair!r} is not KEY=VALUE with KEY one of {', '.join(fields)}")
+            kind = type(getattr(cls(), key))
+            try:
+                given[key] = value.strip() if issubclass(kind, str) else kind(value)
+            except ValueError:
+                raise InputError(f"--flow-option {pair!r}: {key} takes a {kind.__name__}") from None
+        try:
+            return cls(**given)
+        except ValueError as e:  # an unknown sampling name
+            raise InputError(f"--flow-option: {e}; sampling is one of "
+                             f"{', '.join(s.value for s in TimestepSampling)}") from None
+
+    def time_shift(self, num_tokens: int) -> float:
+        """The shift training applies to a clip of num_tokens DiT tokens (token_shift of this config)."""
+        return token_shift(num_tokens, self.base_shift, self.reference_tokens, self.max_shift)
 
 
 @dataclass(frozen=True)

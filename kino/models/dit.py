@@ -53,6 +53,10 @@ class DiTConfig:
     # Denoising Generative Models Denoise", JiT: x-prediction with the velocity loss).
     prediction: str = "velocity"
     min_t: float = 0.05
+    # A pooled text vector into adaLN beside cross-attention (SD3 and Flux add a pooled CLIP vector to the
+    # timestep embedding): the masked mean of the text states through an MLP whose last layer starts at
+    # zero, so a model warm-started without it begins unchanged.
+    pooled_text: bool = False
 
     def __post_init__(self) -> None:
         if self.prediction not in ("velocity", "sample"):
@@ -146,8 +150,10 @@ class TimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.proj = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, t: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, t: Tensor, extra: Tensor | None = None) -> tuple[Tensor, Tensor]:
         temb = self.mlp(timestep_features(t, self.freq_dim).to(self.mlp[0].weight.dtype))  # (..., D)
+        if extra is not None:  # the pooled text, broadcast over t's groups: (B, 1, D) or (1, N, D)
+            temb = temb + extra
         mod = rearrange(self.proj(temb), "... (six d) -> ... six d", six=6)  # (..., 6, D)
         return temb, mod
 
@@ -285,6 +291,9 @@ class DiT(nn.Module):
             nn.Linear(config.text_dim, config.dim), nn.GELU(approximate="tanh"), nn.Linear(config.dim, config.dim)
         )
         self.time = TimeEmbedding(config.freq_dim, config.dim)
+        if config.pooled_text:
+            self.text_pool = nn.Sequential(nn.Linear(config.text_dim, config.dim), nn.SiLU(),
+                                           nn.Linear(config.dim, config.dim))
         self.rope = RotaryEmbedding3D(config.head_dim, config.rope_theta)
         self.blocks = nn.ModuleList([DiTBlock(config) for _ in range(config.depth)])
         self.final = FinalLayer(config)
@@ -299,7 +308,10 @@ class DiT(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.time.mlp[0].weight, std=0.02)
         nn.init.normal_(self.time.mlp[2].weight, std=0.02)
-        for lin in (self.time.proj[1], self.final.ada[1], self.final.proj):
+        zero = [self.time.proj[1], self.final.ada[1], self.final.proj]
+        if self.config.pooled_text:
+            zero.append(self.text_pool[2])
+        for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         for block in self.blocks:
@@ -320,6 +332,19 @@ class DiT(nn.Module):
             raise InputError(f"per-frame t must be ({batch}, {frames}), got {tuple(t.shape)}")
         return t.reshape(batch, frames // pt, pt).mean(-1)  # (B, T/pt)
 
+    def _pooled(self, text: Tensor, text_mask: Tensor | None) -> Tensor | None:
+        """The pooled text vector (B, 1, D) for adaLN (config.pooled_text), or None: the masked mean of the
+        text states through text_pool."""
+        if not self.config.pooled_text:
+            return None
+        states = text.to(self.patch_embed.weight.dtype)  # (B, L, text_dim)
+        if text_mask is None:
+            mean = states.mean(1)
+        else:
+            w = text_mask.to(states.dtype)[..., None]  # (B, L, 1)
+            mean = (states * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, text_dim)
+        return self.text_pool(mean)[:, None]  # (B, 1, D)
+
     def _text(self, text: Tensor, text_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if text.dim() != 3 or text.shape[-1] != self.config.text_dim:
             raise InputError(f"text must be (B, L, {self.config.text_dim}), got {tuple(text.shape)}")
@@ -336,9 +361,10 @@ class DiT(nn.Module):
             raise InputError(f"x must be (B, {self.config.in_channels}, T, H, W), got {tuple(x.shape)}")
         b = x.shape[0]
         patches = patchify(x, self.config.patch_size)
-        temb, mod = self.time(self._frame_t(torch.as_tensor(t, device=x.device), b, x.shape[2]))  # (B, G, ..)
-        rope = self.rope.for_grid(patches.grid, x.device)  # (N, hd/2) complex
         ctx, cross_mask = self._text(text, text_mask)
+        frame_t = self._frame_t(torch.as_tensor(t, device=x.device), b, x.shape[2])  # (B, G)
+        temb, mod = self.time(frame_t, self._pooled(text, text_mask))  # (B, G, D), (B, G, 6, D)
+        rope = self.rope.for_grid(patches.grid, x.device)  # (N, hd/2) complex
         h = self.patch_embed(patches.tokens)  # (B, N, D)
         h = self._blocks(h, mod, rope, ctx, None, cross_mask)
         out = self.final(h, temb)  # (B, N, C*pt*ph*pw)
@@ -371,7 +397,9 @@ class DiT(nn.Module):
             seq_ids.append(torch.full((p.tokens.shape[1],), i, device=dev))
             grids.append(p.grid)
         seq = torch.cat(seq_ids)  # (N,)
-        temb, mod = self.time(torch.cat(tok_t)[None])  # (1, N, D), (1, N, 6, D): one group per token
+        pooled = self._pooled(text, text_mask)  # (B, 1, D) or None
+        per_token = None if pooled is None else pooled[seq, 0][None]  # (1, N, D): each token its clip's
+        temb, mod = self.time(torch.cat(tok_t)[None], per_token)  # (1, N, D), (1, N, 6, D): one group per token
         ctx_all, _ = self._text(text, None)  # (B, L, D)
         valid = text_mask.bool() if text_mask is not None else torch.ones(text.shape[:2], dtype=torch.bool,
                                                                            device=dev)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from kino.diffusion.conditioning import ConditionConfig, sample_masks
-from kino.diffusion.flow import FlowConfig, flow_loss, flow_path, sample_t, token_shift
+from kino.diffusion.flow import FlowConfig, flow_loss, flow_path, sample_t
 from kino.errors import InputError
 from kino.models.dit import DIT_PRESETS, DiT, DiTConfig, DiTPreset, autocast_for
 from kino.train.schedule import LRSchedule, lr_at
@@ -80,6 +80,8 @@ class DiTTrainConfig:
         object.__setattr__(self, "caption_levels", tuple(str(c) for c in self.caption_levels))
         if isinstance(self.conditioning, dict):  # from a saved config
             object.__setattr__(self, "conditioning", ConditionConfig(**self.conditioning))
+        if isinstance(self.flow, dict):
+            object.__setattr__(self, "flow", FlowConfig(**self.flow))
         if self.image_steps < 0:
             raise InputError(f"image_steps {self.image_steps} must be >= 0")
         if min(self.steps, self.batch_size, self.checkpoint_every) < 1 or self.lr <= 0:
@@ -196,7 +198,7 @@ class DiTTrainer:
         paths, weights = [], []
         for z in prepared.latents:
             tokens = z.shape[2] // p[0] * z.shape[3] // p[1] * z.shape[4] // p[2]
-            shift = token_shift(tokens, cfg.flow.base_shift, cfg.flow.reference_tokens, cfg.flow.max_shift)
+            shift = cfg.flow.time_shift(tokens)
             t = sample_t((z.shape[0],), cfg.flow, shift, generator).to(dev)
             noise = torch.randn(z.shape, generator=generator).to(dev)
             w = None

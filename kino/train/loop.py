@@ -12,6 +12,7 @@ a forked RNG, so they do not change the training run: a run with them follows th
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Callable
@@ -107,7 +108,7 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
                 evaluate_world(trainer, info, options, out / "eval" / f"step-{step:08d}.json", monitor)
             if on_step is not None and info.is_main:
                 on_step(step, cfg.steps, loss)
-        pipe = ema_pipeline(trainer, info)
+        pipe = ema_pipeline(trainer, info, options.source)
         path = pipe.save_pretrained(out / "pipeline") if pipe is not None else out / "pipeline"
         barrier(info)
         return path
@@ -164,7 +165,7 @@ def micro_batches(cfg, options: RunOptions, data: Callable | None, info: DistInf
 # ----------------------------------------------------------------------------- the EMA model at work
 
 
-def ema_pipeline(trainer, info: DistInfo):
+def ema_pipeline(trainer, info: DistInfo, source: str = "world"):
     """A KinoPipeline over the EMA weights on rank 0 (gathered from the shards under FSDP2); None elsewhere."""
     from kino.models.dit import DiT
     from kino.pipeline import KinoPipeline
@@ -182,7 +183,21 @@ def ema_pipeline(trainer, info: DistInfo):
         return None
     else:
         ema = trainer.ema
-    return KinoPipeline(ema, trainer.vae, trainer.text_encoder, device=trainer.device)
+    return KinoPipeline(ema, trainer.vae, trainer.text_encoder, training_scheduler(trainer.cfg, source),
+                        device=trainer.device)
+
+
+def training_scheduler(cfg, source: str = "world"):
+    """The sampling defaults a trained DiT's pipeline keeps: the training's time shift (base shift,
+    reference tokens, cap), its fps and, for world data, the sizes it was trained at (the size warning)."""
+    from kino.pipeline import SchedulerConfig
+
+    sizes = cfg.sizes if str(source) == "world" else ()
+    if not sizes and Path(str(source), "cache.json").is_file():  # a world latent cache keeps its recipe
+        recipe = json.loads(Path(str(source), "cache.json").read_text()).get("world") or {}
+        sizes = tuple(tuple(s) for s in recipe.get("sizes", ()))
+    return SchedulerConfig(base_shift=cfg.flow.base_shift, reference_tokens=cfg.flow.reference_tokens,
+                           max_shift=cfg.flow.max_shift, fps=cfg.fps, trained_sizes=sizes)
 
 
 def _forked(device: torch.device):
@@ -193,7 +208,7 @@ def sample_videos(trainer, info: DistInfo, options: RunOptions, folder: Path, mo
     """Render options.sample_prompts with the EMA model to folder/NN.mp4 (rank 0), atomically per folder."""
     from kino.io import atomic_dir, write_video
 
-    pipe = ema_pipeline(trainer, info)
+    pipe = ema_pipeline(trainer, info, options.source)
     written = []
     if pipe is not None:
         w, h = options.sample_size
@@ -218,7 +233,7 @@ def evaluate_world(trainer, info: DistInfo, options: RunOptions, path: Path, mon
     from kino.eval.suites import Suite, suite_prompts
     from kino.train.distributed import barrier
 
-    pipe = ema_pipeline(trainer, info)
+    pipe = ema_pipeline(trainer, info, options.source)
     summary = None
     if pipe is not None:
         w, h = options.sample_size
