@@ -208,3 +208,19 @@ def test_conditioning_measures_known_answers():
 def test_conditioning_needs_three_frames(run):
     code, _, err = run(["eval", "--reference", "--suite", "conditioning", "--seconds", "0.25"])
     assert code == 2 and "at least 3 frames" in err and len(err.strip().splitlines()) == 1
+
+
+def test_guidance_is_the_evaluations_to_choose(run, model_dir, tmp_path):
+    """`kino eval --guidance G` samples with G (recorded in the report), so guidance is chosen on margins."""
+    seen = {}
+    for g in (0.0, 12.0):
+        out = tmp_path / f"g{g}.json"
+        code, _, err = run(["eval", "--model", model_dir, "--limit", "2", "--size", "64x64", "--seconds", "1",
+                            "--steps", "2", "--no-enhance", "--guidance", g, "--json", out])
+        assert code == 0, err
+        report = json.loads(out.read_text())
+        assert report["config"]["guidance"] == g
+        seen[g] = [(r["analysis"], r["metrics"]) for r in report["results"]]
+    assert seen[0.0] != seen[12.0]
+    code, _, err = run(["eval", "--model", model_dir, "--guidance", "-1"])
+    assert code == 2 and "--guidance must be >= 0" in err

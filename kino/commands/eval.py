@@ -22,6 +22,8 @@ def evaluate_command(
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance",
                                           help="Generate from the enhanced (detailed) prompt.")] = True,
     steps: Annotated[int | None, typer.Option(help="Sampling steps (default: the model's).")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Text guidance scale (default: the model's); choose it "
+                                                        "on the margins over chance.")] = None,
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT (default: the model's).")] = None,
     seconds: Annotated[float | None, typer.Option(help="Duration in seconds (default: the model's).")] = None,
     fps: Annotated[float | None, typer.Option(help="Frames per second (default: the model's).")] = None,
@@ -47,7 +49,8 @@ def evaluate_command(
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     width, height = parse_size(size) if size else (None, None)
-    config = EvalConfig(seeds=seeds, enhance=enhance, steps=steps, width=width, height=height, seconds=seconds,
+    config = EvalConfig(seeds=seeds, enhance=enhance, steps=steps, guidance=guidance, width=width, height=height,
+                        seconds=seconds,
                         fps=fps, reference=reference)
     items = load_prompts(prompts) if prompts is not None else None  # bad files fail before a model loads
     pipe, model_name = None, "reference"

@@ -31,6 +31,7 @@ class EvalConfig:
     seeds: int = 1  # each prompt runs with seeds 0 .. seeds-1
     enhance: bool = True  # generate from kino.enhance's detailed caption; always score the original prompt
     steps: int | None = None
+    guidance: float | None = None  # text guidance scale (None: the model's)
     width: int | None = None
     height: int | None = None
     seconds: float | None = None
@@ -44,6 +45,8 @@ class EvalConfig:
             raise InputError(f"--steps must be at least 1, got {self.steps}")
         if self.seconds is not None and self.seconds <= 0:
             raise InputError(f"--seconds must be positive, got {self.seconds}")
+        if self.guidance is not None and self.guidance < 0:
+            raise InputError(f"--guidance must be >= 0, got {self.guidance}")
         if self.fps is not None and self.fps <= 0:
             raise InputError(f"--fps must be positive, got {self.fps}")
 
@@ -199,7 +202,8 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
 
         made = reference_conditioned(item.condition, truth, canvas.fps) if config.reference else \
             condition_on_truth(item.condition, truth, text, pipe, canvas.fps, width=canvas.width,
-                               height=canvas.height, num_inference_steps=config.steps, seed=seed)
+                               height=canvas.height, num_inference_steps=config.steps,
+                               guidance_scale=config.guidance, seed=seed)
         frames, conditioned = made.frames, measure_conditioned(made, canvas.fps)
     elif config.reference:
         frames = truth
@@ -211,7 +215,8 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
         # the model step of the one generation path (no policy or publishing here); any family
         model = pipe if isinstance(pipe, VideoModel) else KinoModel(pipe)
         request = resolve(GenerationRequest(item.prompt, width=canvas.width, height=canvas.height, fps=canvas.fps,
-                                            seconds=canvas.num_frames / canvas.fps, steps=config.steps, seed=seed),
+                                            seconds=canvas.num_frames / canvas.fps, steps=config.steps,
+                                            guidance=config.guidance, seed=seed),
                           model.defaults)
         frames = model.generate(request, text, seed).frames  # (T, H, W, 3) uint8
     analysis = analyze(frames, canvas.fps)
