@@ -127,3 +127,30 @@ def test_uncaptioned_data_is_refused_or_warned(data, tmp_path, capsys):
     prepared_micro_batches(tmp_path / "some.jsonl", cfg, Layout(0, 1, 1), 0)
     err = capsys.readouterr().err
     assert err.count("kino: warning:") == 1 and "2 of 3 clips have no caption" in err
+
+
+def test_a_cache_knows_its_latent_space(data, tmp_path):
+    """vae_probe.json: a resume with another VAE is refused, and so is training a DiT on the cache with
+    another --vae (kino.train.loop); the same VAE in float16 passes (the probe is a latent, not a file hash)."""
+    import copy
+
+    from kino.data.cache import PROBE_FILE, check_cache_vae
+
+    d, _ = data
+    out = tmp_path / "cache"
+    cfg = CacheConfig(shard_size=4, dtype="float32", shaping=ClipShaping(area=32 * 32, max_frames=9))
+    vae = _vae()
+    build_cache(d / "m.jsonl", vae, FakeText(), out, cfg, identity={"vae": "tiny"})
+    assert (out / PROBE_FILE).is_file() and check_cache_vae(out, vae)
+    half = copy.deepcopy(vae).half().float()  # float16-rounded weights: the same latent space
+    assert check_cache_vae(out, half)
+    other = copy.deepcopy(vae)
+    with torch.no_grad():
+        other.encoder.conv_in.conv.weight.mul_(1.5)
+    with pytest.raises(InputError, match="encoded by another VAE than --vae"):
+        check_cache_vae(out, other)
+    (out / "shard_00000.json").unlink()
+    with pytest.raises(InputError, match="encoded by another VAE"):
+        build_cache(d / "m.jsonl", other, FakeText(), out, cfg, identity={"vae": "tiny"})
+    (out / PROBE_FILE).unlink()  # a cache from before the probe: nothing to check
+    assert not check_cache_vae(out, other)

@@ -109,3 +109,14 @@ def test_image_steps_are_saved_and_resume_exactly(cache, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), source
         saved = load_checkpoint(half / "checkpoints" / "step-00000005", restore_rng=False)
         assert saved.extra["train"]["image_steps"] == 3
+
+
+def test_training_on_a_cache_with_another_vae_is_refused(cache, tmp_path):
+    """The cache's latents are one VAE's space: `kino train dit --data CACHE --vae OTHER` stops before step 1."""
+    other = tiny_vae()
+    with torch.no_grad():
+        for p in other.encoder.parameters():
+            p.mul_(1.5)
+    with pytest.raises(InputError, match="encoded by another VAE than --vae"):
+        train_dit(cfg(steps=1), other, tmp_path / "run", model_config=DIT, source=str(cache), tensorboard=False)
+    assert not list((tmp_path / "run").glob("checkpoints/step-*"))

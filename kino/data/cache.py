@@ -190,6 +190,12 @@ def write_cache(
                              "use a new --out folder or delete this one")
     else:
         atomic_write_text(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    probe = latent_probe(vae, device)
+    if (out / PROBE_FILE).is_file():
+        _same_probe(out, probe, f"{out} was encoded by another VAE (its latent probe differs); use a new --out "
+                                "folder or delete this one")
+    else:
+        atomic_write_text(out / PROBE_FILE, json.dumps({"probe": probe}) + "\n")
 
     n = len(source)
     shards = (n + config.shard_size - 1) // config.shard_size
@@ -283,6 +289,41 @@ def assemble_index(out: Path, shards: int) -> dict[str, Any]:
     index = {"settings": settings, "text_dim": text_dim or 0, "clips": clips, "failed": failed}
     atomic_write_text(out / "index.json", json.dumps(index, indent=1) + "\n")
     return index
+
+
+PROBE_FILE = "vae_probe.json"  # the latent of a fixed clip under the cache's VAE (which latent space it holds)
+
+
+def latent_probe(vae: VideoEncoder, device: str | torch.device = "cpu") -> list[float]:
+    """Per-channel mean and standard deviation of the VAE's latent of one fixed 9-frame 64x64 clip (a smooth
+    gradient plus seeded noise): the same for the same encoder in any dtype, apart for another encoder."""
+    g = torch.Generator().manual_seed(18)
+    ramp = torch.linspace(-0.8, 0.8, 64)
+    x = (ramp[None, None, None, :] * ramp.flip(0)[None, None, :, None]).expand(3, 9, 64, 64).clone()
+    x = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(-1, 1)[None]  # (1, 3, 9, 64, 64)
+    with torch.no_grad():
+        z = vae.encode(x.to(device)).float().cpu()[0]  # (C, t, h, w)
+    flat = z.reshape(z.shape[0], -1)
+    return [round(float(v), 5) for v in torch.cat([flat.mean(1), flat.std(1)])]
+
+
+def _same_probe(cache_dir: Path, probe: list[float], message: str) -> None:
+    stored = json.loads((cache_dir / PROBE_FILE).read_text())["probe"]
+    # float16-rounded weights move it ~1e-4, a 1.5x first convolution ~0.016, another seed ~0.2
+    if len(stored) != len(probe) or any(abs(a - b) > 0.005 + 0.01 * abs(a) for a, b in zip(stored, probe, strict=True)):
+        raise InputError(message)
+
+
+def check_cache_vae(cache_dir: str | os.PathLike, vae: VideoEncoder, device: str | torch.device = "cpu") -> bool:
+    """InputError (one line) when the cache's latents come from another VAE than `vae` (training a DiT on
+    them would learn one latent space and decode with another); False for a cache from before the probe."""
+    d = Path(cache_dir)
+    if not (d / PROBE_FILE).is_file():
+        return False
+    built = json.loads((d / "cache.json").read_text()).get("vae", "?") if (d / "cache.json").is_file() else "?"
+    _same_probe(d, latent_probe(vae, device), f"--data {d} was encoded by another VAE than --vae (the cache's: "
+                                              f"{built}); pass that VAE, or rebuild the cache with this one")
+    return True
 
 
 def read_index(cache_dir: str | os.PathLike) -> dict[str, Any]:

@@ -88,6 +88,10 @@ def run_training(cfg, vae, out_dir: str | Path, resume: bool = False, device: to
         distribute(trainer, info)
         if resume:
             trainer.resume(out / "checkpoints")
+        if data is None and Path(str(options.source)).is_dir():  # a latent cache: encoded by this VAE?
+            from kino.data.cache import check_cache_vae
+
+            check_cache_vae(options.source, trainer.vae, trainer.device)
         batches = micro_batches(cfg, options, data, info, trainer.step_count, trainer.model.config.patch_size)
         monitor = Monitor(out, cfg.steps, trainer.step_count, enabled=info.is_main,
                           tensorboard=options.tensorboard, console=options.console, log_every=options.log_every)
