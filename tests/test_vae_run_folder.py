@@ -30,9 +30,16 @@ def test_a_new_vae_run_over_an_old_one_is_refused(run, tmp_path):
         assert code == 2, stderr
         assert len(lines) == 1 and lines[0].startswith("kino: error:"), stderr
         assert "already holds a run at step-00000001" in lines[0] and "--resume" in lines[0], stderr
+        assert "--overwrite" in lines[0], stderr
         assert _snapshot(out) == before  # nothing rewritten, nothing added
 
     code, stdout, stderr = run(["train", "vae", "--out", out, "--steps", "1", "--threads", "1", "--resume"])
     assert code == 0, stderr
     assert f"saved {first}" in stdout  # resuming a finished run returns its checkpoint
     assert list_checkpoints(out) == [first]
+
+    # --overwrite replaces the run: its old checkpoints go, the new run's stay
+    code, stdout, stderr = run(["train", "vae", "--out", out, "--steps", "2", "--batch-size", "1",
+                                "--checkpoint-every", "2", "--threads", "1", "--overwrite"])
+    assert code == 0, stderr
+    assert [p.name for p in list_checkpoints(out)] == ["step-00000002"]

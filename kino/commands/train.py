@@ -21,6 +21,8 @@ def train_vae_cmd(
     lr: float = typer.Option(None, help="Peak learning rate. [recipe: 5e-4]"),
     out: Path = typer.Option(Path("runs/vae-world-tiny"), help="Run folder for checkpoints."),
     resume: bool = typer.Option(False, help="Continue from the latest checkpoint in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out (its checkpoints; "
+                                   "without it, an existing run is refused unless --resume)."),
     adversarial: bool = typer.Option(False, help="Add a PatchGAN adversarial loss after adv-start steps."),
     checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [recipe: 200]"),
     seed: int = typer.Option(0, help="Seed of the model's initialization and of the data stream."),
@@ -48,7 +50,7 @@ def train_vae_cmd(
     cfg = VAETrainConfig(preset=str(preset), adversarial=adversarial, seed=seed, train_encoder=not freeze_encoder,
                          **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults
     path = train_vae(cfg, out, data=data, resume=resume, device=device,
-                     init_from=None if resume else init_from)
+                     init_from=None if resume else init_from, overwrite=overwrite)
     typer.echo(f"saved {path}")
 
 

@@ -119,8 +119,11 @@ def measure_latent_stats(model: CausalVAE, clips, count: int) -> tuple[torch.Ten
 
 def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resume: bool = False,
               device: str | torch.device = "cpu", progress: bool = True,
-              init_from: str | Path | None = None) -> Path:
+              init_from: str | Path | None = None, overwrite: bool = False) -> Path:
     """Train (or resume) a VAE into `out_dir`; returns the last checkpoint's folder.
+
+    A new run into a folder that holds one is refused unless `overwrite` (which removes its checkpoints
+    first, as `kino train dit --overwrite` does).
 
     `init_from` (a VAE folder or checkpoint) starts a new run from those weights and latent
     statistics, e.g. to fine-tune the decoder with `cfg.train_encoder=False`.
@@ -130,8 +133,15 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
 
     out = Path(out_dir)
     if not resume and (held := latest_checkpoint(out)) is not None:  # a new run would restart at step 0 over it
-        raise InputError(f"{out} already holds a run at {held.name}; continue it with --resume or train into a "
-                         f"new --out")
+        if not overwrite:
+            raise InputError(f"{out} already holds a run at {held.name}; continue it with --resume, train into a "
+                             f"new --out, or replace it with --overwrite")
+        import shutil
+
+        from kino.train.checkpoint import list_checkpoints
+
+        for old in list_checkpoints(out):
+            shutil.rmtree(old)
     torch.manual_seed(cfg.seed)
     if init_from is not None:
         model = CausalVAE.from_pretrained(init_from, device=device).train()
