@@ -234,3 +234,23 @@ def test_a_fresh_v2_run_fits_its_code_and_steps_0_saves_it(tmp_path):
     fresh.init_block_code(item["video"] for _, item in zip(range(12), clips, strict=False))
     assert all(torch.equal(a, b) for a, b in zip(saved.code.parameters(), fresh.code.parameters(), strict=True))
     assert not torch.equal(saved.latent_std, torch.ones_like(saved.latent_std))  # statistics measured
+
+
+def test_a_global_latent_scale_keeps_the_codes_spectrum():
+    """latent_scale "global" (world-tiny v2): every channel centred, one scale for all (the root mean square
+    of the per-channel stds), so the code's strong directions stay strong in the DiT's loss; "channel" (v1)
+    scales each to unit std. Only the statistics differ: the same weights load in either."""
+    std = torch.tensor([4.0, 1.0, 0.5, 0.1])
+    mean = torch.tensor([0.3, -0.1, 0.0, 0.2])
+    per, one = CausalVAE(v2(latent_channels=4)), CausalVAE(v2(latent_channels=4, latent_scale="global"))
+    one.load_state_dict(per.state_dict())
+    for m in (per, one):
+        m.set_latent_stats(mean, std)
+    assert torch.equal(per.latent_std, std)
+    assert torch.allclose(one.latent_std, std.pow(2).mean().sqrt().expand(4))
+    x = clip()
+    raw = per.denormalize(per.encode(x))
+    assert torch.allclose(one.denormalize(one.encode(x)), raw, atol=1e-5)  # the same raw latent
+    assert vae_preset("world-tiny-v2").latent_scale == "global" and vae_preset("world-tiny").latent_scale == "channel"
+    with pytest.raises(InputError, match="latent_scale must be channel or global"):
+        v2(latent_scale="pixel")

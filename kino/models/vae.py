@@ -70,8 +70,16 @@ class VAEConfig:
     # The shortcut is a linear causal block code (kino.models.vae_code.BlockCode) in all channels instead
     # of block means: PCA-initialized from training blocks (`init_block_code`), trainable. world-tiny v2.
     block_code: bool = False
+    # How `encode` scales the raw latent: "channel" (each channel to unit std, v1) or "global" (one std for
+    # all channels, each channel centred). A PCA code's channels fall from std 7.5 to 0.14 (world-tiny v2):
+    # per-channel scaling gives the 24th direction the weight of the first in the DiT's loss and spreads a
+    # 1x4x4 token's variance over its 384 values (the top 192 directions then hold 89% of it, against 99.7%
+    # with one scale), which a dim-192 x-prediction cannot reach (issue 18, MODEL.md).
+    latent_scale: str = "channel"
 
     def __post_init__(self) -> None:
+        if self.latent_scale not in ("channel", "global"):
+            raise InputError(f"VAEConfig.latent_scale must be channel or global, got {self.latent_scale!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         for name in ("temporal_factor", "spatial_factor", "patch_size"):
             if not _pow2(getattr(self, name)):
@@ -162,7 +170,7 @@ def vae_world_tiny_v2(**kw) -> VAEConfig:
     residual. The code alone measured a 0.980 analyzer ceiling, 30.5 dB held out, 38.3 dB on images
     (docs/vae.md); 8x compression."""
     return VAEConfig(**{"spatial_factor": 4, "latent_channels": 24, "widths": (32, 64, 96), "shortcut": True,
-                        "block_code": True, **kw})
+                        "block_code": True, "latent_scale": "global", **kw})
 
 
 VAE_PRESETS = {"world-tiny": vae_world_tiny, "world-tiny-v2": vae_world_tiny_v2, "world-small": vae_world_small, "real-base": vae_real_base}
@@ -326,7 +334,11 @@ class CausalVAE(nn.Module):
 
     @torch.no_grad()
     def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Store per-channel statistics (Z,) of raw latents measured on the training data."""
+        """Store per-channel statistics (Z,) of raw latents measured on the training data; with
+        latent_scale "global" the scale is their root mean square, the same for every channel."""
+        std = std.float()
+        if self.config.latent_scale == "global":
+            std = std.pow(2).mean().sqrt().expand_as(std)
         self.latent_mean.copy_(mean.to(self.latent_mean))
         self.latent_std.copy_(std.clamp_min(1e-4).to(self.latent_std))
 

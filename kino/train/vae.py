@@ -81,7 +81,8 @@ class VAETrainConfig:
 
 def _architecture(config) -> dict:
     """The fields of a VAEConfig that shape the weights (streaming settings left out)."""
-    return {k: v for k, v in asdict(config).items() if k not in ("chunk_frames", "tile_size", "tile_overlap")}
+    return {k: v for k, v in asdict(config).items()
+            if k not in ("chunk_frames", "tile_size", "tile_overlap", "latent_scale")}
 
 
 def make_dataset(data: str, cfg: VAETrainConfig, seed: int, start: int = 0, group: int | None = None):
