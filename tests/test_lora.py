@@ -248,7 +248,7 @@ def test_ddp_two_processes(caches, tiny_models, one_process, tmp_path):  # noqa:
 
 def test_fsdp_two_processes_and_resume_on_another_world_size(caches, tiny_models, one_process, tmp_path):  # noqa: F811
     """FSDP2 over two gloo processes computes what one process accumulating two micro-batches computes; its
-    checkpoint resumes on one process, and a one-process checkpoint resumes under FSDP2 (loss, weights 1e-6)."""
+    checkpoint resumes on one process, and a one-process checkpoint resumes under FSDP2 (loss 1e-6, weights 1e-5)."""
     folder, cache = tiny_models["wan"], caches["wan"]
     cfg, ref = one_process
     args = ["train", "lora", "--model", str(folder), "--data", str(cache), "--rank", "4", "--alpha", "4",
@@ -259,7 +259,10 @@ def test_fsdp_two_processes_and_resume_on_another_world_size(caches, tiny_models
             assert abs(losses(run)[step] - losses(ref)[step]) <= 1e-6, (step, losses(run), losses(ref))
             a = read_lora(run / "checkpoints" / f"step-{step:08d}").state
             b = read_lora(ref / "checkpoints" / f"step-{step:08d}").state
-            assert max(float((a[k] - b[k]).abs().max()) for k in b) <= 1e-6
+            # 1e-5 of lr 2e-3 steps: the all-reduce sums in another order, and AdamW divides by the root of
+            # the squared gradient, so a near-zero gradient's rounding moves a weight by up to ~lr x 1e-3 (a run
+            # measured 2.9e-6 on 2026-12-02); a real desynchronization moves weights by ~lr
+            assert max(float((a[k] - b[k]).abs().max()) for k in b) <= 1e-5
 
     fsdp = tmp_path / "fsdp"  # steps 1-2 sharded, recomputing blocks, with a validation video (every rank runs it)
     done = torchrun(2, [*args, "--out", str(fsdp), "--steps", "2", "--gradient-checkpointing", "--validate-every", "2",
