@@ -224,8 +224,11 @@ def train_dit_timed(a, vae, rows, text, clips, log, device) -> tuple[object, dic
     from kino.train.dit import DiTTrainConfig, DiTTrainer
 
     z = vae.config.latent_channels
+    from kino.diffusion.flow import FlowConfig
+
     cfg = DiTTrainConfig(preset=a.dit_preset, batch_size=a.dit_batch, lr=a.dit_lr, warmup=50, ema_decay=a.ema,
-                         seed=a.seed, compile=device.type == "cuda" and not a.tiny)
+                         seed=a.seed, compile=device.type == "cuda" and not a.tiny,
+                         flow=FlowConfig.from_options(a.flow_option))
     model_config = DiTConfig(in_channels=z, out_channels=z, dim=32, depth=1, num_heads=2, ffn_dim=64,
                              text_dim=text.dim) if a.tiny else None
     trainer = DiTTrainer(cfg, vae, text, device=device, model_config=model_config)
@@ -349,7 +352,14 @@ def assemble(weights: Path, out: Path) -> Path:
         model = cls(cfg_cls(**raw))
         model.load_state_dict({k: v.float() for k, v in load_file(str(weights / f"{name}.safetensors")).items()})
         parts[name] = model.to(torch.float32).eval()
-    pipe = KinoPipeline(parts["dit"], parts["vae"], TextEncoder(), SchedulerConfig())
+    flow = {}
+    if (weights / "summary.json").is_file():  # the run's time shift is the pipeline's sampling shift
+        from kino.diffusion.flow import FlowConfig
+
+        args = json.loads((weights / "summary.json").read_text()).get("args", {})
+        f = FlowConfig.from_options(args.get("flow_option") or [])
+        flow = {"base_shift": f.base_shift, "reference_tokens": f.reference_tokens, "max_shift": f.max_shift}
+    pipe = KinoPipeline(parts["dit"], parts["vae"], TextEncoder(), SchedulerConfig(**flow))
     return pipe.save_pretrained(out)
 
 
@@ -369,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--dit-init-from", default="builtin", help="warm start the DiT from this model ('' for none)")
     r.add_argument("--vae-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a VAEConfig field over the preset (repeatable), e.g. temporal_factor=2 widths=96,128")
+    r.add_argument("--flow-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="the DiT's rectified-flow settings (kino train dit --flow-option; default: the v2 "
+                        "recipe's base_shift=3.0 reference_tokens=80)")
     r.add_argument("--vae-seconds", type=float, default=240)
     r.add_argument("--dit-seconds", type=float, default=270)
     r.add_argument("--vae-steps", type=int, default=None, help="stop the VAE after this many steps (else: time)")
@@ -393,6 +406,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.cmd == "prepare":
         print(prepare(Path(a.out), a.count, a.seed))
     elif a.cmd == "run":
+        if a.flow_option is None:
+            a.flow_option = ["base_shift=3.0", "reference_tokens=80"]
         print(json.dumps(run(a), default=str)[:2000])
     else:
         print(assemble(Path(a.weights), Path(a.out)))

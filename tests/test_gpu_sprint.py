@@ -44,5 +44,7 @@ def test_sprint_runs_tiny_on_a_cpu(tmp_path):
     pipe = KinoPipeline.from_pretrained(pipe_dir)
     assert pipe.vae.config.spatial_factor == 4 and pipe.vae.config.block_code
     assert pipe.transformer.config.in_channels == 8
+    assert (pipe.scheduler.base_shift, pipe.scheduler.reference_tokens) == (3.0, 80)  # the run's time shift
+    assert pipe.vae.config.latent_scale == "global"
     frames = pipe("a red ball", width=64, height=64, num_frames=1, num_inference_steps=1, seed=0).frames
     assert frames.shape == (1, 64, 64, 3)
