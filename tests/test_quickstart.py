@@ -100,3 +100,5 @@ def test_export_a_training_checkpoint_with_its_recipe(run, tmp_path):
     assert any(not torch.equal(raw[k], ema[k]) for k in raw)  # EMA 0.5: the two differ
     code, _, err = run(["model", "export", step2, tmp_path / "x"])
     assert code == 2 and "give --vae" in err and not (tmp_path / "x").exists()
+    code, _, err = run(["model", "export", tmp_path / "run" / "checkpoints" / "step-00000009", tmp_path / "x"])
+    assert code == 2 and "does not exist; give a pipeline folder" in err and "model init" not in err

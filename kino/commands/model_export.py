@@ -48,6 +48,9 @@ def export(
         raise InputError(f"--steps must be at least 1, got {steps}")
     if weights not in ("ema", "raw"):
         raise InputError(f"--weights {weights!r} is not ema or raw")
+    if not source.is_dir():
+        raise InputError(f"{source} does not exist; give a pipeline folder (RUN/pipeline) or a training checkpoint "
+                         "(RUN/checkpoints/step-N)")
     if (source / "state.pt").is_file():  # a training checkpoint: the DiT, its run's VAE and recipe
         pipe = _checkpoint_pipeline(source, vae, weights)
     else:
