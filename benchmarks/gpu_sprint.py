@@ -220,12 +220,11 @@ def train_vae_timed(a, clips, log, device) -> tuple[object, dict]:
 def train_dit_timed(a, vae, rows, text, clips, log, device) -> tuple[object, dict]:
     import torch
 
+    from kino.diffusion.flow import FlowConfig
     from kino.models.dit import DiTConfig
     from kino.train.dit import DiTTrainConfig, DiTTrainer
 
     z = vae.config.latent_channels
-    from kino.diffusion.flow import FlowConfig
-
     cfg = DiTTrainConfig(preset=a.dit_preset, batch_size=a.dit_batch, lr=a.dit_lr, warmup=50, ema_decay=a.ema,
                          seed=a.seed, compile=device.type == "cuda" and not a.tiny,
                          flow=FlowConfig.from_options(a.flow_option))
@@ -357,8 +356,7 @@ def assemble(weights: Path, out: Path) -> Path:
         from kino.diffusion.flow import FlowConfig
 
         args = json.loads((weights / "summary.json").read_text()).get("args", {})
-        f = FlowConfig.from_options(args.get("flow_option") or [])
-        flow = {"base_shift": f.base_shift, "reference_tokens": f.reference_tokens, "max_shift": f.max_shift}
+        flow = FlowConfig.from_options(args.get("flow_option") or []).shift_settings()
     pipe = KinoPipeline(parts["dit"], parts["vae"], TextEncoder(), SchedulerConfig(**flow))
     return pipe.save_pretrained(out)
 

@@ -50,8 +50,7 @@ def evaluate_command(
         raise InputError(f"--limit must be at least 1, got {limit}")
     width, height = parse_size(size) if size else (None, None)
     config = EvalConfig(seeds=seeds, enhance=enhance, steps=steps, guidance=guidance, width=width, height=height,
-                        seconds=seconds,
-                        fps=fps, reference=reference)
+                        seconds=seconds, fps=fps, reference=reference)
     items = load_prompts(prompts) if prompts is not None else None  # bad files fail before a model loads
     pipe, model_name = None, "reference"
     if not reference:

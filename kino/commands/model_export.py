@@ -77,14 +77,13 @@ def export(
 def _checkpoint_pipeline(source: Path, vae: Path | None, weights: str):
     """A pipeline from a `kino train dit` checkpoint folder: its EMA (or raw) DiT, the VAE the run trained
     on and the sampling defaults of its recipe (time shift, fps, trained sizes: kino.train.loop)."""
-    import torch
-    from safetensors.torch import load_file
+    import json
 
     from kino.models.dit import DiT, DiTConfig
     from kino.models.text import TextEncoder
     from kino.models.vae import CausalVAE
     from kino.pipeline import KinoPipeline
-    from kino.train.checkpoint import is_sharded
+    from kino.train.checkpoint import is_sharded, load_checkpoint
     from kino.train.dit import DiTTrainConfig
     from kino.train.loop import training_scheduler
     from kino.train.vae_folder import resolve_vae
@@ -94,15 +93,11 @@ def _checkpoint_pipeline(source: Path, vae: Path | None, weights: str):
     if is_sharded(source):
         raise InputError(f"{source} is a sharded (DCP) checkpoint; resume its run on one process and let it "
                          "write RUN/pipeline, or export a single-process checkpoint")
-    import json
-
-    state = torch.load(source / "state.pt", map_location="cpu", weights_only=False)
     dit = DiT(DiTConfig.from_dict(json.loads((source / "config.json").read_text())))
-    dit.load_state_dict(state["ema"] if weights == "ema" and state.get("ema") is not None
-                        else load_file(str(source / "model.safetensors")))
-    train = dict(state.get("extra", {}).get("train") or {})
-    known = {f for f in DiTTrainConfig.__dataclass_fields__}
-    cfg = DiTTrainConfig(**{k: v for k, v in train.items() if k in known})
+    # the raw weights, then the EMA over them where the checkpoint holds one
+    saved = load_checkpoint(source, model=dit, ema=dit if weights == "ema" else None, restore_rng=False)
+    train = dict(saved.extra.get("train") or {})
+    cfg = DiTTrainConfig(**{k: v for k, v in train.items() if k in DiTTrainConfig.__dataclass_fields__})
     model_vae = CausalVAE.from_pretrained(resolve_vae(vae))
     if model_vae.config.latent_channels != dit.config.in_channels:
         raise InputError(f"--vae {vae} has {model_vae.config.latent_channels} latent channels; the checkpoint's "

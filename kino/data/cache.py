@@ -296,7 +296,7 @@ PROBE_FILE = "vae_probe.json"  # the latent of a fixed clip under the cache's VA
 
 def latent_probe(vae: VideoEncoder, device: str | torch.device = "cpu") -> list[float]:
     """Per-channel mean and standard deviation of the VAE's latent of one fixed 9-frame 64x64 clip (a smooth
-    gradient plus seeded noise): the same for the same encoder in any dtype, apart for another encoder."""
+    gradient plus seeded noise): the same for one encoder in any dtype, apart for another encoder."""
     g = torch.Generator().manual_seed(18)
     ramp = torch.linspace(-0.8, 0.8, 64)
     x = (ramp[None, None, None, :] * ramp.flip(0)[None, None, :, None]).expand(3, 9, 64, 64).clone()

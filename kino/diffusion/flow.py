@@ -70,6 +70,11 @@ class FlowConfig:
             raise InputError(f"--flow-option: {e}; sampling is one of "
                              f"{', '.join(s.value for s in TimestepSampling)}") from None
 
+    def shift_settings(self) -> dict[str, float | int]:
+        """The time-shift fields a pipeline's SchedulerConfig takes, so it samples as it was trained."""
+        return {"base_shift": self.base_shift, "reference_tokens": self.reference_tokens,
+                "max_shift": self.max_shift}
+
     def time_shift(self, num_tokens: int) -> float:
         """The shift training applies to a clip of num_tokens DiT tokens (token_shift of this config)."""
         return token_shift(num_tokens, self.base_shift, self.reference_tokens, self.max_shift)

@@ -200,8 +200,7 @@ def training_scheduler(cfg, source: str = "world"):
     if not sizes and Path(str(source), "cache.json").is_file():  # a world latent cache keeps its recipe
         recipe = json.loads(Path(str(source), "cache.json").read_text()).get("world") or {}
         sizes = tuple(tuple(s) for s in recipe.get("sizes", ()))
-    return SchedulerConfig(base_shift=cfg.flow.base_shift, reference_tokens=cfg.flow.reference_tokens,
-                           max_shift=cfg.flow.max_shift, fps=cfg.fps, trained_sizes=sizes)
+    return SchedulerConfig(**cfg.flow.shift_settings(), fps=cfg.fps, trained_sizes=sizes)
 
 
 def _forked(device: torch.device):

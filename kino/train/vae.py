@@ -17,7 +17,7 @@ import torch
 
 from kino.errors import InputError
 from kino.models.vae import CausalVAE, vae_preset
-from kino.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from kino.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from kino.train.losses import (
     PatchDiscriminator,
     generator_adv_loss,
@@ -138,8 +138,6 @@ def train_vae(cfg: VAETrainConfig, out_dir: str | Path, data: str = WORLD, resum
             raise InputError(f"{out} already holds a run at {held.name}; continue it with --resume, train into a "
                              f"new --out, or replace it with --overwrite")
         import shutil
-
-        from kino.train.checkpoint import list_checkpoints
 
         for old in list_checkpoints(out):
             shutil.rmtree(old)
