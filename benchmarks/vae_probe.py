@@ -1,8 +1,8 @@
 """Probe VAE designs briefly: train each for a few hundred steps, then measure its ceiling.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vae_probe.py NAME KEY=VALUE ... [--steps 200]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vae_probe.py NAME KEY=VALUE ... [--steps 200] [--out DIR]
 
-NAME labels the run (runs/probe-NAME); KEY=VALUE pairs are VAEConfig fields over the world-tiny
+NAME labels the run (DIR/probe-NAME, DIR runs by default; an existing probe of that name is replaced); KEY=VALUE pairs are VAEConfig fields over the world-tiny
 preset (e.g. spatial_factor=4 shortcut_channels=3 zero_encoder_head=false widths=48,96,128) or
 VAETrainConfig fields prefixed with `train.` (e.g. train.kl_weight=1e-4). Prints the ceiling table
 (kino.train.vae_eval.ceiling) after training. The issue-18 design search used it, 1 thread each.
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="runs", help="folder of the probe runs (DIR/probe-NAME)")
     a = ap.parse_args()
     import torch
 
@@ -53,7 +54,7 @@ def main() -> None:
     cfg = VAETrainConfig(preset="probe", steps=a.steps, batch_size=a.batch_size, checkpoint_every=a.steps,
                          log_every=max(1, a.steps // 4), keep=1, **train_kw)
     t0 = time.perf_counter()
-    path = train_vae(cfg, f"runs/probe-{a.name}", progress=False)
+    path = train_vae(cfg, f"{a.out}/probe-{a.name}", progress=False, overwrite=True)
     minutes = (time.perf_counter() - t0) / 60
     c = ceiling(load_vae(path))
     print(json.dumps({"name": a.name, "model": model_kw, "train": train_kw, "steps": a.steps,

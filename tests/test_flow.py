@@ -70,3 +70,30 @@ def test_drop_captions():
     dropped = drop_captions(caps, 0.2, torch.Generator().manual_seed(0))
     assert 150 < dropped.count("") < 250
     assert drop_captions(caps, 0.0) == caps
+
+
+def test_temporal_term_weighs_frame_to_frame_change_of_the_error():
+    """temporal_weight adds the mean squared change of the error between latent frames 1..T-1: an error that
+    is the same in every frame from 1 on costs nothing extra, one that alternates costs 4x its square; frame
+    0 (its own code in a causal VAE) is left out, and a condition frame's error counts as zero."""
+    from kino.diffusion.flow import PathSample
+
+    b, c, t, h, w = 2, 3, 5, 2, 2
+    target = torch.zeros(b, c, t, h, w)
+    path = PathSample(x_t=target, target=target, t=torch.full((b,), 0.5))
+    steady = torch.ones(b, c, t, h, w)
+    steady[:, :, 0] = 5.0  # frame 0 differs: not part of the term
+    assert flow_loss(steady, path, temporal_weight=2.0) == pytest.approx(flow_loss(steady, path).item())
+    alt = torch.ones(b, c, t, h, w) * torch.tensor([0.0, 1.0, -1.0, 1.0, -1.0])[None, None, :, None, None]
+    base = flow_loss(alt, path).item()
+    assert base == pytest.approx(0.8)  # 4 of 5 frames have squared error 1
+    assert flow_loss(alt, path, temporal_weight=0.5).item() == pytest.approx(base + 0.5 * 4.0)
+    # frames 1 and 2 are conditions (weight 0): their errors are zero in the term; pair (1, 2) is not trained
+    fw = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0]] * b)
+    trained = flow_loss(alt, path, fw).item()
+    assert trained == pytest.approx(2 / 3)  # frames 0, 3, 4 trained: 0, 1, 1
+    # pairs (2, 3): (1 - 0)^2 = 1; (3, 4): (-1 - 1)^2 = 4 -> mean 2.5
+    assert flow_loss(alt, path, fw, temporal_weight=1.0).item() == pytest.approx(trained + 2.5)
+    with pytest.raises(InputError, match="temporal_weight"):
+        FlowConfig(temporal_weight=-1.0)
+    assert FlowConfig.from_options(["temporal_weight=0.5"]).temporal_weight == 0.5

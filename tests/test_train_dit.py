@@ -235,3 +235,21 @@ def test_bad_flow_options_are_one_line(pair, message):
 
     with pytest.raises(InputError, match=message):
         FlowConfig.from_options([pair])
+
+
+def test_default_preset_follows_the_vae():
+    """`kino train dit` without --preset trains the design made for its VAE: the built-in (4x spatial) VAE
+    gets world-tiny-v2, an 8x VAE (v1) world-tiny; both keep a 64x64x17 clip at 80 tokens."""
+    from kino.models.dit import DIT_PRESETS
+    from kino.models.presets import DiTPreset
+    from kino.pipeline import builtin_model_dir
+    from kino.train.dit import preset_for_vae
+
+    builtin = CausalVAE.from_pretrained(builtin_model_dir() / "vae").config
+    assert preset_for_vae(builtin) is DiTPreset.WORLD_TINY_V2
+    assert preset_for_vae(VAEConfig(spatial_factor=8)) is DiTPreset.WORLD_TINY
+    for vae_cfg in (builtin, VAEConfig(spatial_factor=8)):
+        dit = DIT_PRESETS[preset_for_vae(vae_cfg)](in_channels=vae_cfg.latent_channels)
+        latent = (1 + 16 // vae_cfg.temporal_factor, 64 // vae_cfg.spatial_factor, 64 // vae_cfg.spatial_factor)
+        tokens = (latent[0] // dit.patch_size[0]) * (latent[1] // dit.patch_size[1]) * (latent[2] // dit.patch_size[2])
+        assert tokens == 80

@@ -95,7 +95,8 @@ def warn_if_oversubscribed(threads: int, device: str) -> None:
 def train_dit_cmd(
     vae: Path = typer.Option(None, help="The VAE: a `kino train vae` run folder (its newest checkpoint), a VAE "
                              "or pipeline folder. [default: the built-in model's VAE]"),
-    preset: DiTPreset = typer.Option(DiTPreset.WORLD_TINY, help="DiT size."),
+    preset: DiTPreset = typer.Option(None, help="DiT size. [default: the design made for the VAE: world-tiny-v2 "
+                                     "for a 4x spatial VAE (the built-in one), world-tiny for an 8x one]"),
     dit_config: Path = typer.Option(None, help="A JSON file of DiTConfig fields that replaces the preset."),
     init_from: str = typer.Option(None, help="Start a new run from this DiT's weights where names and shapes "
                                   "match (a pipeline, run or DiT folder, or 'builtin'); the rest start fresh."),
@@ -119,8 +120,8 @@ def train_dit_cmd(
                                             "evenly (repeat one to weight it; a cache draws among each clip's). [recipe: short, medium, detailed]"),
     flow_option: list[str] = typer.Option(None, help="A rectified-flow setting KEY=VALUE (repeat): base_shift, "
                                           "reference_tokens, max_shift, sampling, logit_mean, logit_std, "
-                                          "caption_dropout; the shift also becomes the pipeline's sampling shift "
-                                          "(docs/training.md)."),
+                                          "caption_dropout, temporal_weight; the shift also becomes the "
+                                          "pipeline's sampling shift (docs/training.md)."),
     allow_uncaptioned: bool = typer.Option(False, "--allow-uncaptioned", help="Train on cache/manifest data "
                                            "without captions (unconditional); refused otherwise."),
     token_budget: int = typer.Option(0, help="DiT tokens per micro-batch for cache/manifest data "
@@ -158,7 +159,7 @@ def train_dit_cmd(
     from kino.models.dit import DiTConfig
     from kino.models.vae import CausalVAE
     from kino.train.distributed import Parallel
-    from kino.train.dit import DiTTrainConfig
+    from kino.train.dit import DiTTrainConfig, preset_for_vae
     from kino.train.loop import DEFAULT_PROMPTS, train_dit
     from kino.train.vae_folder import resolve_vae
 
@@ -179,10 +180,10 @@ def train_dit_cmd(
              "num_frames": tuple(frames) if frames else None, "image_steps": image_steps,
              "caption_levels": tuple(caption_level) if caption_level else None,
              "flow": FlowConfig.from_options(flow_option) if flow_option else None}
-    cfg = DiTTrainConfig(preset=preset, packed=packed, gradient_checkpointing=gradient_checkpointing,
-                         compile=compile, seed=seed,
-                         **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults
     model_vae = CausalVAE.from_pretrained(resolve_vae(vae))  # the trainer moves it to this rank's device
+    cfg = DiTTrainConfig(preset=preset or preset_for_vae(model_vae.config), packed=packed,
+                         gradient_checkpointing=gradient_checkpointing, compile=compile, seed=seed,
+                         **{k: v for k, v in given.items() if v is not None})  # the rest: the recipe's defaults
     if threads:
         torch.set_num_threads(threads)
     warn_if_oversubscribed(torch.get_num_threads(), device)  # after the checks: an error stays one line

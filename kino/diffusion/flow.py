@@ -36,6 +36,12 @@ class FlowConfig:
     reference_tokens: int = 256
     max_shift: float = 8.0
     caption_dropout: float = 0.1  # probability of training on the empty prompt (for guidance)
+    # Weight of a temporal term beside the mean squared velocity error: the mean squared change of the error
+    # from one latent frame to the next, from frame 1 on (a causal VAE codes frame 0 alone, in other units).
+    # A positive quadratic form of the error, so the best prediction is still the conditional mean; with a
+    # network too small to reach it, the term spends capacity on what differs between neighbouring latent
+    # frames, where an error shows as a jump at every latent-frame boundary (world-tiny v2's flicker).
+    temporal_weight: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sampling", TimestepSampling(self.sampling))
@@ -47,6 +53,8 @@ class FlowConfig:
             raise InputError(f"reference_tokens must be positive, got {self.reference_tokens}")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise InputError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+        if self.temporal_weight < 0:
+            raise InputError(f"temporal_weight must be >= 0, got {self.temporal_weight}")
 
     @classmethod
     def from_options(cls, pairs: list[str] | tuple[str, ...]) -> FlowConfig:
@@ -130,13 +138,28 @@ def flow_path(x0: Tensor, noise: Tensor, t: Tensor) -> PathSample:
     return PathSample(x_t=(1 - te) * x0f + te * ef, target=ef - x0f, t=tf)
 
 
-def flow_loss(pred: Tensor, path: PathSample, frame_weight: Tensor | None = None) -> Tensor:
-    """Mean squared velocity error; frame_weight (B, T) can exclude clean condition frames (weight 0)."""
-    err = (pred.float() - path.target) ** 2  # (B, C, T, H, W)
+def flow_loss(pred: Tensor, path: PathSample, frame_weight: Tensor | None = None,
+              temporal_weight: float = 0.0) -> Tensor:
+    """Mean squared velocity error; frame_weight (B, T) can exclude clean condition frames (weight 0).
+
+    temporal_weight > 0 adds that weight times the mean squared change of the error between neighbouring
+    latent frames 1..T-1 (FlowConfig.temporal_weight); a condition frame's error counts as zero there (the
+    sampler puts the given latent in its place), and a pair counts when either of its frames is trained."""
+    diff = pred.float() - path.target  # (B, C, T, H, W)
+    err = diff**2
     if frame_weight is None:
-        return err.mean()
-    w = frame_weight.float()[:, None, :, None, None].expand_as(err)  # (B, C, T, H, W)
-    return (err * w).sum() / w.sum().clamp_min(1.0)
+        loss = err.mean()
+        w_t = torch.ones(diff.shape[0], diff.shape[2], device=diff.device)
+    else:
+        w_t = frame_weight.float()  # (B, T)
+        w = w_t[:, None, :, None, None].expand_as(err)  # (B, C, T, H, W)
+        loss = (err * w).sum() / w.sum().clamp_min(1.0)
+    if temporal_weight > 0 and diff.shape[2] >= 3:
+        kept = diff * w_t[:, None, :, None, None]  # a condition frame's error does not reach the sample
+        step = (kept[:, :, 2:] - kept[:, :, 1:-1]) ** 2  # (B, C, T - 2, H, W)
+        pair = torch.maximum(w_t[:, 2:], w_t[:, 1:-1])[:, None, :, None, None].expand_as(step)
+        loss = loss + temporal_weight * (step * pair).sum() / pair.sum().clamp_min(1.0)
+    return loss
 
 
 def drop_captions(captions: list[str], p: float, generator: torch.Generator | None = None) -> list[str]:

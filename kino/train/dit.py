@@ -25,7 +25,15 @@ from kino.errors import InputError
 from kino.models.dit import DIT_PRESETS, DiT, DiTConfig, DiTPreset, autocast_for
 from kino.train.schedule import LRSchedule, lr_at
 
-__all__ = ["DiTTrainConfig", "DiTTrainer", "LRSchedule", "Prepared", "StepStats", "lr_at", "update_ema"]
+__all__ = ["DiTTrainConfig", "DiTTrainer", "LRSchedule", "Prepared", "StepStats", "lr_at", "preset_for_vae",
+           "update_ema"]
+
+
+def preset_for_vae(vae_config) -> DiTPreset:
+    """The DiT design made for a VAE's latent: world-tiny-v2 (1x4x4 patches, x-prediction) for a 4x spatial
+    latent such as the built-in v2 VAE's, world-tiny (v1: 1x2x2 patches, velocity) for an 8x one. Both keep a
+    64x64x17 clip at 80 tokens."""
+    return DiTPreset.WORLD_TINY_V2 if vae_config.spatial_factor <= 4 else DiTPreset.WORLD_TINY
 
 
 @dataclass(frozen=True)
@@ -211,14 +219,15 @@ class DiTTrainer:
         with autocast_for(dev):
             if len(paths) == 1:
                 pred = self.forward(paths[0].x_t, paths[0].t, text=text, text_mask=mask)
-                return flow_loss(pred, paths[0], weights[0])
+                return flow_loss(pred, paths[0], weights[0], self.cfg.flow.temporal_weight)
             preds = self.forward([q.x_t[0] for q in paths], [q.t[0] for q in paths], text=text, text_mask=mask)
         # each clip's mean error, weighted by its trained size, equals the mean over all trained values
         per_frame = [q.target[0, 0, 0].numel() * q.target.shape[1] for q in paths]
         sizes = torch.tensor([q.target.numel() if w is None else float(w.sum()) * n
                               for q, w, n in zip(paths, weights, per_frame, strict=True)],
                              dtype=torch.float32, device=dev)
-        losses = torch.stack([flow_loss(pr[None], q, w) for pr, q, w in zip(preds, paths, weights, strict=True)])
+        tw = self.cfg.flow.temporal_weight
+        losses = torch.stack([flow_loss(pr[None], q, w, tw) for pr, q, w in zip(preds, paths, weights, strict=True)])
         return (losses * sizes).sum() / sizes.sum().clamp_min(1.0)
 
     def loss(self, videos: list[torch.Tensor], captions: list[str], generator: torch.Generator) -> torch.Tensor:
