@@ -5,8 +5,8 @@
 A causal VAE codes pixel frame 0 alone and then groups of `temporal_factor` frames into one latent frame
 each; a step from one pixel frame to the next either stays inside a latent frame or crosses a boundary
 between two. For world clips of the training split (64x64x17 at 8 fps, the detailed caption as prompt),
-prints the mean |frame-to-frame change| (0-255, as kino.eval.chance.flicker) at boundary steps (frame 0's
-step left out: it joins two codes) and at inside steps, for the renders, their VAE round trips and the
+prints the mean |frame-to-frame change| (0-255, kino.eval.chance.boundary_change: frame 0's step left
+out, it joins two codes) at boundary steps and at inside steps, for the renders, their VAE round trips and the
 model's videos of the same captions. A model whose latent frames disagree jumps at every boundary: the
 jump, not motion, is then most of `kino eval`'s flicker figure and of a seam's colour ratio
 (benchmarks/continuity.py), whose seams sit on boundaries.
@@ -22,22 +22,6 @@ from pathlib import Path
 import numpy as np
 
 
-def steps_by_kind(num_frames: int, temporal_factor: int) -> tuple[list[int], list[int]]:
-    """Step indices i (frame i -> i + 1) that cross a latent-frame boundary (frame 0's step excluded) and
-    those inside a latent frame."""
-    latent = [0 if f == 0 else (f - 1) // temporal_factor + 1 for f in range(num_frames)]
-    cross = [i for i in range(1, num_frames - 1) if latent[i] != latent[i + 1]]
-    inside = [i for i in range(1, num_frames - 1) if latent[i] == latent[i + 1]]
-    return cross, inside
-
-
-def split(frames: np.ndarray, temporal_factor: int) -> tuple[float, float, float]:
-    """(boundary, inside, all) mean |change| of uint8 frames (T, H, W, 3)."""
-    d = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))  # (T - 1,)
-    cross, inside = steps_by_kind(len(frames), temporal_factor)
-    return float(d[cross].mean()), float(d[inside].mean()), float(d.mean())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="pipeline directory (default: the built-in model)")
@@ -50,7 +34,11 @@ def main() -> None:
     import torch
 
     from kino.data.world import WorldClips
+    from kino.eval.chance import boundary_change, flicker
     from kino.pipeline import KinoPipeline, builtin_model_dir
+
+    def split(frames: np.ndarray) -> tuple[float, float, float]:
+        return (*boundary_change(frames, tf), flicker(frames))
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,9 +54,9 @@ def main() -> None:
     t0 = time.perf_counter()
     for i, item in enumerate(clips):
         video = ((item["video"].permute(1, 2, 3, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-        rows["renders"].append(split(video, tf))
-        rows["VAE round trips"].append(split(pipe.decode_latents(pipe.encode_frames(video)), tf))
-        rows["generated"].append(split(pipe(item["caption"], seed=i, **kw).frames, tf))
+        rows["renders"].append(split(video))
+        rows["VAE round trips"].append(split(pipe.decode_latents(pipe.encode_frames(video))))
+        rows["generated"].append(split(pipe(item["caption"], seed=i, **kw).frames))
     render_all = float(np.mean([r[2] for r in rows["renders"]]))
     print(f"flicker by step kind, {model} ({args.n} world clips, 64x64x17 at 8 fps, {time.perf_counter() - t0:.0f} s)\n")
     print("| videos | latent-frame boundary | inside a latent frame | boundary / inside | all steps | all / renders |")

@@ -115,6 +115,7 @@ def summary_table(report, title: bool = True):
     table.add_row("flicker (0-255 per frame step)", "", "", fmt(s.flicker))
     table.add_row("flicker of the ground-truth renders", "", "", fmt(s.render_flicker))
     table.add_row("flicker / render flicker", "", "", fmt(s.flicker_ratio))
+    table.add_row("change at latent-frame boundaries / inside", "", "", fmt(s.boundary_ratio))
     if s.conditioning is not None:  # the conditioning suite: how the conditioned frames and seams came out
         table.add_section()
         db = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731

@@ -62,6 +62,29 @@ def flicker(frames: np.ndarray) -> float | None:
     return float(np.abs(np.diff(f, axis=0)).mean())
 
 
+def latent_steps(num_frames: int, temporal_factor: int) -> tuple[list[int], list[int]]:
+    """Frame-to-frame steps i (frame i -> i + 1) of a causal VAE's video that cross a latent-frame boundary
+    and those inside one. The VAE codes frame 0 alone and then groups of temporal_factor frames, so latent
+    frame k >= 1 holds pixel frames 1 + (k - 1) tf .. k tf; frame 0's step (two codes meet) is in neither."""
+    latent = [0 if f == 0 else (f - 1) // temporal_factor + 1 for f in range(num_frames)]
+    cross = [i for i in range(1, num_frames - 1) if latent[i] != latent[i + 1]]
+    inside = [i for i in range(1, num_frames - 1) if latent[i] == latent[i + 1]]
+    return cross, inside
+
+
+def boundary_change(frames: np.ndarray, temporal_factor: int) -> tuple[float, float] | None:
+    """(mean |change| at latent-frame boundary steps, mean |change| at steps inside a latent frame), 0-255,
+    of uint8 frames (T, H, W, 3); None when the video has no step of one kind (fewer than 2 latent frames
+    after the first). Their ratio is ~1 for a video without latent structure (a render) and grows when a
+    model's latent frames disagree, whatever the video holds: a blank or frozen video, which the flicker
+    ratio scores as steady, cannot lower it."""
+    cross, inside = latent_steps(len(frames), temporal_factor)
+    if not cross or not inside:
+        return None
+    d = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))  # (T - 1,)
+    return float(d[cross].mean()), float(d[inside].mean())
+
+
 def flicker_ratio(generated: Sequence[float | None], rendered: Sequence[float | None]) -> float | None:
     """Pooled mean generated flicker over mean render flicker, over videos that have both."""
     pairs = [(g, r) for g, r in zip(generated, rendered, strict=True) if g is not None and r is not None]

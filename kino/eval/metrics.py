@@ -77,6 +77,8 @@ class VideoMetrics:
     conditioning: ConditionMetrics | None = None  # the conditioning suite's videos only
     flicker: float | None = None  # mean |frame-to-frame change| of the video, 0-255 (kino.eval.chance)
     render_flicker: float | None = None  # ... of the ground-truth render of its prompt and seed
+    # (boundary, inside): mean |change| at latent-frame boundary steps and inside latent frames (chance.boundary_change)
+    boundary: tuple[float, float] | None = None
 
     @property
     def met(self) -> int:
@@ -97,14 +99,18 @@ class VideoMetrics:
             "conditioning": None if self.conditioning is None else self.conditioning.to_dict(),
             "flicker": None if self.flicker is None else round(self.flicker, 4),
             "render_flicker": None if self.render_flicker is None else round(self.render_flicker, 4),
+            "boundary_change": None if self.boundary is None else round(self.boundary[0], 4),
+            "inside_change": None if self.boundary is None else round(self.boundary[1], 4),
         }
 
 
 def measure(analysis: Analysis, result: Score, conditioning: ConditionMetrics | None = None,
-            frames: np.ndarray | None = None, truth: np.ndarray | None = None) -> VideoMetrics:
+            frames: np.ndarray | None = None, truth: np.ndarray | None = None,
+            temporal_factor: int | None = None) -> VideoMetrics:
     """All per-video metrics from what the analyzer saw and how it scored against the prompt; with the
-    video's `frames` and its ground-truth render `truth` (T, H, W, 3), their flicker too."""
-    from kino.eval.chance import flicker
+    video's `frames` and its ground-truth render `truth` (T, H, W, 3), their flicker too, and with the
+    model's VAE temporal_factor the change at latent-frame boundaries against inside them."""
+    from kino.eval.chance import boundary_change, flicker
 
     return VideoMetrics(
         adherence=adherence_counts(result),
@@ -115,6 +121,7 @@ def measure(analysis: Analysis, result: Score, conditioning: ConditionMetrics | 
         conditioning=conditioning,
         flicker=None if frames is None else flicker(frames),
         render_flicker=None if truth is None else flicker(truth),
+        boundary=None if frames is None or not temporal_factor else boundary_change(frames, temporal_factor),
     )
 
 
@@ -197,6 +204,8 @@ class Summary:
     flicker: float | None = None  # mean per-video flicker, 0-255
     render_flicker: float | None = None  # ... of the ground-truth renders
     flicker_ratio: float | None = None  # pooled generated / render flicker
+    # pooled mean change at latent-frame boundaries / inside latent frames (~1: no jump at boundaries)
+    boundary_ratio: float | None = None
 
     @property
     def chance_total(self) -> float | None:
@@ -234,6 +243,7 @@ class Summary:
             "flicker": r(self.flicker),
             "render_flicker": r(self.render_flicker),
             "flicker_ratio": r(self.flicker_ratio),
+            "boundary_ratio": r(self.boundary_ratio),
         }
 
 
@@ -250,9 +260,12 @@ def summarize(videos: list[VideoMetrics]) -> Summary:
     from kino.eval.chance import flicker_ratio
 
     gen, rend = [v.flicker for v in videos], [v.render_flicker for v in videos]
+    split = [v.boundary for v in videos if v.boundary is not None]
+    inside = float(np.mean([w for _, w in split])) if split else 0.0
     return Summary(len(videos), adherence, consistency, _mean([v.smoothness for v in videos]), dyn, per_video,
                    summarize_conditioning([v.conditioning for v in videos if v.conditioning is not None]),
-                   flicker=_mean(gen), render_flicker=_mean(rend), flicker_ratio=flicker_ratio(gen, rend))
+                   flicker=_mean(gen), render_flicker=_mean(rend), flicker_ratio=flicker_ratio(gen, rend),
+                   boundary_ratio=float(np.mean([b for b, _ in split])) / inside if inside > 0 else None)
 
 
 CONDITIONING_KEYS = ("image_to_video_psnr", "interpolate_psnr", "extend_seam_position", "extend_seam_color")

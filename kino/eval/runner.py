@@ -224,8 +224,19 @@ def evaluate_one(item: EvalPrompt, seed: int, config: EvalConfig, canvas: Canvas
     seen = {k: v for k, v in analysis.to_dict().items() if k not in ("pan", "zoom", "objects")}
     seen["objects"] = [{k: o[k] for k in ("color", "shape", "size", "motion")} for o in analysis.to_dict()["objects"]]
     seen["summary"] = analysis.summary()
-    return VideoResult(item, seed, text, seen, result.to_dict(), measure(analysis, result, conditioned, frames, truth),
-                       analysis, notes)
+    metrics = measure(analysis, result, conditioned, frames, truth, temporal_factor=_temporal_factor(pipe))
+    return VideoResult(item, seed, text, seen, result.to_dict(), metrics, analysis, notes)
+
+
+def _temporal_factor(pipe) -> int | None:
+    """Pixel frames per latent frame of the model's VAE (None: no model, e.g. a reference run)."""
+    if pipe is None:
+        return None
+    from kino.families import VideoModel
+
+    if isinstance(pipe, VideoModel):
+        return int(pipe.defaults.frame_multiple)
+    return int(pipe.vae.config.temporal_factor)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
