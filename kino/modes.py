@@ -21,7 +21,6 @@ ones or a new window starts (what the continuity benchmark measures).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -107,60 +106,24 @@ def load_image(path: str | Path, width: int, height: int, notes: list[str]) -> n
 
 
 def load_video(path: str | Path, width: int, height: int, notes: list[str],
-               max_frames: int | None = None, fps: float | None = None) -> np.ndarray:
+               max_frames: int | None = None) -> np.ndarray:
     """A video as (T, H, W, 3) uint8 at the asked size; a clear error for one without frames.
 
     Frames are fitted one by one as they are decoded (never the whole video at its own size in memory:
-    a 4K upload holds one 4K frame at a time), and at most max_frames are kept. With `fps` (the rate the
-    model generates at), a video at another rate (more than 1% off) is resampled in time to it, each
-    output frame the source frame nearest its time, with a note: a 30 fps clip given to an 8 fps model
-    keeps its speed instead of playing 3.75x slower."""
+    a 4K upload holds one 4K frame at a time), and at most max_frames are read."""
     from kino.errors import MediaError
     from kino.io import iter_frames
 
     seen: list[str] = []
-    source = _source_fps(path, fps)
     try:
-        stream = iter_frames(path, max_frames=max_frames if source is None or max_frames is None
-                             else math.ceil(max_frames * source / fps) + 1)
-        if source is not None:
-            stream = resample_frames(stream, source, fps, max_frames)
-        frames = [fit_frames(f[None], width, height, str(path), seen)[0] for f in stream]
+        frames = [fit_frames(f[None], width, height, str(path), seen)[0]
+                  for f in iter_frames(path, max_frames=max_frames)]
     except MediaError as e:
         if "no frames" in str(e):
             raise InputError(f"{path}: the video has no frames (zero length); give a video of 1 frame or more") from None
         raise
     notes.extend(seen[:1])
-    if source is not None:
-        notes.append(f"{path}: resampled from {source:g} fps to {fps:g} fps ({len(frames)} frames)")
     return np.stack(frames)  # (T, H, W, 3)
-
-
-def _source_fps(path: str | Path, fps: float | None) -> float | None:
-    """The video's own rate when it should be resampled to fps, else None (no fps asked, an image, a rate
-    within 1%)."""
-    if fps is None:
-        return None
-    from kino.io import probe
-
-    info = probe(path)
-    if info.num_frames <= 1 or abs(info.fps - fps) <= 0.01 * fps:
-        return None
-    return float(info.fps)
-
-
-def resample_frames(frames, source_fps: float, fps: float, max_frames: int | None = None):
-    """Frames at source_fps -> frames at fps: output frame i (time i / fps) is the source frame nearest
-    that time, index floor(i * source_fps / fps + 1/2), repeated when slowing down, skipped past when
-    speeding up; yields lazily from an iterator, at most max_frames."""
-    ratio = source_fps / fps
-    out = 0
-    for j, frame in enumerate(frames):
-        while math.floor(out * ratio + 0.5) == j:
-            if max_frames is not None and out >= max_frames:
-                return
-            yield frame
-            out += 1
 
 
 # -- helpers ------------------------------------------------------------------------------------------

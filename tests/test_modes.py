@@ -231,32 +231,3 @@ def test_a_too_long_single_pass_mode_is_refused(pipe):
     small = dataclasses.replace(pipe.scheduler)
     assert small == pipe.scheduler
 
-
-def test_resample_frames_picks_the_nearest_source_frame():
-    src = list(range(30))  # 30 frames at 30 fps: 1 s
-    assert list(modes.resample_frames(iter(src), 30.0, 8.0)) == [0, 4, 8, 11, 15, 19, 23, 26]  # round(i * 3.75)
-    assert list(modes.resample_frames(iter(src[:4]), 4.0, 8.0)) == [0, 1, 1, 2, 2, 3, 3]  # slower: repeats
-    assert list(modes.resample_frames(iter(src), 30.0, 8.0, max_frames=3)) == [0, 4, 8]
-
-
-def test_load_video_resamples_to_the_model_rate(tmp_path):
-    """A 24 fps MP4 given to an 8 fps model keeps its speed: every third frame, with a note; at the model's
-    own rate nothing changes; an image stays one frame."""
-    from kino.io import write_video
-
-    levels = np.arange(24) * 10  # frame i is grey level 10 i: which source frame landed where is readable
-    frames = np.repeat(levels.astype(np.uint8)[:, None, None, None], 16, axis=1).repeat(16, axis=2).repeat(3, axis=3)
-    path = write_video(tmp_path / "clip.mp4", frames, fps=24.0)
-    notes: list[str] = []
-    got = modes.load_video(path, 16, 16, notes, fps=8.0)
-    assert len(got) == 8
-    np.testing.assert_allclose(got[:, 8, 8, 0].astype(float), levels[::3], atol=3)  # H.264 rounding
-    assert any("resampled from 24 fps to 8 fps" in n for n in notes)
-    same: list[str] = []
-    assert len(modes.load_video(path, 16, 16, same, fps=24.0)) == 24 and not same
-    capped = modes.load_video(path, 16, 16, [], fps=8.0, max_frames=5)
-    np.testing.assert_allclose(capped[:, 8, 8, 0].astype(float), levels[:15:3], atol=3)
-    from PIL import Image
-
-    Image.fromarray(frames[5]).save(tmp_path / "still.png")
-    assert len(modes.load_video(tmp_path / "still.png", 16, 16, [], fps=8.0)) == 1

@@ -72,8 +72,7 @@ class Job:
     def video(self, path, max_frames: int | None = None) -> np.ndarray:
         from kino.modes import load_video
 
-        return load_video(path, self.width, self.height, self.notes, max_frames=max_frames,
-                          fps=self.fps)  # (T, H, W, 3) at the job's rate
+        return load_video(path, self.width, self.height, self.notes, max_frames=max_frames)  # (T, H, W, 3)
 
 
 @dataclass(frozen=True)

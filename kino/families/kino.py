@@ -132,19 +132,19 @@ def run_mode(pipe, request, model_prompt: str, seed: int, callback: Callable[[in
         image = modes.load_image(request.from_image, width, height, notes)
         res = modes.image_to_video(pipe, model_prompt, image, frames, to_image=request.to_image, **kw)
     elif mode is Mode.EXTEND:
-        video = modes.load_video(request.video, width, height, notes, fps=fps)
+        video = modes.load_video(request.video, width, height, notes)
         res = modes.extend(pipe, model_prompt, video, frames, backward=request.backward, **kw)
     elif mode is Mode.LOOP:
-        video = modes.load_video(request.video, width, height, notes, fps=fps) if request.video else None
+        video = modes.load_video(request.video, width, height, notes) if request.video else None
         res = modes.loop(pipe, model_prompt, frames, video=video, **kw)
     elif mode is Mode.INTERPOLATE:
         keys = [modes.load_image(k, width, height, notes) for k in request.keyframes]
         res = modes.interpolate(pipe, model_prompt, keys, num_frames=frames, key_times=request.key_times, **kw)
     elif mode is Mode.CONNECT:
-        a, b = (modes.load_video(v, width, height, notes, fps=fps) for v in request.videos)
+        a, b = (modes.load_video(v, width, height, notes) for v in request.videos)
         res = modes.connect(pipe, model_prompt, a, b, frames, **kw)
     else:  # edit
-        video = modes.load_video(request.video, width, height, notes, max_frames=pipe.max_frames + 1, fps=fps)
+        video = modes.load_video(request.video, width, height, notes, max_frames=pipe.max_frames + 1)
         if len(video) > pipe.max_frames:
             raise InputError(f"{request.video}: edit works on videos of up to {pipe.max_frames} frames "
                              f"({pipe.max_frames / fps:g} s at {fps:g} fps); trim it first")
