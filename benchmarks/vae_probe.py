@@ -2,10 +2,10 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vae_probe.py NAME KEY=VALUE ... [--steps 200] [--out DIR]
 
-NAME labels the run (DIR/probe-NAME, DIR runs by default; an existing probe of that name is replaced); KEY=VALUE pairs are VAEConfig fields over the world-tiny
-preset (e.g. spatial_factor=4 shortcut_channels=3 zero_encoder_head=false widths=48,96,128) or
-VAETrainConfig fields prefixed with `train.` (e.g. train.kl_weight=1e-4). Prints the ceiling table
-(kino.train.vae_eval.ceiling) after training. The issue-18 design search used it, 1 thread each.
+NAME labels the run (DIR/probe-NAME, DIR runs by default; an existing probe of that name is replaced);
+KEY=VALUE pairs are VAEConfig fields over the world-tiny preset (e.g. spatial_factor=4
+shortcut_channels=3 zero_encoder_head=false widths=48,96,128) or VAETrainConfig fields prefixed with
+`train.` (e.g. train.kl_weight=1e-4). Prints the ceiling table (kino.train.vae_eval.ceiling) after training. The issue-18 design search used it, 1 thread each.
 """
 
 from __future__ import annotations

@@ -230,4 +230,3 @@ def test_a_too_long_single_pass_mode_is_refused(pipe):
         modes.connect(pipe, "x", frames(9), frames(9), 20, **KW)
     small = dataclasses.replace(pipe.scheduler)
     assert small == pipe.scheduler
-

@@ -149,12 +149,12 @@ def flow_loss(pred: Tensor, path: PathSample, frame_weight: Tensor | None = None
     err = diff**2
     if frame_weight is None:
         loss = err.mean()
-        w_t = torch.ones(diff.shape[0], diff.shape[2], device=diff.device)
     else:
-        w_t = frame_weight.float()  # (B, T)
-        w = w_t[:, None, :, None, None].expand_as(err)  # (B, C, T, H, W)
+        w = frame_weight.float()[:, None, :, None, None].expand_as(err)  # (B, C, T, H, W)
         loss = (err * w).sum() / w.sum().clamp_min(1.0)
     if temporal_weight > 0 and diff.shape[2] >= 3:
+        w_t = (torch.ones(diff.shape[0], diff.shape[2], device=diff.device) if frame_weight is None
+               else frame_weight.float())  # (B, T)
         kept = diff * w_t[:, None, :, None, None]  # a condition frame's error does not reach the sample
         step = (kept[:, :, 2:] - kept[:, :, 1:-1]) ** 2  # (B, C, T - 2, H, W)
         pair = torch.maximum(w_t[:, 2:], w_t[:, 1:-1])[:, None, :, None, None].expand_as(step)
