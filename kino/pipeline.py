@@ -56,6 +56,7 @@ class SchedulerConfig:
     solver: Solver = Solver.EULER
     num_inference_steps: int = 20
     guidance_scale: float = 4.0
+    guidance_min_t: float = 0.0  # guidance only at steps with t above this (kino.diffusion.conditioning)
     base_shift: float = 1.0  # time shift at reference_tokens; grows as sqrt(tokens / reference_tokens)
     reference_tokens: int = 256
     max_shift: float = 8.0
@@ -73,6 +74,9 @@ class SchedulerConfig:
         object.__setattr__(self, "trained_sizes", tuple((int(w), int(h)) for w, h in self.trained_sizes))
         if self.num_inference_steps < 1 or self.max_latent_frames < 1 or self.fps <= 0 or self.seconds <= 0:
             raise InputError("scheduler config needs steps >= 1, max_latent_frames >= 1, fps > 0, seconds > 0")
+        if not 0.0 <= self.guidance_min_t < 1.0:
+            raise InputError(f"guidance_min_t must be in [0, 1) (guidance at steps with t above it), "
+                             f"got {self.guidance_min_t}")
         if not 1 <= self.window_overlap < max(self.max_latent_frames, 2):
             raise InputError(f"window_overlap must be in [1, max_latent_frames), got {self.window_overlap}")
 
@@ -102,6 +106,7 @@ class GenerationSettings:
     condition_guidance: float = 1.0
     strength: float | None = None  # SDEdit: the noise level sampling started from
     windows: int = 1
+    guidance_min_t: float = 0.0  # guidance only at steps with t above this (SchedulerConfig)
 
 
 @dataclass(frozen=True)
@@ -275,7 +280,7 @@ class KinoPipeline:
             shape = self.latent_shape(windows[0].pixel_frames, width, height)
             settings = GenerationSettings(prompts[0], negative_prompt, width, height, num_frames, fps, steps, guidance,
                                           str(solver), float(shift or self.shift_for(shape)), seed, shape, (),
-                                          cond_scale, None, len(windows))
+                                          cond_scale, None, len(windows), s.guidance_min_t)
             timings = {"total_s": time.perf_counter() - t_start,
                        "model_calls": float(model_calls(solver, steps) * len(windows))}
             return VideoOutput(frames, settings, timings, tuple(w.start for w in windows[1:]))
@@ -309,7 +314,8 @@ class KinoPipeline:
 
         # 5. denoising loop
         t0 = time.perf_counter()
-        velocity = conditioned(self.transformer, cond, uncond, guidance, condition, cond_scale, noise)
+        velocity = conditioned(self.transformer, cond, uncond, guidance, condition, cond_scale, noise,
+                               self.scheduler.guidance_min_t)
         with autocast_for(self.device):
             latent = solve(velocity, x, times, solver, callback)
         t_denoise = time.perf_counter() - t0
@@ -322,7 +328,7 @@ class KinoPipeline:
         settings = GenerationSettings(prompts[0], negative_prompt, width, height, num_frames, fps, steps, guidance,
                                       str(solver), float(shift), seed, tuple(shape),
                                       tuple(condition.frames) if condition is not None else (), cond_scale,
-                                      strength if init_latent is not None else None)
+                                      strength if init_latent is not None else None, 1, s.guidance_min_t)
         timings = {"encode_s": t_encode, "denoise_s": t_denoise, "decode_s": t_decode,
                    "total_s": time.perf_counter() - t_start,
                    "model_calls": float(model_calls(solver, len(times) - 1))}

@@ -119,3 +119,25 @@ def test_dual_guidance_formula():
     v_full, v_img, v_none = (xs[i:i + 1] * 0.5 + [2.0, 0.0, 0.0][i] + ts[i][None, :, None, None] for i in range(3))
     want = v_none + 2.0 * (v_img - v_none) + 3.0 * (v_full - v_img)
     assert torch.allclose(v[:, :, 1:], want[:, :, 1:]) and (v[:, :, 0] == 0).all()
+
+
+@pytest.mark.parametrize("condition_scale", [1.0, 2.0])
+def test_guidance_stops_at_min_t(condition_scale):
+    """min_t: above it the guided formula (all branches in one batch); at or below it one call of the prompt's
+    branch with the condition frames, so the step takes the conditional velocity and costs one batch row."""
+    z = torch.randn(1, 2, 3, 1, 1)
+    cond = Condition(z, torch.tensor([True, False, False]))
+    noise, x = torch.randn(1, 2, 3, 1, 1), torch.randn(1, 2, 3, 1, 1)
+    c, u = {"text": torch.full((1, 1, 1), 2.0)}, {"text": torch.zeros(1, 1, 1)}
+    model = Recorder()
+    velocity = conditioned(model, c, u, 3.0, cond, condition_scale=condition_scale, cond_noise=noise, min_t=0.3)
+    unguided = conditioned(Recorder(), c, u, 3.0, cond, condition_scale=condition_scale, cond_noise=noise)
+    above = velocity(x, torch.tensor(0.31))
+    assert model.calls[-1][0].shape[0] == (3 if condition_scale != 1.0 else 2)
+    assert torch.equal(above, unguided(x, torch.tensor(0.31)))
+    for t in (0.29, 0.1):
+        v = velocity(x, torch.tensor(t))
+        xs, ts = model.calls[-1]
+        assert xs.shape[0] == 1 and torch.equal(xs[:, :, 0], z[:, :, 0]) and ts[0].tolist() == pytest.approx([0, t, t])
+        want = xs * 0.5 + 2.0 + ts[:, None, :, None, None]  # the prompt's branch alone
+        assert torch.allclose(v[:, :, 1:], want[:, :, 1:]) and (v[:, :, 0] == 0).all()

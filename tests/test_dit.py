@@ -54,9 +54,9 @@ def test_forward_shape_and_zero_init_output():
     assert torch.count_nonzero(out) == 0  # the final layer starts at zero (DiT's initialize_weights)
 
 
-@pytest.mark.parametrize("pooled", [False, True])
-def test_packed_matches_one_by_one(pooled):
-    m = randomised(tiny(pooled_text=pooled))
+@pytest.mark.parametrize(("pooled", "out_conv"), [(False, 0), (True, 0), (True, 8)])
+def test_packed_matches_one_by_one(pooled, out_conv):
+    m = randomised(tiny(pooled_text=pooled, out_conv=out_conv))
     xs = [torch.randn(4, 3, 4, 6), torch.randn(4, 1, 6, 2), torch.randn(4, 2, 2, 2)]
     ts = [torch.tensor(0.3), torch.tensor([0.5]), torch.tensor([0.0, 0.8])]
     text = torch.randn(3, 6, 16)
@@ -186,3 +186,33 @@ def test_pooled_text_starts_as_nothing_then_conditions_the_modulation(tmp_path):
         a = pooled(x, torch.tensor([0.4, 0.7]), text)
         b = pooled(x, torch.tensor([0.4, 0.7]), text.flip(0))
     assert (a - b).abs().mean() > 1e-3
+
+
+def test_conv_head_starts_as_the_linear_output_then_crosses_token_boundaries(tmp_path):
+    """out_conv: a model with the head equals the one it was warm-started from (its last convolution is zero);
+    trained, a change inside one token reaches the neighbouring tokens' cells, which the linear output alone
+    (each token's patch from its own features after the last block) cannot do."""
+    from kino.train.warm_start import warm_start
+
+    plain = randomised(tiny(patch_size=(1, 2, 2)))
+    headed = DiT(tiny(patch_size=(1, 2, 2), out_conv=8)).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    started = warm_start(headed, tmp_path / "plain")
+    assert {s.split()[0].split(".")[0] for s in started.skipped} == {"head"}
+    x, text, t = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 3, 16), torch.tensor([0.6])
+    with torch.no_grad():
+        assert torch.equal(plain(x, t, text), headed(x, t, text))
+        headed.head.conv2.weight.normal_(0, 0.1)
+        for model in (plain, headed):  # cut attention: a token's features then depend on its own patch only
+            for block in model.blocks:
+                for lin in (block.attn.out, block.cross.out):
+                    lin.weight.zero_()
+                    lin.bias.zero_()
+        bumped = x.clone()
+        bumped[:, :, 0, :2, :2] += 1.0  # only the first token's patch (latent cells 0-1 x 0-1 of frame 0)
+        for model, reaches in ((plain, False), (headed, True)):
+            change = (model(bumped, t, text) - model(x, t, text)).abs()
+            assert change[:, :, 0, :2, :2].amax() > 1e-3
+            assert bool(change[:, :, 0, 2, 0:2].amax() > 1e-4) is reaches  # the token below, across the boundary
+    with pytest.raises(InputError, match="out_conv"):
+        tiny(out_conv=-1)

@@ -41,6 +41,30 @@ def test_same_seed_same_video_and_guidance_matters(pipe):
     assert not np.array_equal(a, c) and not np.array_equal(a, d) and not np.array_equal(a, e)
 
 
+def test_guidance_min_t_is_the_scheduler_s_and_saved(pipe, tmp_path):
+    """A scheduler's guidance_min_t: the transformer sees both branches (2 rows) at steps above it and the
+    prompt's alone (1 row) at or below it (3 steps start at t = 1, 2/3, 1/3); the setting is reported and saved."""
+    from dataclasses import replace
+
+    kw = {"num_frames": 5, "width": 16, "height": 16, "seed": 7}
+    rows = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    old = pipe.scheduler
+    try:
+        guided = pipe("a blue square", **kw).frames
+        pipe.scheduler = replace(SCHEDULER, guidance_min_t=0.5)
+        out = pipe("a blue square", **kw)
+        assert rows == [2, 2, 2, 2, 2, 1] and out.settings.guidance_min_t == 0.5
+        assert not np.array_equal(out.frames, guided)
+        saved = KinoPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
+        assert saved.scheduler.guidance_min_t == 0.5
+    finally:
+        hook.remove()
+        pipe.scheduler = old
+    with pytest.raises(InputError, match=r"guidance_min_t must be in \[0, 1\)"):
+        SchedulerConfig(guidance_min_t=1.0)
+
+
 def test_image_is_one_frame(pipe):
     out = pipe("a star", num_frames=1, width=16, height=32, seed=0)
     assert out.frames.shape == (1, 32, 16, 3)

@@ -23,14 +23,17 @@ def test_quickstart_writes_a_video_and_says_where(run, tmp_path):
 def test_export_casts_weights_and_stores_defaults(run, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     KinoPipeline.from_presets("world-tiny", "world-tiny", seed=1).save_pretrained(src)
-    code, text, err = run(["model", "export", str(src), str(dst), "--dtype", "float16", "--steps", "7"])
+    code, _, err = run(["model", "export", str(src), str(dst), "--guidance-min-t", "1.5"])
+    assert code == 2 and "guidance_min_t must be in [0, 1)" in err and not dst.exists()
+    code, text, err = run(["model", "export", str(src), str(dst), "--dtype", "float16", "--steps", "7",
+                           "--guidance-min-t", "0.6"])
     assert code == 0, err
     from safetensors.torch import load_file
 
     state = load_file(str(dst / "transformer" / "model.safetensors"))
     assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
     a, b = KinoPipeline.from_pretrained(src), KinoPipeline.from_pretrained(dst)
-    assert b.scheduler.num_inference_steps == 7
+    assert b.scheduler.num_inference_steps == 7 and b.scheduler.guidance_min_t == 0.6
     for (k, p), q in zip(a.transformer.state_dict().items(), b.transformer.state_dict().values(), strict=True):
         assert torch.allclose(p.half().float(), q.float()), k  # exactly the rounded weights
     code, _, err = run(["model", "export", str(src), str(dst)])

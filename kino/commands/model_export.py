@@ -25,6 +25,8 @@ def export(
     dtype: Annotated[str, typer.Option(help=f"Weights dtype: {', '.join(DTYPES)}.")] = "float16",
     steps: Annotated[int | None, typer.Option(help="Default sampling steps to store.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Default text guidance scale to store.")] = None,
+    guidance_min_t: Annotated[float | None, typer.Option(help="Store: text guidance only at steps whose noise "
+                                                        "level t is above this (0: every step).")] = None,
     vae: Annotated[Path | None, typer.Option(help="A VAE whose decoder replaces the pipeline's (a decoder "
                                                   "fine-tuned with --freeze-encoder: same encoder, same latents); "
                                                   "for a checkpoint SOURCE, the VAE its run trained on.")] = None,
@@ -57,7 +59,8 @@ def export(
         pipe = KinoPipeline.from_pretrained(source)
         if vae is not None:
             pipe.vae = _same_latent_space(pipe.vae, vae)
-    changes = {k: v for k, v in {"num_inference_steps": steps, "guidance_scale": guidance}.items() if v is not None}
+    changes = {k: v for k, v in {"num_inference_steps": steps, "guidance_scale": guidance,
+                                 "guidance_min_t": guidance_min_t}.items() if v is not None}
     if changes:
         pipe.scheduler = dataclasses.replace(pipe.scheduler, **changes)
     to = getattr(torch, dtype)

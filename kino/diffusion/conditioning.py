@@ -163,11 +163,14 @@ class Condition:
 
 
 def conditioned(model, cond: dict, uncond: dict | None, guidance_scale: float, condition: Condition | None,
-                condition_scale: float = 1.0, cond_noise: Tensor | None = None) -> Velocity:
+                condition_scale: float = 1.0, cond_noise: Tensor | None = None, min_t: float = 0.0) -> Velocity:
     """The velocity with condition frames and dual guidance (see the module docstring).
 
     cond / uncond: the model's text keyword arguments for the prompt and the negative prompt.
     cond_noise (1, C, T, H, W): the fixed noise the no-condition branch sees on condition frames.
+    min_t: guidance only where t > min_t; below, one call with the prompt and the condition frames (guidance
+    in a limited interval, Kynkaanniemi et al. 2024: at low noise it sharpens nothing the layout has not
+    decided and only overshoots; on world-tiny v2 it is most of the flicker, docs/dit.md).
     The returned velocity is zero on condition frames, so a solver never moves them.
     """
     text_cfg = uncond is not None and guidance_scale != 1.0
@@ -198,16 +201,18 @@ def conditioned(model, cond: dict, uncond: dict | None, guidance_scale: float, c
             t_free = tf.clone()
             t_free[:, condition.mask.to(x.device)] = 1.0
             ts.append(t_free)
-        v = model(torch.cat(xs), torch.cat(ts), **batched).float()  # (nB, C, T, H, W)
-        parts = v.chunk(n)
-        if image_cfg:
+        if n > 1 and float(t.reshape(())) <= min_t:  # outside the guidance interval: the first branch alone
+            parts = (model(xs[0], ts[0], **cond).float(),)
+        else:
+            parts = model(torch.cat(xs), torch.cat(ts), **batched).float().chunk(n)  # n x (B, C, T, H, W)
+        if len(parts) == 1:
+            out = parts[0]
+        elif image_cfg:
             v_full, v_img, v_none = parts
             out = v_none + condition_scale * (v_img - v_none) + guidance_scale * (v_full - v_img)
-        elif text_cfg:
+        else:
             v_full, v_img = parts
             out = v_img + guidance_scale * (v_full - v_img)
-        else:
-            out = parts[0]
         if condition is not None:  # condition frames do not move
             out = out.masked_fill(condition.mask.to(x.device)[None, None, :, None, None], 0.0)
         return out

@@ -57,6 +57,13 @@ class DiTConfig:
     # timestep embedding): the masked mean of the text states through an MLP whose last layer starts at
     # zero, so a model warm-started without it begins unchanged.
     pooled_text: bool = False
+    # A convolutional head over the unpatchified output (0: none, DiT's linear output alone). A linear map
+    # per token makes each 16x16-pixel token decide its patch alone, so objects come out as token-sized
+    # squares; U-ViT (Bao et al. 2023) found a 3x3 convolution after the linear unpatchify improves samples.
+    # Here each latent cell also gets `out_conv` feature channels from its token, and two 3x3x3 convolutions
+    # over (prediction, features) add a residual that crosses token and latent-frame boundaries; the last
+    # convolution starts at zero, so a model warm-started without the head begins unchanged.
+    out_conv: int = 0
 
     def __post_init__(self) -> None:
         if self.prediction not in ("velocity", "sample"):
@@ -66,6 +73,8 @@ class DiTConfig:
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise InputError(f"patch_size must be three positive ints (t, h, w), got {self.patch_size}")
+        if self.out_conv < 0:
+            raise InputError(f"DiTConfig.out_conv must be 0 (no head) or a positive width, got {self.out_conv}")
         for name in ("in_channels", "out_channels", "dim", "depth", "num_heads", "ffn_dim", "text_dim"):
             if getattr(self, name) < 1:
                 raise InputError(f"DiTConfig.{name} must be positive, got {getattr(self, name)}")
@@ -266,9 +275,28 @@ class FinalLayer(nn.Module):
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(config.dim, 2 * config.dim))
         self.proj = nn.Linear(config.dim, config.out_channels * config.patch_volume)
 
-    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, temb: Tensor) -> tuple[Tensor, Tensor]:
+        """(patch values (B, N, C*pt*ph*pw), the modulated features (B, N, D) they were made from)."""
         shift, scale = self.ada(temb).chunk(2, dim=-1)  # each (B, G, D)
-        return self.proj(modulate(self.norm(x), shift, scale + 1))  # (B, N, C*pt*ph*pw)
+        y = modulate(self.norm(x), shift, scale + 1)  # (B, N, D)
+        return self.proj(y), y
+
+
+class ConvHead(nn.Module):
+    """DiTConfig.out_conv: a residual over the unpatchified output from its token features and neighbours."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        c, w = config.out_channels, config.out_conv
+        self.feat = nn.Linear(config.dim, w * config.patch_volume)  # per-cell features of each token
+        self.conv1 = nn.Conv3d(c + w, w, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv3d(w, c, kernel_size=3, padding=1)  # zero at init: the head starts as the identity
+
+    def forward(self, out: Tensor, y: Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int]) -> Tensor:
+        """out (B, C, T, H, W) the linear output, y (B, N, D) its token features -> out plus the residual."""
+        feat = unpatchify(self.feat(y), grid, patch)  # (B, w, T, H, W)
+        h = F.silu(self.conv1(torch.cat([out, feat.to(out.dtype)], dim=1)))  # (B, w, T, H, W)
+        return out + self.conv2(h)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -297,6 +325,8 @@ class DiT(nn.Module):
         self.rope = RotaryEmbedding3D(config.head_dim, config.rope_theta)
         self.blocks = nn.ModuleList([DiTBlock(config) for _ in range(config.depth)])
         self.final = FinalLayer(config)
+        if config.out_conv:
+            self.head = ConvHead(config)
         self.gradient_checkpointing = False
         self.initialize_weights()
 
@@ -311,6 +341,8 @@ class DiT(nn.Module):
         zero = [self.time.proj[1], self.final.ada[1], self.final.proj]
         if self.config.pooled_text:
             zero.append(self.text_pool[2])
+        if self.config.out_conv:
+            zero.append(self.head.conv2)
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -367,9 +399,16 @@ class DiT(nn.Module):
         rope = self.rope.for_grid(patches.grid, x.device)  # (N, hd/2) complex
         h = self.patch_embed(patches.tokens)  # (B, N, D)
         h = self._blocks(h, mod, rope, ctx, None, cross_mask)
-        out = self.final(h, temb)  # (B, N, C*pt*ph*pw)
-        out = unpatchify(out, patches.grid, self.config.patch_size)  # (B, C, T, H, W)
+        out, y = self.final(h, temb)  # (B, N, C*pt*ph*pw), (B, N, D)
+        out = self._output(out, y, patches.grid)  # (B, C, T, H, W)
         return self._velocity(out, x, torch.as_tensor(t, device=x.device)).to(x.dtype)
+
+    def _output(self, out: Tensor, y: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """Patch values (B, N, C*pt*ph*pw) and their features (B, N, D) -> the output latent (B, C, T, H, W)."""
+        latent = unpatchify(out, grid, self.config.patch_size)
+        if not self.config.out_conv:
+            return latent
+        return self.head(latent, y, grid, self.config.patch_size)
 
     def _velocity(self, out: Tensor, x: Tensor, t: Tensor) -> Tensor:
         """The network's output (B, C, T, H, W) as a velocity: itself, or (x_t - x0) / t for "sample"."""
@@ -409,12 +448,12 @@ class DiT(nn.Module):
         cross_mask = (seq[:, None] == text_ids[None, :])[None, None]  # (1, 1, N, Ltot)
         h = self.patch_embed(torch.cat(tokens)[None])  # (1, N, D)
         h = self._blocks(h, mod, torch.cat(rope), ctx, self_mask, cross_mask)
-        out = self.final(h, temb)[0]  # (N, C*pt*ph*pw)
+        out, y = self.final(h, temb)  # (1, N, C*pt*ph*pw), (1, N, D)
         sizes = [g[0] * g[1] * g[2] for g in grids]
         return [
-            self._velocity(unpatchify(o[None], g, self.config.patch_size), xi[None],
+            self._velocity(self._output(o[None], yi[None], g), xi[None],
                            torch.as_tensor(ti, device=dev)[None])[0].to(xi.dtype)  # (C, T, H, W)
-            for o, g, xi, ti in zip(out.split(sizes), grids, xs, ts, strict=True)
+            for o, yi, g, xi, ti in zip(out[0].split(sizes), y[0].split(sizes), grids, xs, ts, strict=True)
         ]
 
     def _blocks(self, h: Tensor, mod: Tensor, rope: Tensor, ctx: Tensor, self_mask, cross_mask) -> Tensor:
@@ -464,7 +503,10 @@ def flops_per_token(config: DiTConfig, num_tokens: int, text_tokens: int) -> int
     linear = 2 * (4 * d * d + 2 * d * d + 2 * d * f)  # self QKV+out, cross Q+out, MLP
     cross_kv = 2 * 2 * d * d * text_tokens / max(num_tokens, 1)  # text K/V, shared by the clip's tokens
     attn = 2 * 2 * d * (num_tokens + text_tokens)  # QK^T and AV for self and cross
-    return int(config.depth * (linear + cross_kv + attn) + 2 * d * config.in_channels * config.patch_volume * 2)
+    embed_out = 2 * d * config.in_channels * config.patch_volume * 2
+    w, c, pv = config.out_conv, config.out_channels, config.patch_volume
+    head = 2 * pv * (d * w + 27 * (c + w) * w + 27 * w * c) if w else 0  # per token: its pv cells' features and convs
+    return int(config.depth * (linear + cross_kv + attn) + embed_out + head)
 
 
 # ----------------------------------------------------------------------------------------------------
