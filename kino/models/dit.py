@@ -521,9 +521,11 @@ def dit_world_tiny_v2(**kw) -> DiTConfig:
     """world-tiny v2 (issue 18): v1's transformer on the v2 VAE's latent (24 channels, 4x4x4): 1x4x4 patches
     keep a 64x64x17 clip at v1's 80 tokens (5 x 4 x 4; 96x64: 5 x 4 x 6), so sides are multiples of 16. A token
     is 384 values, twice the width: the network predicts the clean latent (`prediction="sample"`, JiT); a
-    pooled text vector joins the timestep embedding in adaLN (`pooled_text`, docs/dit.md)."""
+    pooled text vector joins the timestep embedding in adaLN (`pooled_text`), and a convolutional output head
+    (`out_conv`, since run r) crosses the token boundaries (docs/dit.md)."""
     return DiTConfig(**{"in_channels": 24, "out_channels": 24, "patch_size": (1, 4, 4), "dim": 192, "depth": 8,
-                        "num_heads": 4, "ffn_dim": 768, "prediction": "sample", "pooled_text": True, **kw})
+                        "num_heads": 4, "ffn_dim": 768, "prediction": "sample", "pooled_text": True, "out_conv": 32,
+                        **kw})
 
 
 def dit_small(**kw) -> DiTConfig:
