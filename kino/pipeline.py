@@ -315,7 +315,7 @@ class KinoPipeline:
         # 5. denoising loop
         t0 = time.perf_counter()
         velocity = conditioned(self.transformer, cond, uncond, guidance, condition, cond_scale, noise,
-                               self.scheduler.guidance_min_t)
+                               s.guidance_min_t)
         with autocast_for(self.device):
             latent = solve(velocity, x, times, solver, callback)
         t_denoise = time.perf_counter() - t0

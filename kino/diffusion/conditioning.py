@@ -192,16 +192,17 @@ def conditioned(model, cond: dict, uncond: dict | None, guidance_scale: float, c
             m = condition.mask.to(x.device)
             xs[0] = condition.impose(x)
             ts[0][:, m] = 0.0
-        if n >= 2:
+        guide = n >= 2 and float(t.reshape(())) > min_t  # below min_t: the first branch alone
+        if guide:
             xs.append(xs[0])
             ts.append(ts[0])
-        if image_cfg:
+        if guide and image_cfg:
             m5 = condition.mask.to(x.device)[None, None, :, None, None]  # (1, 1, T, 1, 1)
             xs.append(torch.where(m5, cond_noise.to(device=x.device, dtype=x.dtype), x))
             t_free = tf.clone()
             t_free[:, condition.mask.to(x.device)] = 1.0
             ts.append(t_free)
-        if n > 1 and float(t.reshape(())) <= min_t:  # outside the guidance interval: the first branch alone
+        if not guide:
             parts = (model(xs[0], ts[0], **cond).float(),)
         else:
             parts = model(torch.cat(xs), torch.cat(ts), **batched).float().chunk(n)  # n x (B, C, T, H, W)

@@ -295,7 +295,7 @@ class ConvHead(nn.Module):
     def forward(self, out: Tensor, y: Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int]) -> Tensor:
         """out (B, C, T, H, W) the linear output, y (B, N, D) its token features -> out plus the residual."""
         feat = unpatchify(self.feat(y), grid, patch)  # (B, w, T, H, W)
-        h = F.silu(self.conv1(torch.cat([out, feat.to(out.dtype)], dim=1)))  # (B, w, T, H, W)
+        h = F.silu(self.conv1(torch.cat([out, feat], dim=1)))  # (B, w, T, H, W)
         return out + self.conv2(h)
 
 
