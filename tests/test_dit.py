@@ -216,3 +216,16 @@ def test_conv_head_starts_as_the_linear_output_then_crosses_token_boundaries(tmp
             assert bool(change[:, :, 0, 2, 0:2].amax() > 1e-4) is reaches  # the token below, across the boundary
     with pytest.raises(InputError, match="out_conv"):
         tiny(out_conv=-1)
+
+
+def test_a_warm_start_into_a_model_without_the_head_says_it_drops_it(tmp_path):
+    """The source's tensors the new model has no place for are reported, not lost silently."""
+    from kino.train.warm_start import warm_start
+
+    headed = randomised(tiny(patch_size=(1, 2, 2), out_conv=8))
+    headed.save_pretrained(tmp_path / "headed")
+    started = warm_start(DiT(tiny(patch_size=(1, 2, 2))), tmp_path / "headed")
+    assert started.skipped == ()
+    assert {name.split(".")[0] for name in started.dropped} == {"head"}
+    assert "not used from the source: head." in started.summary()
+    assert warm_start(DiT(tiny(patch_size=(1, 2, 2), out_conv=8)), tmp_path / "headed").dropped == ()

@@ -21,15 +21,19 @@ from kino.errors import InputError
 
 @dataclass(frozen=True)
 class WarmStart:
-    """What `warm_start` copied: tensor names copied, and those left at their init (name: why)."""
+    """What `warm_start` copied: tensor names copied, those left at their init (name: why), and the source's
+    tensors this model has no place for (dropped: a DiT built without a part the source has loses it)."""
 
     source: Path
     copied: tuple[str, ...]
     skipped: tuple[str, ...]
+    dropped: tuple[str, ...] = ()
 
     def summary(self) -> str:
         kept = ", ".join(self.skipped) if self.skipped else "none"
-        return f"initialized {len(self.copied)} tensors from {self.source}; left at their init: {kept}"
+        dropped = ", ".join(self.dropped) if self.dropped else "none"
+        return (f"initialized {len(self.copied)} tensors from {self.source}; left at their init: {kept}; "
+                f"not used from the source: {dropped}")
 
 
 def transformer_weights(source: str | os.PathLike) -> Path:
@@ -68,7 +72,8 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike,
         raise InputError(f"no tensor of {path} fits this DiT (different names or shapes everywhere)")
     if ema is not None:
         ema.load_state_dict(model.state_dict())
-    return WarmStart(path.parent, tuple(copied), tuple(skipped))
+    dropped = tuple(name for name in theirs if name not in ours)
+    return WarmStart(path.parent, tuple(copied), tuple(skipped), dropped)
 
 
 __all__ = ["WarmStart", "transformer_weights", "warm_start"]
