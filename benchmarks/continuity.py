@@ -102,7 +102,6 @@ def main() -> None:
             print(f"| {name}: {unit} | {m(f'{key}_{attr}_seam', digits)} | {m(f'{key}_{attr}_step', digits)} |")
 
 
-
 def _add(rows: dict, prefix: str, report) -> None:
     rows[f"{prefix}_pos"].append(report.position_ratio)
     rows[f"{prefix}_col"].append(report.color_ratio)
