@@ -280,7 +280,7 @@ class KinoPipeline:
             shape = self.latent_shape(windows[0].pixel_frames, width, height)
             settings = GenerationSettings(prompts[0], negative_prompt, width, height, num_frames, fps, steps, guidance,
                                           str(solver), float(shift or self.shift_for(shape)), seed, shape, (),
-                                          cond_scale, None, len(windows), s.guidance_min_t)
+                                          cond_scale, None, windows=len(windows), guidance_min_t=s.guidance_min_t)
             timings = {"total_s": time.perf_counter() - t_start,
                        "model_calls": float(model_calls(solver, steps) * len(windows))}
             return VideoOutput(frames, settings, timings, tuple(w.start for w in windows[1:]))
@@ -328,7 +328,8 @@ class KinoPipeline:
         settings = GenerationSettings(prompts[0], negative_prompt, width, height, num_frames, fps, steps, guidance,
                                       str(solver), float(shift), seed, tuple(shape),
                                       tuple(condition.frames) if condition is not None else (), cond_scale,
-                                      strength if init_latent is not None else None, 1, s.guidance_min_t)
+                                      strength if init_latent is not None else None,
+                                      guidance_min_t=s.guidance_min_t)
         timings = {"encode_s": t_encode, "denoise_s": t_denoise, "decode_s": t_decode,
                    "total_s": time.perf_counter() - t_start,
                    "model_calls": float(model_calls(solver, len(times) - 1))}
